@@ -1,0 +1,139 @@
+"""The row schema of every streetsynth dataset, defined once.
+
+The real configs (``stitched``, ``pairs``) and the synthetic config share the object and mask
+layout, so training reads both the same way. ``datasets.Features`` are derived from here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import datasets
+from datasets import ClassLabel, Image, List, Value
+
+#: Classes we label, in ClassLabel order. Waymo's own types map onto these.
+CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign")
+
+#: Waymo ``Label.Type`` number -> index into CLASS_NAMES (UNKNOWN=0 is dropped).
+WAYMO_TYPE_TO_CLASS: dict[int, int] = {1: 0, 2: 1, 4: 2, 3: 3}
+
+#: Waymo camera names (``CameraName.Name``).
+CAMERA_IDS: dict[str, int] = {"FRONT": 1, "FRONT_LEFT": 2, "FRONT_RIGHT": 3, "SIDE_LEFT": 4, "SIDE_RIGHT": 5}
+CAMERA_NAMES: dict[int, str] = {v: k for k, v in CAMERA_IDS.items()}
+
+#: Config names.
+STITCHED = "stitched"
+PAIRS = "pairs"
+SYNTHETIC = "synthetic"
+#: The split a synthetic version is published under.
+SYNTHETIC_SPLIT = "synthetic"
+
+
+def object_feature() -> dict:
+    """One labelled object: an xyxy box in image pixels, its class, its instance id.
+
+    ``instance_id`` is the value its pixels carry in the row's ``instance_mask`` (0 is
+    background); ``source`` says which camera(s) saw it, or which labeler made it.
+    """
+    return {
+        "bbox": List(Value("float32"), length=4),
+        "category": ClassLabel(names=list(CLASS_NAMES)),
+        "instance_id": Value("int32"),
+        "score": Value("float32"),
+        "source": Value("string"),
+    }
+
+
+def metadata_feature() -> dict:
+    """Scene conditions from Waymo's ``Context.Stats``."""
+    return {"time_of_day": Value("string"), "location": Value("string"), "weather": Value("string")}
+
+
+def stitch_feature() -> dict:
+    """How a stitched scene was made and where each camera lies in it (canvas pixels).
+
+    Columns ``[0, right_x0)`` come from FRONT alone, ``[right_x0, front_x1)`` are the feathered
+    blend zone, ``[front_x1, width)`` come from FRONT_RIGHT alone.
+    """
+    return {
+        "method": Value("string"),
+        "yaw_deg": Value("float32"),
+        "front_x1": Value("int32"),
+        "right_x0": Value("int32"),
+    }
+
+
+def generation_feature() -> dict:
+    """Provenance of one synthetic row: enough to regenerate it exactly."""
+    return {
+        "source_id": Value("string"),
+        "model_id": Value("string"),
+        "model_revision": Value("string"),
+        "prompt": Value("string"),
+        "negative_prompt": Value("string"),
+        "seed": Value("int64"),
+        "steps": Value("int32"),
+        "guidance_scale": Value("float32"),
+        "strength": Value("float32"),
+        "known_width": Value("int32"),
+        "seam_score": Value("float32"),
+        "seam_threshold": Value("float32"),
+        "attempts": Value("int32"),
+        "labeler": Value("string"),
+        "package_version": Value("string"),
+    }
+
+
+def _common() -> dict:
+    return {
+        "id": Value("string"),
+        "segment": Value("string"),
+        "timestamp_micros": Value("int64"),
+        "metadata": metadata_feature(),
+    }
+
+
+def stitched_features() -> datasets.Features:
+    """Features of the ``stitched`` config: one wide FRONT + FRONT_RIGHT scene per frame."""
+    return datasets.Features(
+        {
+            **_common(),
+            "image": Image(),
+            "width": Value("int32"),
+            "height": Value("int32"),
+            "objects": List(object_feature()),
+            "instance_mask": Image(),
+            "caption": Value("string"),
+            "caption_source": Value("string"),
+            "stitch": stitch_feature(),
+        }
+    )
+
+
+def pairs_features() -> datasets.Features:
+    """Features of the ``pairs`` config: FRONT and FRONT_RIGHT as two image columns."""
+    return datasets.Features(
+        {
+            **_common(),
+            "front": Image(),
+            "front_right": Image(),
+            "objects_front": List(object_feature()),
+            "objects_front_right": List(object_feature()),
+            "caption": Value("string"),
+            "caption_source": Value("string"),
+        }
+    )
+
+
+def synthetic_features() -> datasets.Features:
+    """Features of a synthetic version: the stitched layout plus the generation provenance."""
+    feats = dict(stitched_features())
+    feats["generation"] = generation_feature()
+    return datasets.Features(feats)
+
+
+def features_for(config: str) -> datasets.Features:
+    """Features by config name; raises ValueError listing the known names."""
+    table = {STITCHED: stitched_features, PAIRS: pairs_features, SYNTHETIC: synthetic_features}
+    if config not in table:
+        raise ValueError(f"unknown config {config!r}; known: {', '.join(table)}")
+    return table[config]()

@@ -1,0 +1,48 @@
+"""Shared test set-up: markers gated by flags, offline Hub, a cache per test, RNG restored."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--run-gpu", action="store_true", help="also run tests marked gpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--run-slow") or os.environ.get("RUN_SLOW") == "1"
+    run_gpu = config.getoption("--run-gpu")
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow or RUN_SLOW=1"))
+        if "gpu" in item.keywords and not run_gpu:
+            item.add_marker(pytest.mark.skip(reason="gpu: pass --run-gpu on a CUDA machine"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Each test gets its own HF caches and no implicit token; RNG state is restored after."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets_cache"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        import torch
+
+        torch_state = torch.random.get_rng_state()
+    except ImportError:  # pragma: no cover
+        torch = None
+    yield
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+    if torch is not None:
+        torch.random.set_rng_state(torch_state)
