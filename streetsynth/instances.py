@@ -69,7 +69,7 @@ class Instances:
         """Instances whose boxes are the tight boxes of their masks (empty masks are dropped)."""
         masks = np.asarray(masks, dtype=bool)
         n, h, w = masks.shape
-        keep = masks.reshape(n, -1).any(axis=1)
+        keep = masks.any(axis=(1, 2))
         classes = np.asarray(classes).reshape(-1)[keep]
         scores = None if scores is None else np.asarray(scores).reshape(-1)[keep]
         ids = None if ids is None else np.asarray(ids).reshape(-1)[keep]

@@ -137,3 +137,13 @@ def features_for(config: str) -> datasets.Features:
     if config not in table:
         raise ValueError(f"unknown config {config!r}; known: {', '.join(table)}")
     return table[config]()
+
+
+#: Waymo camera-segmentation semantic classes (``CameraSegmentation.Type``) -> CLASS_NAMES index.
+#: car, truck, bus, other large vehicle, trailer -> vehicle; pedestrian; cyclist, motorcyclist;
+#: sign. Other classes (road, building, sky, ...) are stuff, not instances we keep.
+SEGMENTATION_TO_CLASS: dict[int, int] = {2: 0, 3: 0, 4: 0, 5: 0, 8: 0, 9: 1, 10: 2, 11: 2, 17: 3}
+#: A representative Waymo segmentation class per CLASS_NAMES index (what the sample maker writes).
+CLASS_TO_SEGMENTATION: dict[int, int] = {0: 2, 1: 9, 2: 10, 3: 17}
+#: Stuff classes the sample maker paints (segmentation type numbers).
+SEG_ROAD, SEG_BUILDING, SEG_SKY, SEG_VEGETATION = 20, 19, 25, 24

@@ -1,0 +1,144 @@
+"""A Waymo frame as plain Python objects, whatever it was read from (v1 TFRecord or v2 Parquet).
+
+Readers produce :class:`FrameRecord`; the stitcher and the builder consume it. Images stay encoded
+(JPEG bytes) until a stage needs pixels.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+
+from streetsynth.camera import PinholeCamera
+from streetsynth.schema import CAMERA_NAMES
+
+
+class FrameError(ValueError):
+    """A frame that cannot be used; the message names the file and frame."""
+
+
+@dataclass
+class Panoptic:
+    """A camera's panoptic label: ``label = semantic_class * divisor + local_instance_id``.
+
+    The PNG is decoded on first use of ``label``, so reading frames stays cheap.
+    """
+
+    png: bytes
+    divisor: int
+    local_to_global: dict[int, int] = field(default_factory=dict)
+    what: str = "panoptic label"
+
+    @cached_property
+    def label(self) -> np.ndarray:
+        """(H, W) int32."""
+        return decode_png_label(self.png, self.what)
+
+    @property
+    def semantic(self) -> np.ndarray:
+        return self.label // self.divisor
+
+    @property
+    def instance(self) -> np.ndarray:
+        return self.label % self.divisor
+
+
+@dataclass
+class CameraView:
+    """One camera of one frame: encoded image, calibration, 2D boxes, optional panoptic label."""
+
+    name: str
+    image: bytes
+    calibration: PinholeCamera | None
+    boxes: np.ndarray  # (N, 4) xyxy pixels, float32
+    types: np.ndarray  # (N,) Waymo Label.Type
+    label_ids: list[str]
+    panoptic: Panoptic | None = None
+
+    def decode(self) -> np.ndarray:
+        """RGB uint8 pixels; FrameError if the bytes are not an image."""
+        return decode_image(self.image, what=f"camera {self.name}")
+
+
+@dataclass
+class FrameRecord:
+    """One frame: where it came from, its scene conditions and its cameras by name."""
+
+    segment: str
+    timestamp_micros: int
+    time_of_day: str
+    location: str
+    weather: str
+    cameras: dict[str, CameraView]
+    source: str = ""  # file (and offset) it was read from, for messages
+
+    @property
+    def id(self) -> str:
+        return f"{self.segment}_{self.timestamp_micros}"
+
+
+def decode_image(data: bytes, what: str = "image") -> np.ndarray:
+    """Decode JPEG/PNG bytes to RGB uint8, with a clear error for anything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"))
+    except Exception as exc:  # PIL raises several types for bad bytes
+        raise FrameError(f"{what}: not a decodable image ({len(data)} bytes): {exc}") from None
+
+
+def decode_png_label(data: bytes, what: str = "panoptic label") -> np.ndarray:
+    """A 16-bit (or 8-bit) PNG label image as int32."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img).astype(np.int32)
+    except Exception as exc:
+        raise FrameError(f"{what}: not a decodable PNG ({len(data)} bytes): {exc}") from None
+
+
+def boxes_from_center(cx, cy, length, width) -> np.ndarray:
+    """Waymo camera boxes (centre, length = x extent, width = y extent) as xyxy float32."""
+    cx, cy, length, width = (np.asarray(a, np.float64) for a in (cx, cy, length, width))
+    return np.stack([cx - length / 2, cy - width / 2, cx + length / 2, cy + width / 2], axis=-1).astype(np.float32).reshape(-1, 4)
+
+
+def record_from_frame(frame, source: str = "") -> FrameRecord:
+    """A FrameRecord from a parsed ``Frame`` proto (ours or the official one)."""
+    ctx = frame.context
+    calibs = {}
+    for c in ctx.camera_calibrations:
+        try:
+            calibs[CAMERA_NAMES.get(int(c.name), str(c.name))] = PinholeCamera.from_calibration(c)
+        except ValueError as exc:
+            raise FrameError(f"{source}: {exc}") from None
+    labels = {CAMERA_NAMES.get(int(cl.name), str(cl.name)): cl.labels for cl in frame.camera_labels}
+    cameras = {}
+    for im in frame.images:
+        name = CAMERA_NAMES.get(int(im.name), str(im.name))
+        lab = labels.get(name, [])
+        boxes = boxes_from_center([l.box.center_x for l in lab], [l.box.center_y for l in lab],
+                                  [l.box.length for l in lab], [l.box.width for l in lab])
+        pan = None
+        seg = im.camera_segmentation_label
+        if seg.panoptic_label:
+            pan = Panoptic(
+                bytes(seg.panoptic_label),
+                int(seg.panoptic_label_divisor) or 1000,
+                {int(m.local_instance_id): int(m.global_instance_id) for m in seg.instance_id_to_global_id_mapping},
+                f"{source}: camera {name} panoptic label",
+            )
+        cameras[name] = CameraView(
+            name=name,
+            image=bytes(im.image),
+            calibration=calibs.get(name),
+            boxes=boxes,
+            types=np.asarray([int(l.type) for l in lab], np.int64),
+            label_ids=[l.id for l in lab],
+            panoptic=pan,
+        )
+    stats = ctx.stats
+    return FrameRecord(ctx.name, int(frame.timestamp_micros), stats.time_of_day, stats.location, stats.weather,
+                       cameras, source)

@@ -1,0 +1,277 @@
+"""A sample maker: procedurally rendered street scenes written as real Waymo segment files.
+
+One wide scene is rendered on the cylindrical canvas of :mod:`streetsynth.camera` (sky, buildings,
+trees, poles, road, vehicles and pedestrians with known instance ids). FRONT and FRONT_RIGHT are
+cut from it through their calibrations, so their overlap is known exactly, and written as JPEG
+``CameraImage``s with ``camera_labels`` boxes, panoptic labels on some frames and calibrations.
+Everything follows from the seed. No test or demo downloads data; they make it here.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .camera import Cylinder, PinholeCamera, cylinder_for, yaw_matrix
+from .instances import boxes_from_masks
+from .proto import frame as fp
+from .schema import (CAMERA_IDS, CLASS_NAMES, CLASS_TO_SEGMENTATION, SEG_BUILDING, SEG_ROAD, SEG_SKY,
+                     SEG_VEGETATION)
+from .seeds import derive_seed
+from .tfrecord import write_tfrecord
+
+#: Waymo's cameras see about ±25.2° horizontally.
+HALF_FOV_DEG = 25.2
+#: FRONT_RIGHT's yaw relative to FRONT in the sample (negative: to the right).
+RIGHT_YAW_DEG = -42.0
+PANOPTIC_DIVISOR = 1000
+TIMES = ("Day", "Day", "Dawn/Dusk", "Night")
+LOCATIONS = ("location_phx", "location_sf", "location_other")
+WEATHERS = ("sunny", "sunny", "rain")
+_CLASS_TO_WAYMO_TYPE = {0: fp.TYPE_VEHICLE, 1: fp.TYPE_PEDESTRIAN, 2: fp.TYPE_CYCLIST, 3: fp.TYPE_SIGN}
+
+
+@dataclass
+class SampleScene:
+    """A rendered scene: the ground truth on the canvas and the two camera views cut from it."""
+
+    panorama: np.ndarray  # (H, Wc, 3) uint8 on the cylinder
+    ids: np.ndarray  # (H, Wc) uint16 global instance ids, 0 = stuff
+    semantic: np.ndarray  # (H, Wc) uint8 Waymo segmentation classes
+    classes: dict[int, int]  # global id -> CLASS_NAMES index
+    cylinder: Cylinder
+    cameras: dict[str, PinholeCamera]
+    views: dict[str, np.ndarray]  # RGB per camera
+    view_ids: dict[str, np.ndarray]  # global ids per camera pixel
+    view_semantic: dict[str, np.ndarray]
+    time_of_day: str
+    location: str
+    weather: str
+
+    @property
+    def overlap_deg(self) -> float:
+        """Angular overlap of FRONT and FRONT_RIGHT, from their calibrations."""
+        f, r = self.cameras["FRONT"], self.cameras["FRONT_RIGHT"]
+        return float(np.degrees((r.yaw + r.half_fov) - (f.yaw - f.half_fov)))
+
+
+def make_cameras(view_size: tuple[int, int] = (320, 480), right_yaw_deg: float = RIGHT_YAW_DEG) -> dict[str, PinholeCamera]:
+    """FRONT and FRONT_RIGHT pinhole cameras of Waymo's field of view at ``view_size`` (H, W)."""
+    h, w = view_size
+    f = (w / 2.0) / np.tan(np.radians(HALF_FOV_DEG))
+    front = PinholeCamera(f, f, w / 2.0, h / 2.0, w, h, yaw_matrix(0.0), (1.5, 0.0, 2.1))
+    right = PinholeCamera(f, f, w / 2.0, h / 2.0, w, h, yaw_matrix(np.radians(right_yaw_deg)), (1.45, -0.1, 2.1))
+    return {"FRONT": front, "FRONT_RIGHT": right}
+
+
+def _paint(canvas, ids, sem, draw, color, gid, seg):
+    """Draw one shape (``draw(img, value)``) into the RGB canvas, the id map and the semantic map."""
+    draw(canvas, color)
+    if gid:
+        draw(ids, int(gid))
+    draw(sem, int(seg))
+
+
+def render_panorama(rng: np.random.Generator, height: int, width: int, horizon: float, night: bool,
+                    n_vehicles: int, n_pedestrians: int):
+    """RGB, instance ids and semantic classes of one street scene on a ``height`` × ``width`` canvas."""
+    canvas = np.zeros((height, width, 3), np.uint8)
+    ids = np.zeros((height, width), np.uint16)
+    sem = np.zeros((height, width), np.uint8)
+    hz = int(round(horizon))
+    ground = hz + max(2, height // 40)
+    # Sky: a vertical gradient.
+    t = np.linspace(0.0, 1.0, ground)[:, None, None]
+    sky_top, sky_low = np.array([70, 130, 200]), np.array([190, 215, 235])
+    canvas[:ground] = (sky_top * (1 - t) + sky_low * t).astype(np.uint8)
+    sem[:ground] = SEG_SKY
+    # Road and sidewalk, with dashed lane marks.
+    canvas[ground:] = (95, 95, 100)
+    sem[ground:] = SEG_ROAD
+    side = ground + max(3, (height - ground) // 8)
+    canvas[ground:side] = (150, 145, 140)
+    lane_y = ground + (height - ground) * 2 // 3
+    for x0 in range(int(rng.integers(0, 40)), width, 60):
+        cv2.rectangle(canvas, (x0, lane_y), (x0 + 30, lane_y + max(1, height // 120)), (230, 230, 230), -1)
+    # Buildings along the horizon, with window grids.
+    x = int(rng.integers(-40, 0))
+    while x < width:
+        bw = int(rng.integers(width // 14, width // 6))
+        top = int(hz - rng.uniform(0.12, 0.42) * height)
+        color = tuple(int(c) for c in rng.integers(90, 200, 3))
+        _paint(canvas, ids, sem, lambda im, v: cv2.rectangle(im, (x, top), (x + bw, ground), v, -1), color, 0, SEG_BUILDING)
+        win = max(3, height // 40)
+        for wy in range(top + win, ground - win, 2 * win):
+            for wx in range(x + win, x + bw - win, 2 * win):
+                cv2.rectangle(canvas, (wx, wy), (wx + win - 1, wy + win - 1), (40, 50, 70), -1)
+        x += bw + int(rng.integers(0, width // 30))
+    # Trees and poles: hard vertical content for the seam gate and the stitcher.
+    for _ in range(int(rng.integers(2, 6))):
+        tx, r = int(rng.integers(0, width)), int(rng.integers(height // 20, height // 9))
+        _paint(canvas, ids, sem, lambda im, v: cv2.rectangle(im, (tx - 2, ground - r), (tx + 2, side), v, -1), (80, 60, 40), 0, SEG_VEGETATION)
+        _paint(canvas, ids, sem, lambda im, v: cv2.circle(im, (tx, ground - r - r // 2), r, v, -1), (40, int(rng.integers(100, 160)), 50), 0, SEG_VEGETATION)
+    for _ in range(int(rng.integers(1, 4))):
+        px = int(rng.integers(0, width))
+        cv2.line(canvas, (px, int(hz - 0.3 * height)), (px, side), (60, 60, 60), max(1, height // 160))
+    # Objects, far (small, near the horizon) to near, so near ones occlude far ones.
+    kinds = [0] * n_vehicles + [1] * n_pedestrians
+    bases = rng.uniform(side + 2, height - 2, len(kinds))
+    classes: dict[int, int] = {}
+    for gid, k in enumerate(np.asarray(kinds)[np.argsort(bases)], start=1):
+        base = float(np.sort(bases)[gid - 1])
+        scale = (base - hz) / max(1.0, height - hz)
+        cx = int(rng.integers(0, width))
+        if k == 0:  # a vehicle: body, cabin, wheels
+            w, h = int(90 * scale * height / 320) + 8, int(40 * scale * height / 320) + 5
+            color = tuple(int(c) for c in rng.integers(20, 235, 3))
+            x0, y0 = cx - w // 2, int(base) - h
+            def body(im, v, x0=x0, y0=y0, w=w, h=h):
+                cv2.rectangle(im, (x0, y0 + h // 3), (x0 + w, y0 + h), v, -1)
+                cv2.rectangle(im, (x0 + w // 5, y0), (x0 + 4 * w // 5, y0 + h // 3 + 1), v, -1)
+            _paint(canvas, ids, sem, body, color, gid, CLASS_TO_SEGMENTATION[0])
+            for wx in (x0 + w // 5, x0 + 4 * w // 5):
+                cv2.circle(canvas, (wx, y0 + h), max(2, h // 5), (20, 20, 20), -1)
+                cv2.circle(ids, (wx, y0 + h), max(2, h // 5), int(gid), -1)
+                cv2.circle(sem, (wx, y0 + h), max(2, h // 5), CLASS_TO_SEGMENTATION[0], -1)
+            cv2.rectangle(canvas, (x0 + w // 5 + 2, y0 + 2), (x0 + 4 * w // 5 - 2, y0 + h // 3 - 1), (160, 190, 210), -1)
+        else:  # a pedestrian: legs, torso, head
+            h = int(70 * scale * height / 320) + 8
+            w = max(3, h // 4)
+            color = tuple(int(c) for c in rng.integers(20, 235, 3))
+            y0 = int(base) - h
+            def person(im, v, cx=cx, y0=y0, w=w, h=h):
+                cv2.rectangle(im, (cx - w // 2, y0 + h // 5), (cx + w // 2, y0 + 3 * h // 5), v, -1)
+                cv2.rectangle(im, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), v, -1)
+                cv2.circle(im, (cx, y0 + h // 10), max(2, h // 10), v, -1)
+            _paint(canvas, ids, sem, person, color, gid, CLASS_TO_SEGMENTATION[1])
+            cv2.rectangle(canvas, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), (40, 40, 90), -1)
+            cv2.circle(canvas, (cx, y0 + h // 10), max(2, h // 10), (200, 160, 130), -1)
+        classes[gid] = int(k)
+    noise = rng.normal(0.0, 4.0, canvas.shape)
+    out = canvas.astype(np.float32) + noise
+    if night:
+        out *= 0.45
+    return np.clip(out, 0, 255).astype(np.uint8), ids, sem, classes
+
+
+def render_scene(seed: int, view_size: tuple[int, int] = (320, 480), right_yaw_deg: float = RIGHT_YAW_DEG,
+                 n_vehicles: int | None = None, n_pedestrians: int | None = None) -> SampleScene:
+    """Render one scene from ``seed`` and cut FRONT and FRONT_RIGHT views of ``view_size`` (H, W)."""
+    rng = np.random.default_rng(seed)
+    cams = make_cameras(view_size, right_yaw_deg)
+    cyl = cylinder_for(list(cams.values()), height=view_size[0])
+    tod = TIMES[int(rng.integers(len(TIMES)))]
+    nv = int(rng.integers(3, 7)) if n_vehicles is None else n_vehicles
+    npd = int(rng.integers(2, 6)) if n_pedestrians is None else n_pedestrians
+    pano, ids, sem, classes = render_panorama(rng, cyl.height, cyl.width, cyl.cy, tod == "Night", nv, npd)
+    views, view_ids, view_sem = {}, {}, {}
+    for name, cam in cams.items():
+        mx, my = cyl.camera_grid(cam)
+        views[name] = cv2.remap(pano, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        view_ids[name] = cv2.remap(ids, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        view_sem[name] = cv2.remap(sem, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    return SampleScene(pano, ids, sem, classes, cyl, cams, views, view_ids, view_sem, tod,
+                       LOCATIONS[int(rng.integers(len(LOCATIONS)))], WEATHERS[int(rng.integers(len(WEATHERS)))])
+
+
+def camera_objects(view_ids: np.ndarray, classes: dict[int, int], min_pixels: int = 12):
+    """(global ids, class indices, xyxy boxes) of the objects visible in one camera's id image."""
+    present = np.unique(view_ids)
+    present = present[present > 0]
+    masks = view_ids[None] == present[:, None, None]
+    keep = masks.sum(axis=(1, 2)) >= min_pixels
+    present, masks = present[keep], masks[keep]
+    return present, np.asarray([classes[int(g)] for g in present], np.int64), boxes_from_masks(masks)
+
+
+def _png16(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a.astype(np.uint16)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, panoptic: bool) -> fp.Frame:
+    """A Waymo ``Frame`` proto of a rendered scene: images, calibrations, boxes, panoptic labels."""
+    frame = fp.Frame(timestamp_micros=timestamp_micros)
+    frame.context.name = segment
+    frame.context.stats.time_of_day = scene.time_of_day
+    frame.context.stats.location = scene.location
+    frame.context.stats.weather = scene.weather
+    for name, cam in scene.cameras.items():
+        cid = CAMERA_IDS[name]
+        cal = frame.context.camera_calibrations.add(name=cid, width=cam.width, height=cam.height)
+        cal.intrinsic.extend(cam.intrinsic())
+        cal.extrinsic.transform.extend(cam.extrinsic())
+        image = frame.images.add(name=cid, image=_jpeg(scene.views[name]))
+        gids, classes, boxes = camera_objects(scene.view_ids[name], scene.classes)
+        labels = frame.camera_labels.add(name=cid)
+        for g, c, b in zip(gids, classes, boxes):
+            lab = labels.labels.add(type=_CLASS_TO_WAYMO_TYPE[int(c)], id=f"{segment}-{name}-{int(g):04d}")
+            lab.box.center_x, lab.box.center_y = float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2
+            lab.box.length, lab.box.width = float(b[2] - b[0]), float(b[3] - b[1])
+        if panoptic:
+            # Local ids differ from global ones (as in Waymo); the mapping links them across cameras.
+            lut = np.zeros(int(scene.ids.max()) + 1, np.int64)
+            lut[gids[::-1]] = np.arange(1, len(gids) + 1)
+            local = lut[scene.view_ids[name]]
+            seg = image.camera_segmentation_label
+            seg.panoptic_label_divisor = PANOPTIC_DIVISOR
+            seg.panoptic_label = _png16(scene.view_semantic[name].astype(np.int64) * PANOPTIC_DIVISOR + local)
+            seg.sequence_id = segment
+            for g in gids:
+                seg.instance_id_to_global_id_mapping.add(local_instance_id=int(lut[g]), global_instance_id=int(g), is_tracked=True)
+    return frame
+
+
+def segment_name(seed: int, index: int) -> str:
+    return f"{derive_seed(seed, 'segment', index) % 10**19:019d}_{index * 20:04d}_000_{index * 20 + 20:04d}_000"
+
+
+def make_sample(out_dir: str | Path, segments: int = 2, frames: int = 3, seed: int = 0,
+                view_size: tuple[int, int] = (320, 480), fmt: str = "v1", panoptic_every: int = 2) -> list[Path]:
+    """Write ``segments`` Waymo segments of ``frames`` frames each under ``out_dir``.
+
+    The last segment goes to ``validation/`` (when there are two or more), the rest to ``training/``.
+    ``fmt="v1"`` writes ``segment-<name>_with_camera_labels.tfrecord`` files; ``"v2"`` writes the
+    v2 Parquet component folders. Every ``panoptic_every``-th frame carries panoptic labels.
+    """
+    if fmt not in ("v1", "v2"):
+        raise ValueError(f"format must be 'v1' or 'v2', got {fmt!r}")
+    if segments < 1 or frames < 1:
+        raise ValueError("segments and frames must be at least 1")
+    out_dir = Path(out_dir)
+    written = []
+    for s in range(segments):
+        name = segment_name(seed, s)
+        split = "validation" if segments > 1 and s == segments - 1 else "training"
+        frame_list = []
+        for f in range(frames):
+            scene = render_scene(derive_seed(seed, name, f), view_size)
+            ts = 1_550_000_000_000_000 + s * 1_000_000_000 + f * 100_000
+            frame_list.append(scene_to_frame(scene, name, ts, panoptic=panoptic_every > 0 and f % panoptic_every == 0))
+        if fmt == "v1":
+            path = out_dir / split / f"segment-{name}_with_camera_labels.tfrecord"
+            write_tfrecord(path, (fr.SerializeToString() for fr in frame_list))
+            written.append(path)
+        else:
+            from streetsynth.builders.frames import record_from_frame
+            from streetsynth.builders.waymo_v2 import write_v2
+
+            written.extend(write_v2([record_from_frame(fr) for fr in frame_list], out_dir / split))
+    return written
+
+
+__all__ = ["SampleScene", "make_cameras", "render_scene", "scene_to_frame", "make_sample", "camera_objects",
+           "CLASS_NAMES"]
