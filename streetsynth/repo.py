@@ -12,6 +12,7 @@ Every path is built from the constants here; nobody formats them by hand elsewhe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -160,4 +161,12 @@ def load_split(repo: str | os.PathLike, config: str, split: str):
     import datasets
 
     read_info(repo)
-    return datasets.load_dataset(str(repo), config, split=split)
+    files = sorted((Path(repo) / DATA_DIR / config).glob(f"{split}-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{repo}: no {config}/{split} shards under {DATA_DIR}/{config}/")
+    # datasets keys its Arrow cache of a local folder by folder name and file pattern, not by
+    # content, so a rebuilt repo (or another one of the same name) would be served stale.
+    # A cache folder per content version avoids that.
+    stamp = json.dumps([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+    cache = Path(datasets.config.HF_DATASETS_CACHE) / "streetsynth" / hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    return datasets.load_dataset(str(repo), config, split=split, cache_dir=str(cache))

@@ -33,6 +33,10 @@ def _isolated(tmp_path, monkeypatch):
     """Each test gets its own HF caches and no implicit token; RNG state is restored after."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets_cache"))
+    import datasets
+
+    # datasets reads the variable at import time, so patch its config as well.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_datasets_cache")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     py_state, np_state = random.getstate(), np.random.get_state()
     try:

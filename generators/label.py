@@ -1,0 +1,235 @@
+"""Instance labels for generated scenes: Mask R-CNN finds the objects, Segment Anything draws them.
+
+Mask R-CNN gives classes and coarse masks; SAM gives sharp masks but no classes. We keep a SAM mask
+when at least ``keep_overlap`` of it lies inside one detection's mask and give it that detection's
+class; a kept mask lying at least ``merge_inside`` inside a bigger kept mask is merged into it, and
+the kept masks of one detection are unioned, so each object ends with one mask.
+
+SAM runs in one of two modes: ``"box"`` prompts SamPredictor with each detection's box (default);
+``"auto"`` runs SamAutomaticMaskGenerator over a grid of points. The rules are pure functions over
+mask stacks, vectorised as matrix products of flattened masks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from streetsynth.instances import Instances
+
+SOURCE = "maskrcnn+sam"
+MODES = ("box", "auto")
+#: Float32 entries per operand buffer in the overlap products (64 MiB), whatever the image size.
+CHUNK_BUDGET = 1 << 24
+
+
+def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """``(Na, Nb)`` pixel counts of ``a[i] & b[j]`` for boolean stacks (N, H, W), as a matrix product.
+
+    The flattened masks are multiplied chunk of pixels by chunk of pixels (float32 is exact for
+    counts below 2**24 per chunk) and summed in int64; chunks hold ``CHUNK_BUDGET`` floats.
+    """
+    na, nb = len(a), len(b)
+    out = np.zeros((na, nb), np.int64)
+    if na == 0 or nb == 0:
+        return out
+    chunk = chunk or min(max(CHUNK_BUDGET // max(na, nb), 1 << 12), 1 << 24)
+    fa = torch.from_numpy(np.ascontiguousarray(a).reshape(na, -1))
+    fb = torch.from_numpy(np.ascontiguousarray(b).reshape(nb, -1))
+    for start in range(0, fa.shape[1], chunk):
+        xa = fa[:, start:start + chunk].to(torch.float32)
+        xb = fb[:, start:start + chunk].to(torch.float32)
+        out += (xa @ xb.T).round().to(torch.int64).numpy()
+    return out
+
+
+def inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(Na, Nb)``: the share of mask ``a[i]``'s own area lying inside ``b[j]`` (0 for empty ``a[i]``)."""
+    inter = intersections(a, b)
+    area = a.reshape(len(a), -1).sum(axis=1)
+    return inter / np.maximum(area, 1)[:, None]
+
+
+def assign_to_detections(sam_masks: np.ndarray, det_masks: np.ndarray, keep_overlap: float = 0.9) -> np.ndarray:
+    """Index of the detection each SAM mask belongs to, or -1 where none holds ``keep_overlap`` of it.
+
+    A SAM mask of the road that touches a car has a tiny share of its area inside the car: dropped.
+    """
+    if len(sam_masks) == 0 or len(det_masks) == 0:
+        return np.full(len(sam_masks), -1, np.int64)
+    frac = inside_fraction(sam_masks, det_masks)
+    best = frac.argmax(axis=1)
+    ok = frac[np.arange(len(best)), best] >= keep_overlap
+    return np.where(ok, best, -1)
+
+
+def nest_parents(masks: np.ndarray, merge_inside: float = 0.99) -> np.ndarray:
+    """For each mask, the index of the outermost bigger mask it lies ``merge_inside`` inside (itself if none).
+
+    A mask's parent is the biggest mask that holds it; equal-area masks merge into the lower
+    index, so two copies of one mask become one. Chains (part of a part) resolve to their root.
+    """
+    n = len(masks)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    area = masks.reshape(n, -1).sum(axis=1)
+    frac = inside_fraction(masks, masks)
+    idx = np.arange(n)
+    bigger = (area[None, :] > area[:, None]) | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None]))
+    holds = (frac >= merge_inside) & bigger & (area[:, None] > 0)
+    size = np.where(holds, area[None, :], -1)
+    parent = np.where(holds.any(axis=1), size.argmax(axis=1), idx)
+    for _ in range(max(1, int(np.ceil(np.log2(n))) + 1)):  # pointer jumping: every chain reaches its root
+        parent = parent[parent]
+    return parent
+
+
+def union_groups(masks: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique group labels, (G, H, W) union of the masks in each group)``, vectorised with reduceat."""
+    if len(masks) == 0:
+        return np.zeros(0, groups.dtype), masks[:0]
+    order = np.argsort(groups, kind="stable")
+    labels, starts = np.unique(groups[order], return_index=True)
+    return labels, np.logical_or.reduceat(masks[order], starts, axis=0)
+
+
+def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarray, det_scores: np.ndarray,
+            keep_overlap: float = 0.9, merge_inside: float = 0.99) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SAM masks classified and merged against detections: ``(masks (K, H, W), classes, scores)``.
+
+    1. keep SAM masks with ``keep_overlap`` of their area inside one detection's mask;
+    2. a kept mask ``merge_inside`` inside a bigger kept one joins it (and its detection);
+    3. the kept masks of one detection are unioned into one mask with its class and score.
+    """
+    sam_masks = np.asarray(sam_masks, bool)
+    det_classes = np.asarray(det_classes, np.int64).reshape(-1)
+    det_scores = np.asarray(det_scores, np.float32).reshape(-1)
+    h, w = sam_masks.shape[1:] if sam_masks.ndim == 3 else np.asarray(det_masks).shape[1:]
+    empty = (np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap)
+    kept = owner >= 0
+    if not kept.any():
+        return empty
+    masks, owner = sam_masks[kept], owner[kept]
+    owner = owner[nest_parents(masks, merge_inside)]
+    dets, merged = union_groups(masks, owner)
+    return merged, det_classes[dets], det_scores[dets]
+
+
+@dataclass
+class LabelSettings:
+    """How the labeler runs; recorded with every labelled row."""
+
+    mode: str = "box"  # SAM mode: "box" (prompt with each detection's box) or "auto" (grid of points)
+    score_threshold: float = 0.5  # keep detections of our classes at or above this score
+    keep_overlap: float = 0.9  # share of a SAM mask's area that must lie inside a detection's mask
+    merge_inside: float = 0.99  # share of a mask's area inside a bigger kept mask that merges it in
+    mask_threshold: float = 0.5  # Mask R-CNN mask probability that counts as inside
+    points_per_side: int = 32  # auto mode: grid of points per image side
+    pred_iou_thresh: float = 0.88  # auto mode: SAM's predicted-IoU filter
+    stability_score_thresh: float = 0.95  # auto mode: SAM's stability filter
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown SAM mode {self.mode!r}; known: {', '.join(MODES)}")
+        for name in ("score_threshold", "keep_overlap", "merge_inside", "mask_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.points_per_side < 1:
+            raise ValueError(f"points_per_side must be >= 1, got {self.points_per_side}")
+
+
+class Labeler:
+    """Image -> :class:`Instances` of our classes, from an injected detector and SAM."""
+
+    def __init__(self, detector: torch.nn.Module, class_map: dict[int, int], sam, settings: LabelSettings,
+                 models: dict[str, str] | None = None, device: str = "cpu") -> None:
+        from segment_anything import SamPredictor
+
+        self.detector = detector.eval().to(device)
+        self.sam = sam.eval().to(device)
+        self.settings = settings
+        self.device = device
+        self.models = models or {}
+        n = max(class_map, default=0) + 1
+        self._lut = np.full(max(n, 1), -1, np.int64)
+        self._lut[list(class_map)] = list(class_map.values())
+        self.predictor = SamPredictor(self.sam)
+        self._auto = None
+
+    @property
+    def description(self) -> str:
+        """Compact JSON of the models and settings, stored as the rows' ``labeler`` provenance."""
+        return json.dumps({**self.models, **asdict(self.settings)}, sort_keys=True, separators=(",", ":"))
+
+    @torch.no_grad()
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(boxes, classes, scores, masks)`` of detections of our classes above the score threshold."""
+        x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).to(self.device, torch.float32) / 255.0
+        out = self.detector([x])[0]
+        labels = out["labels"].cpu().numpy()
+        scores = out["scores"].cpu().numpy()
+        known = labels < len(self._lut)
+        classes = np.where(known, self._lut[np.where(known, labels, 0)], -1)
+        keep = (classes >= 0) & (scores >= self.settings.score_threshold)
+        masks = (out["masks"][:, 0] >= self.settings.mask_threshold).cpu().numpy()
+        return out["boxes"].cpu().numpy()[keep], classes[keep], scores[keep], masks[keep]
+
+    @torch.no_grad()
+    def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """SAM masks (M, H, W) bool: one per box in box mode, every grid mask in auto mode."""
+        h, w = image.shape[:2]
+        if self.settings.mode == "auto":
+            masks = [m["segmentation"] for m in self._generator().generate(image)]
+            return np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
+        if len(boxes) == 0:
+            return np.zeros((0, h, w), bool)
+        self.predictor.set_image(image)
+        tb = self.predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), (h, w))
+        masks, _, _ = self.predictor.predict_torch(None, None, boxes=tb.to(self.device), multimask_output=False)
+        self.predictor.reset_image()
+        return masks[:, 0].cpu().numpy().astype(bool)
+
+    def _generator(self):
+        if self._auto is None:
+            from segment_anything import SamAutomaticMaskGenerator
+
+            s = self.settings
+            self._auto = SamAutomaticMaskGenerator(self.sam, points_per_side=s.points_per_side,
+                                                   pred_iou_thresh=s.pred_iou_thresh,
+                                                   stability_score_thresh=s.stability_score_thresh)
+        return self._auto
+
+    def __call__(self, image) -> Instances:
+        """Instances (masks, boxes from masks, classes, scores, source ``maskrcnn+sam``) of one RGB image."""
+        image = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"labeler expects an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        boxes, classes, scores, det_masks = self.detect(image)
+        if len(boxes) == 0:
+            return Instances.empty(h, w)
+        sam_masks = self.segment(image, boxes)
+        masks, cls, sc = combine(sam_masks, det_masks, classes, scores,
+                                 self.settings.keep_overlap, self.settings.merge_inside)
+        if len(masks) == 0:
+            return Instances.empty(h, w)
+        return Instances.from_masks(masks, cls, scores=sc, sources=[SOURCE] * len(masks))
+
+
+def build_labeler(detector: str = "tiny", sam: str = "tiny", mode: str = "box", score_threshold: float = 0.5,
+                  keep_overlap: float = 0.9, merge_inside: float = 0.99, device: str = "cpu",
+                  cyclist: bool = False, sign: bool = False, **settings) -> Labeler:
+    """A :class:`Labeler` from model specs (see ``streetsynth.detector.load_detector`` and
+    ``streetsynth.tiny.sam.load_sam``); extra keyword settings go to :class:`LabelSettings`."""
+    from streetsynth.detector import load_detector
+    from streetsynth.tiny.sam import load_sam
+
+    cfg = LabelSettings(mode=mode, score_threshold=score_threshold, keep_overlap=keep_overlap,
+                        merge_inside=merge_inside, **settings)
+    model, class_map, det_desc = load_detector(detector, device=device, cyclist=cyclist, sign=sign)
+    sam_model, sam_desc = load_sam(sam, device=device)
+    return Labeler(model, class_map, sam_model, cfg, models={"detector": det_desc, "sam": sam_desc}, device=device)

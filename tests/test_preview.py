@@ -1,0 +1,59 @@
+"""The preview contact sheet and its HTML counts, on a hand-made repo with known objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from streetsynth import repo, schema
+from streetsynth.instances import Instances
+
+H, W = 64, 128
+
+
+@pytest.fixture(autouse=True)
+def _own_datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+
+
+def _row(i: int) -> dict:
+    masks = np.zeros((2, H, W), bool)
+    masks[0, 10:30, 10:50] = True
+    masks[1, 20:60, 70:80] = True
+    fields = Instances.from_masks(masks, [0, 1], sources=["gt", "gt"]).to_row()
+    return {"id": f"r{i}", "segment": "s", "timestamp_micros": i,
+            "metadata": {"time_of_day": "Day", "location": "x", "weather": "sunny"},
+            "image": Image.fromarray(np.full((H, W, 3), 40 * i, np.uint8)), "width": W, "height": H,
+            "objects": fields["objects"], "instance_mask": fields["instance_mask"], "caption": "", "caption_source": "",
+            "stitch": {"method": "t", "yaw_deg": 0.0, "front_x1": 80, "right_x0": 48}}
+
+
+def test_preview_writes_sheet_and_html_with_counts(tmp_path):
+    from streetsynth.cli import main
+
+    data = tmp_path / "repo"
+    repo.write_shard(data, schema.STITCHED, "train", 0, [_row(i) for i in range(5)], schema.stitched_features())
+    repo.write_info(data, {"kind": "real"})
+    repo.write_readme(data)
+    out = tmp_path / "sheet.png"
+    assert main(["preview", str(data), "--num", "2", "--out", str(out)]) == 0
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    assert sheet.shape[1] > 3 * 300
+    vehicle_orange = (np.abs(sheet.astype(int) - [255, 140, 0]).sum(axis=2) < 60).sum()
+    assert vehicle_orange > 100  # vehicle boxes drawn / masks tinted in the class colour
+    page = out.with_suffix(".html").read_text()
+    assert "<td>2</td><td>5</td>" in page  # vehicles: 2 rows shown, 5 in the split
+    assert "5 rows in the split" in page and "sheet.png" in page
+
+
+def test_preview_of_missing_config_is_a_clear_error(tmp_path, capsys):
+    from streetsynth.cli import main
+
+    data = tmp_path / "repo"
+    repo.write_shard(data, schema.STITCHED, "train", 0, [_row(0)], schema.stitched_features())
+    repo.write_info(data, {"kind": "real"})
+    assert main(["preview", str(data), "--config", "synthetic"]) == 2
+    assert "no config 'synthetic'" in capsys.readouterr().err
