@@ -1,0 +1,77 @@
+"""``streetsynth generate``: outpaint a real dataset into a new synthetic version."""
+
+from __future__ import annotations
+
+import argparse
+
+from streetsynth.generators.outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT
+from streetsynth.generators.seam import DEFAULT_THRESHOLD
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 512x1024, got {text!r}") from None
+    return h, w
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="outpaint real stitched scenes into a synthetic dataset version",
+                       description="Keep the FRONT part of each real stitched scene, invent the FRONT_RIGHT part "
+                       "with a diffusers inpainting model, reject seams and retry with derived seeds, label, and "
+                       "stream the rows into STORE/vX.Y.Z (resumable; same arguments give the same rows). "
+                       "Runs under `accelerate launch` with one share of the samples per process.")
+    p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
+    p.add_argument("--out", required=True, help="store folder of synthetic versions")
+    p.add_argument("--model", default="tiny", help="inpainting model id or folder; 'tiny' = tiny random pipeline")
+    p.add_argument("--revision", default=None, help="Hub revision of --model")
+    p.add_argument("--split", default="train", help="split of the real dataset")
+    p.add_argument("--num", type=int, default=None, help="samples to generate (default: one per source row)")
+    p.add_argument("--batch-size", type=int, default=4, help="canvases per pipeline call")
+    p.add_argument("--steps", type=int, default=30, help="denoising steps")
+    p.add_argument("--guidance", type=float, default=7.5, help="guidance scale")
+    p.add_argument("--strength", type=float, default=1.0, help="inpainting strength")
+    p.add_argument("--seam-threshold", type=float, default=DEFAULT_THRESHOLD, help="seam scores above this reject")
+    p.add_argument("--max-attempts", type=int, default=3, help="attempts per sample")
+    p.add_argument("--seed", type=int, default=0, help="run seed")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="default fp16 on CUDA")
+    p.add_argument("--attention", default=None, help="diffusers attention backend (e.g. native, flash)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    p.add_argument("--version", default=None, help="version X.Y.Z to write (default: resume or next patch)")
+    p.add_argument("--prompt-source", choices=("default", "caption"), default="default",
+                   help="the fixed prompt, or each source row's caption")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt for --prompt-source default")
+    p.add_argument("--negative-prompt", default=DEFAULT_NEGATIVE, help="negative prompt")
+    p.add_argument("--size", type=_size, default=None, help="canvas HxW (default: source size)")
+    p.add_argument("--invent-fraction", type=float, default=None,
+                   help="share of the width to invent (default: right of stitch.front_x1)")
+    p.add_argument("--rows-per-shard", type=int, default=64, help="rows per Parquet shard")
+    p.add_argument("--detector", default=None, help="detector spec for labeling (with --sam)")
+    p.add_argument("--sam", default=None, help="SAM spec for labeling (with --detector)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streetsynth.generators.generate import GenerateConfig, run_generation
+
+    cfg = GenerateConfig(
+        real=args.real, out=args.out, model=args.model, revision=args.revision, split=args.split, num=args.num,
+        batch_size=args.batch_size, steps=args.steps, guidance=args.guidance, strength=args.strength,
+        seam_threshold=args.seam_threshold, max_attempts=args.max_attempts, seed=args.seed, device=args.device,
+        dtype=args.dtype, attention=args.attention, compile=args.compile, version=args.version,
+        prompt_source=args.prompt_source, prompt=args.prompt, negative_prompt=args.negative_prompt,
+        size=args.size, invent_fraction=args.invent_fraction, rows_per_shard=args.rows_per_shard,
+        detector=args.detector, sam=args.sam,
+    )
+    res = run_generation(cfg)
+    if res.rank == 0:
+        c = res.counts
+        print(f"{'resumed' if res.resumed else 'wrote'} {res.tag} at {res.folder}: {c['accepted']} accepted, "
+              f"{c['failed_samples']} dropped after {args.max_attempts} attempts, {c['rejected_attempts']} "
+              f"rejected attempts, acceptance {c['acceptance_rate']:.0%}; model {res.model_id}@{res.model_revision}")
+        if res.contact_sheet:
+            print(f"contact sheet: {res.contact_sheet}")
+    return 0

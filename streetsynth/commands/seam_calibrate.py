@@ -1,0 +1,92 @@
+"""``streetsynth seam-calibrate``: choose the seam threshold for a target false-accept rate."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+_EXTS = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("seam-calibrate", help="ROC of the seam gate and the threshold for a false-accept rate",
+                       description="Score images with seams and clean ones, print the ROC table and the "
+                       "threshold whose false-accept rate (seams let through) is at most --target-far, and "
+                       "write roc.png. Images: --images DIR with subfolders seam/ and clean/ (the seam edge "
+                       "at --edge-fraction of the width); or --dataset REPO: seams are planted into its images.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder with seam/ and clean/ subfolders")
+    src.add_argument("--dataset", help="a streetsynth repo; clean = its images, seam = them with planted steps")
+    p.add_argument("--config", default="stitched", help="config of --dataset")
+    p.add_argument("--split", default="train", help="split of --dataset")
+    p.add_argument("--strength", type=float, default=16.0, help="gray-level step planted for --dataset")
+    p.add_argument("--edge-fraction", type=float, default=0.7, help="mask edge position as a share of the width")
+    p.add_argument("--target-far", type=float, default=0.05, help="highest acceptable false-accept rate")
+    p.add_argument("--out", required=True, help="folder for roc.png")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def _edge_mask(shape: tuple[int, ...], fraction: float) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    mask[:, int(round(shape[1] * fraction)):] = 255
+    return mask
+
+
+def _folder_images(folder: Path) -> list[np.ndarray]:
+    from PIL import Image
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: missing (--images needs seam/ and clean/ subfolders)")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.iterdir()) if p.suffix.lower() in _EXTS]
+
+
+def run(args: argparse.Namespace) -> int:
+    from streetsynth.generators.seam import roc_table, seam_score, threshold_for_far
+
+    if args.images:
+        seam_imgs, clean_imgs = _folder_images(Path(args.images) / "seam"), _folder_images(Path(args.images) / "clean")
+    else:
+        from streetsynth.repo import load_split
+
+        ds = load_split(args.dataset, args.config, args.split)
+        clean_imgs = [np.asarray(r["image"].convert("RGB")) for r in ds]
+        rng = np.random.default_rng(0)
+        seam_imgs = []
+        for img in clean_imgs:
+            e = int(round(img.shape[1] * args.edge_fraction))
+            planted = img.astype(np.float32)
+            planted[:, e:] += args.strength * rng.choice([-1.0, 1.0])
+            seam_imgs.append(np.clip(planted, 0, 255).astype(np.uint8))
+    seam = np.array([seam_score(i, _edge_mask(i.shape, args.edge_fraction)) for i in seam_imgs])
+    clean = np.array([seam_score(i, _edge_mask(i.shape, args.edge_fraction)) for i in clean_imgs])
+    table = roc_table(seam, clean)
+    print(f"{'threshold':>10} {'false-accept':>13} {'false-reject':>13}")
+    step = max(1, len(table) // 25)
+    for t, far, frr in table[::step]:
+        print(f"{t:10.3f} {far:13.3f} {frr:13.3f}")
+    t, far, frr = threshold_for_far(seam, clean, args.target_far)
+    print(f"threshold for false-accept <= {args.target_far}: {t:.3f} (false-accept {far:.3f}, "
+          f"false-reject {frr:.3f}; {len(seam)} seam / {len(clean)} clean images)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arr = np.array(table)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(arr[:, 1], 1 - arr[:, 2], marker=".")
+    ax.scatter([far], [1 - frr], color="red", zorder=3, label=f"threshold {t:.2f}")
+    ax.set_xlabel("false-accept rate (seams passed)")
+    ax.set_ylabel("clean images passed")
+    ax.set_title("seam gate ROC")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "roc.png", dpi=100)
+    plt.close(fig)
+    print(f"ROC plot: {out / 'roc.png'}")
+    return 0

@@ -1,0 +1,153 @@
+"""``streetsynth train {maskrcnn,compare,inpaint}``: train detectors on data mixes, compare mixes,
+adapt an SD inpainting model to the real scenes."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() in ("none", "") else int(text)
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``maskrcnn`` and ``compare`` (TrainConfig fields)."""
+    p.add_argument("--real", required=True, help="real dataset repo (config stitched, splits train/validation)")
+    p.add_argument("--epochs", type=int, default=1, help="epochs (default 1)")
+    p.add_argument("--steps-per-epoch", type=_int_or_none, default=None,
+                   help="optimizer steps per epoch (default: one pass over the weighted sources)")
+    p.add_argument("--max-steps", type=_int_or_none, default=None, help="stop after this many steps in all")
+    p.add_argument("--batch-size", type=int, default=2, help="images per process per step (default 2)")
+    p.add_argument("--lr", type=float, default=0.02, help="peak SGD learning rate (default 0.02)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default 100)")
+    p.add_argument("--arch", default="v2", help="detector architecture: v2, v1, mobilenet, tiny (default v2)")
+    p.add_argument("--weights", default=None, help="detector weights (name or path); default random init")
+    p.add_argument("--weights-backbone", default=None, help="backbone weights (name or path)")
+    p.add_argument("--min-size", type=int, default=None,
+                   help="detector resize: shorter side (default: the architecture's, 800; tiny 128)")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="detector resize: longest side cap (default: the architecture's, 1333; tiny 256)")
+    p.add_argument("--augment", default="hflip", help="augmentation preset: none, hflip, hflip_scale (default hflip)")
+    p.add_argument("--missing-masks", choices=("skip", "box"), default="skip",
+                   help="objects without mask pixels: skip them (default) or fill their box")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
+                   help="auto = bf16/fp16 on a GPU, none on the CPU")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
+    p.add_argument("--max-eval-rows", type=_int_or_none, default=None, help="evaluate on at most this many rows")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from --out")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _config(args: argparse.Namespace, **over):
+    from streetsynth.training.maskrcnn import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(resume=not args.no_resume, progress=not args.no_progress, **over)
+    return TrainConfig(**values)
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train Mask R-CNN on data mixes, compare mixes, fine-tune inpainting",
+                           description="Training: Mask R-CNN on real/synthetic mixes with AP on the real "
+                           "validation split, a comparison of mixes, and SD-inpainting adaptation.")
+    tsub = train.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+
+    p = tsub.add_parser("maskrcnn", help="train Mask R-CNN on one mix",
+                        description="Train Mask R-CNN on a mix of the real train split and synthetic versions "
+                        "(accelerate: one process or several), checkpoint each epoch, resume from --out, and "
+                        "report box/mask AP on the real validation split.")
+    _add_recipe_args(p)
+    p.add_argument("--synthetic", default="", help="synthetic version folders (or stores), comma-separated")
+    p.add_argument("--mix", default="real=1", help="sampling weights, e.g. real=1.0,synthetic=0.5 (default real=1)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
+    p.set_defaults(func=run_maskrcnn)
+
+    p = tsub.add_parser("compare", help="train the same recipe on several mixes and compare AP",
+                        description="Run the Mask R-CNN recipe once per mix; print mix, box AP, mask AP and "
+                        "the change against real-only; write results.json and learning_curves.png to --out.")
+    _add_recipe_args(p)
+    p.add_argument("--synthetic", default="", help="synthetic version folders (or stores), comma-separated")
+    p.add_argument("--mixes", nargs="+", default=["real=1", "real=1,synthetic=0.5", "synthetic=1"],
+                   help="mixes to compare (default: real=1  real=1,synthetic=0.5  synthetic=1)")
+    p.add_argument("--out", required=True, help="output folder, one subfolder per mix")
+    p.set_defaults(func=run_compare)
+
+    p = tsub.add_parser("inpaint", help="adapt an SD inpainting model to the real scenes",
+                        description="Fine-tune a Stable Diffusion inpainting model (LoRA on the UNet attention "
+                        "by default, or full) on the real stitched scenes with outpainting and random masks; "
+                        "--out loads with StableDiffusionInpaintPipeline.from_pretrained.")
+    p.add_argument("--real", required=True, help="real dataset repo (config stitched, split train)")
+    p.add_argument("--model", required=True, help="diffusers model id or local path, or 'tiny' for a random tiny one")
+    p.add_argument("--out", required=True, help="output folder (a full pipeline, LoRA merged)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per process per micro-step (default 1)")
+    p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation micro-steps (default 1)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    p.add_argument("--full", action="store_true", help="fine-tune the whole UNet instead of LoRA")
+    p.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8)")
+    p.add_argument("--resolution", default="512x1024", help="training canvas HxW, multiples of 8 (default 512x1024)")
+    p.add_argument("--random-mask-prob", type=float, default=0.5,
+                   help="share of canvases with random masks instead of the outpainting mask (default 0.5)")
+    p.add_argument("--ema", action="store_true", help="keep an EMA of the trained weights and save that")
+    p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run_inpaint)
+
+
+def run_maskrcnn(args: argparse.Namespace) -> int:
+    from streetsynth.training.compare import resolve_synthetic
+    from streetsynth.training.evaluate import format_table
+    from streetsynth.training.maskrcnn import train_maskrcnn
+
+    synthetic = [str(resolve_synthetic(p)) for p in _split_list(args.synthetic)]
+    cfg = _config(args, synthetic=synthetic, eval_each_epoch=not args.no_eval)
+    result = train_maskrcnn(cfg)
+    print(f"trained {result.steps} steps; final loss {result.final_loss}; model in {result.model_dir}")
+    if result.evals:
+        print(format_table(result.evals[-1]["metrics"]))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from streetsynth.training.compare import CURVES_FILE, RESULTS_FILE, compare_mixes, format_comparison, \
+        resolve_synthetic
+
+    synthetic = [str(resolve_synthetic(p)) for p in _split_list(args.synthetic)]
+    cfg = _config(args, synthetic=synthetic, mix="real=1", eval_each_epoch=True)
+    rows = compare_mixes(cfg, args.mixes, args.out)
+    print(format_comparison(rows))
+    print(f"wrote {Path(args.out) / RESULTS_FILE} and {Path(args.out) / CURVES_FILE}")
+    return 0
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    from streetsynth.training.inpaint import InpaintConfig, train_inpaint
+
+    try:
+        height, width = (int(v) for v in args.resolution.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--resolution {args.resolution!r}: expected HxW, e.g. 512x1024") from None
+    cfg = InpaintConfig(real=args.real, model=args.model, out=args.out, max_steps=args.steps,
+                        batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+                        lora=not args.full, lora_rank=args.lora_rank, height=height, width=width,
+                        random_mask_prob=args.random_mask_prob, ema=args.ema,
+                        mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
+                        seed=args.seed, cpu=args.cpu, progress=not args.no_progress)
+    result = train_inpaint(cfg)
+    print(f"trained {result.steps} steps; final loss {result.final_loss}; pipeline in {result.out}")
+    return 0

@@ -1,0 +1,147 @@
+"""End to end on a tiny real repo: provenance, labels, versions, and two processes = one."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from factories_generate import make_real_repo
+from PIL import Image
+
+from streetsynth import __version__
+from streetsynth.generators.generate import CARRIED_LABELER, GenerateConfig, run_generation
+from streetsynth.instances import Instances
+from streetsynth.repo import load_split, read_info
+from streetsynth.seeds import derive_seed
+from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = build_tiny_inpaint_pipeline(seed=0)
+    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _own_datasets_cache(tmp_path, monkeypatch):
+    """datasets reads its cache folder at import; repos with the same folder name would share it."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+
+
+def _cfg(tmp_path, pipe, **kw):
+    base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), steps=2, batch_size=2, rows_per_shard=2,
+                seed=3, pipeline=pipe, progress=False)
+    return GenerateConfig(**{**base, **kw})
+
+
+def test_rows_carry_true_provenance_and_exact_known_pixels(tmp_path, pipe):
+    real = make_real_repo(tmp_path / "real", rows=3)
+    res = run_generation(_cfg(tmp_path, pipe, num=4, seam_threshold=1e9))
+    ds = load_split(res.folder, "synthetic", "synthetic")
+    src = {r["id"]: r for r in load_split(real, "stitched", "train")}
+    assert sorted(ds["id"]) == ["seg0_000", "seg0_000~1", "seg0_001", "seg0_002"]
+    for row in ds:
+        g = row["generation"]
+        s = src[g["source_id"]]
+        assert g["seed"] == derive_seed(3, row["id"], g["attempts"] - 1)
+        assert (g["model_id"], g["model_revision"], g["steps"], g["package_version"]) == \
+            ("streetsynth/tiny-random-inpaint", "seed-0", 2, __version__)
+        assert g["prompt"].startswith("street view scenery") and g["negative_prompt"].startswith("3d")
+        assert g["labeler"] == CARRIED_LABELER and g["attempts"] == 1
+        kw = g["known_width"]
+        assert kw == s["stitch"]["front_x1"] == row["stitch"]["front_x1"]
+        assert np.array_equal(np.asarray(row["image"])[:, :kw], np.asarray(s["image"])[:, :kw])
+        inst = Instances.from_row(row)
+        assert len(inst) == 1 and inst.classes[0] == 0  # the pedestrian was on the invented side
+        assert inst.boxes[0, 2] == kw and not inst.masks[0][:, kw:].any()  # the car clipped at the edge
+    info = read_info(res.folder)
+    assert info["kind"] == "synthetic" and info["version"] == "v0.1.0" == res.tag
+    assert info["source"]["fingerprint"] == "real-fixture-0-3-64x128"
+    assert info["counts"]["accepted"] == 4 and info["counts"]["acceptance_rate"] == 1.0
+    assert (res.folder / "meta" / "contact_sheet.png").exists()
+
+
+def test_seam_gate_rejects_retries_with_new_seeds_and_drops(tmp_path, pipe):
+    make_real_repo(tmp_path / "real", rows=2)
+    res = run_generation(_cfg(tmp_path, pipe, seam_threshold=-1.0, max_attempts=2))
+    assert res.counts["accepted"] == 0 and res.counts["failed_samples"] == 2
+    assert res.counts["attempts"] == 4 and res.counts["rejected_attempts"] == 4
+    notes = read_info(res.folder)["rejected_examples"]
+    assert {(n["id"], n["attempt"]) for n in notes} == {(i, a) for i in ("seg0_000", "seg0_001") for a in (0, 1)}
+    assert {n["seed"] for n in notes} == {derive_seed(3, n["id"], n["attempt"]) for n in notes}
+
+
+def test_same_settings_resume_other_settings_make_a_new_version(tmp_path, pipe):
+    make_real_repo(tmp_path / "real", rows=2)
+    first = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9))
+    again = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9))
+    other = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, prompt_source="caption"))
+    assert (first.tag, again.tag, again.resumed, other.tag) == ("v0.1.0", "v0.1.0", True, "v0.1.1")
+    prompts = load_split(other.folder, "synthetic", "synthetic")["generation"]
+    assert sorted(g["prompt"] for g in prompts) == ["a street scene number 0", "a street scene number 1"]
+    with pytest.raises(ValueError, match="never overwritten"):
+        run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, steps=3, version="0.1.0"))
+
+
+def test_injected_labeler_labels_the_whole_image(tmp_path, pipe):
+    make_real_repo(tmp_path / "real", rows=1)
+
+    class Labeler:
+        description = "fake-labeler"
+
+        def __call__(self, image):
+            masks = np.zeros((1,) + image.shape[:2], bool)
+            masks[0, 5:20, 100:120] = True
+            return Instances.from_masks(masks, [1])
+
+    res = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, labeler=Labeler()))
+    row = load_split(res.folder, "synthetic", "synthetic")[0]
+    assert row["generation"]["labeler"] == "fake-labeler"
+    assert row["objects"][0]["bbox"] == [100.0, 5.0, 120.0, 20.0]
+
+
+def test_bad_input_is_a_clear_error(tmp_path, pipe):
+    make_real_repo(tmp_path / "real", rows=1)
+    with pytest.raises(ValueError, match="prompt source"):
+        run_generation(_cfg(tmp_path, pipe, prompt_source="poem"))
+    with pytest.raises(ValueError, match="--detector and --sam"):
+        run_generation(_cfg(tmp_path, pipe, detector="x"))
+    res = subprocess.run([sys.executable, "-m", "streetsynth.cli", "generate", "--real", str(tmp_path / "nope"),
+                          "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "nope" in res.stderr
+
+
+def _rows_by_id(folder):
+    ds = load_split(folder, "synthetic", "synthetic")
+    return {r["id"]: (np.asarray(r["image"]).tobytes(), json.dumps(r["generation"], sort_keys=True)) for r in ds}
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    """``--multi_gpu`` is accelerate's torchrun launcher; on a CPU machine the processes talk over gloo."""
+    real = make_real_repo(tmp_path / "real", rows=5)
+    args = ["--real", str(real), "--model", "tiny", "--num", "6", "--steps", "2", "--batch-size", "2",
+            "--rows-per-shard", "2", "--seed", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    one = subprocess.run([sys.executable, "-m", "streetsynth.cli", "generate", "--out", str(tmp_path / "one"), *args],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "-m", "streetsynth.cli", "generate", "--out", str(tmp_path / "two"), *args],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    folder = tmp_path / "two" / "v0.1.0"
+    names = sorted(p.name for p in (folder / "data" / "synthetic").glob("*.parquet"))
+    assert any(n.startswith("synthetic-1") for n in names)  # process 1 wrote its own shards
+    assert _rows_by_id(folder) == _rows_by_id(tmp_path / "one" / "v0.1.0")
+    assert read_info(folder)["counts"] == read_info(tmp_path / "one" / "v0.1.0")["counts"]

@@ -1,0 +1,170 @@
+"""Mask R-CNN training: learns on a fixed batch, stops on NaN, checkpoints, resumes, runs on 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from factories_train import make_real_repo, make_synthetic_repo, scene_row
+from streetsynth.training.data import augment, build_augmentation, row_to_sample
+from streetsynth.training.maskrcnn import (NonFiniteLossError, TrainConfig, latest_checkpoint, read_metrics,
+                                           train_maskrcnn, training_step)
+
+TINY = dict(arch="tiny", min_size=64, max_size=128, batch_size=2, warmup_steps=1, lr=0.01, progress=False)
+
+
+def _tiny_model():
+    from streetsynth.detector import build_maskrcnn
+
+    torch.manual_seed(0)
+    return build_maskrcnn(arch="tiny", num_classes=5, weights=None, weights_backbone=None, min_size=64, max_size=128)
+
+
+@pytest.fixture
+def repos(tmp_path):
+    return make_real_repo(tmp_path / "real", n_train=4, n_val=2), make_synthetic_repo(tmp_path / "syn", n=4)
+
+
+def test_few_steps_reduce_loss_on_fixed_batch():
+    model = _tiny_model()
+    model.train()
+    batch = [augment(*row_to_sample(scene_row(i)), build_augmentation("none"), 0) for i in range(2)]
+    images, targets = [b[0] for b in batch], [b[1] for b in batch]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    losses = []
+    for step in range(12):
+        torch.manual_seed(step)
+        losses.append(training_step(model, images, targets, optimizer, step=step)["loss"])
+    assert losses[-1] < 0.75 * losses[0], losses
+
+
+class _NaNModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, images, targets=None):
+        return {"loss_classifier": self.w * float("nan")}
+
+
+def test_non_finite_loss_stops_with_clear_error(repos, tmp_path):
+    real, _ = repos
+    cfg = TrainConfig(real=str(real), out=str(tmp_path / "out"), eval_each_epoch=False, **TINY)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss nan at step 0 \(loss_classifier=nan\)"):
+        train_maskrcnn(cfg, model=_NaNModel())
+
+
+def test_run_checkpoints_evaluates_and_records_datasets(repos, tmp_path):
+    real, syn = repos
+    cfg = TrainConfig(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=0.5", out=str(tmp_path / "out"),
+                      epochs=2, steps_per_epoch=2, **TINY)
+    result = train_maskrcnn(cfg)
+    assert result.steps == 4 and result.resumed_from is None
+    records = read_metrics(cfg.out)
+    assert [r["step"] for r in records if r["type"] == "train"] == [1, 2, 3, 4]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert [e["epoch"] for e in evals] == [1, 2] and all(0.0 <= e["box_AP"] <= 1.0 for e in evals)
+    assert json.loads((Path(cfg.out) / "eval.json").read_text())["images"] == 2
+    ckpt = latest_checkpoint(cfg.out)
+    trainer = json.loads((ckpt / "trainer.json").read_text())
+    assert trainer["step"] == 4
+    assert [d["fingerprint"] for d in trainer["datasets"]] == ["real0", "syn7"]
+    from streetsynth.detector import load_detector
+
+    model, class_map, _ = load_detector(str(result.model_dir))
+    assert class_map == {1: 0, 2: 1, 3: 2, 4: 3}
+    saved = load_file(str(result.model_dir / "model.safetensors"))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in saved.items())
+
+
+def test_resume_continues_from_its_step_and_matches_uninterrupted(repos, tmp_path):
+    real, syn = repos
+    common = dict(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", steps_per_epoch=2,
+                  eval_each_epoch=False, augment="hflip", **TINY)
+    full = train_maskrcnn(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common))
+    first = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, max_steps=3, **common))
+    assert first.steps == 3
+    resumed = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, **common))
+    assert resumed.resumed_from == 3 and resumed.steps == 4
+    steps = [r["step"] for r in read_metrics(tmp_path / "cut") if r["type"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    with pytest.raises(ValueError, match="other settings"):
+        train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, **{**common, "mix": "real=1"}))
+
+
+def test_mix_needing_missing_synthetic_is_refused(repos, tmp_path):
+    real, _ = repos
+    with pytest.raises(ValueError, match="no synthetic repo"):
+        train_maskrcnn(TrainConfig(real=str(real), out=str(tmp_path / "o"), mix="synthetic=1", **TINY))
+
+
+TWO_PROCESS_SCRIPT = """
+import json, sys
+from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn
+from accelerate import PartialState
+cfg = TrainConfig(real=sys.argv[1], synthetic=[sys.argv[2]], mix="real=1,synthetic=1", out=sys.argv[3], epochs=1,
+                  steps_per_epoch=2, arch="tiny", min_size=64, max_size=128, batch_size=1, warmup_steps=1,
+                  lr=0.01, progress=False, eval_each_epoch=True, cpu=True)
+r = train_maskrcnn(cfg)
+rank = PartialState().process_index
+with open(f"{sys.argv[3]}-rank{rank}.json", "w") as fh:
+    json.dump({"rank": rank, "steps": r.steps}, fh)
+"""
+
+
+def test_two_process_cpu_run_under_accelerate(repos, tmp_path):
+    real, syn = repos
+    script = tmp_path / "run2.py"
+    script.write_text(textwrap.dedent(TWO_PROCESS_SCRIPT))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # accelerate launch --cpu always starts one process; torchrun starts two, and Accelerator picks
+    # up their environment (gloo on the CPU).
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(script), str(real), str(syn), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out-rank{i}.json").read_text()) for i in (0, 1)]
+    assert ranks == [{"rank": 0, "steps": 2}, {"rank": 1, "steps": 2}]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["num_processes"] == 2 and run["steps"] == 2
+    assert [r["step"] for r in read_metrics(tmp_path / "out") if r["type"] == "train"] == [1, 2]
+
+
+def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
+    from streetsynth.cli import main
+
+    real, syn = repos
+    out = tmp_path / "cmp"
+    rc = main(["train", "compare", "--real", str(real), "--synthetic", str(syn), "--mixes", "real=1",
+               "real=1,synthetic=0.5", "--epochs", "1", "--steps-per-epoch", "1", "--arch", "tiny", "--min-size", "64",
+               "--max-size", "128", "--warmup-steps", "1", "--lr", "0.01", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "real=1,synthetic=0.5" in text and "mask AP" in text
+    results = json.loads((out / "results.json").read_text())
+    runs = {r["mix"]: r for r in results["runs"]}
+    assert set(runs) == {"real=1", "real=1,synthetic=0.5"}
+    assert runs["real=1"]["delta_mask_AP"] == 0.0
+    assert all(len(r["curves"]["eval"]) == 1 and r["steps"] == 1 for r in runs.values())
+    assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def test_cli_errors_are_one_line(repos, tmp_path, capsys):
+    from streetsynth.cli import main
+
+    real, _ = repos
+    rc = main(["train", "maskrcnn", "--real", str(real), "--mix", "real=1,fake=2", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "unknown source 'fake'" in capsys.readouterr().err
+    rc = main(["train", "maskrcnn", "--real", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "not a streetsynth dataset repo" in capsys.readouterr().err

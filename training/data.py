@@ -1,0 +1,229 @@
+"""Dataset rows -> Mask R-CNN samples, named augmentation presets, and the real/synthetic mix.
+
+A row (``stitched`` or ``synthetic`` config; same ``objects`` + ``instance_mask`` layout) becomes
+``(image, target)``: a float CHW image in [0, 1] and ``{"boxes", "labels", "masks"}`` as torchvision
+detection models expect, with label = CLASS_NAMES index + 1 (0 is background).
+
+Objects without mask pixels (box-only labels, or a row with no ``instance_mask``) are handled by a
+policy. The default ``"skip"`` drops them: a box filled as a mask would teach the mask head
+rectangles, and mask AP is what we measure. ``"box"`` fills their box instead, for data that has
+boxes only.
+
+Randomness is derived: every draw of the mixing sampler carries its own seed (from the run seed,
+the epoch and the draw number) and the augmentation of that sample runs under that seed alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from streetsynth.instances import Instances
+from streetsynth.seeds import derive_seed
+
+#: Known policies for objects with no mask pixels.
+MISSING_MASK_POLICIES = ("skip", "box")
+#: Sources a mix may weigh.
+SOURCES = ("real", "synthetic")
+
+
+def _none() -> Callable:
+    return v2.Identity()
+
+
+def _hflip() -> Callable:
+    return v2.RandomHorizontalFlip(p=0.5)
+
+
+def _hflip_scale() -> Callable:
+    # Scale jitter about the centre that keeps the canvas size, so the model's own resize does
+    # not undo it; boxes pushed off the canvas are clamped and then dropped if degenerate.
+    return v2.Compose([
+        v2.RandomHorizontalFlip(p=0.5),
+        v2.RandomAffine(degrees=0.0, scale=(0.75, 1.25)),
+        v2.ClampBoundingBoxes(),
+        v2.SanitizeBoundingBoxes(min_size=1.0),
+    ])
+
+
+#: Augmentation presets by name.
+PRESETS: dict[str, Callable[[], Callable]] = {"none": _none, "hflip": _hflip, "hflip_scale": _hflip_scale}
+
+
+def build_augmentation(name: str) -> Callable:
+    """The transform of a named preset; ValueError listing the known names otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown augmentation preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def row_to_sample(row: dict[str, Any], missing_masks: str = "skip") -> tuple[tv_tensors.Image, dict[str, Any]]:
+    """One row -> (uint8 image, target with BoundingBoxes, labels, Mask), before augmentation."""
+    if missing_masks not in MISSING_MASK_POLICIES:
+        raise ValueError(f"unknown missing-mask policy {missing_masks!r}; known: {', '.join(MISSING_MASK_POLICIES)}")
+    pil = row["image"].convert("RGB")
+    image = tv_tensors.Image(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))
+    h, w = image.shape[-2:]
+    try:
+        inst = Instances.from_row(row, height=h, width=w)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"row {row.get('id', '?')}: bad objects/instance_mask: {exc}") from exc
+    if inst.masks is None:
+        masks = np.zeros((len(inst), h, w), bool)
+    else:
+        masks = inst.masks.copy()
+    has_pixels = masks.reshape(len(inst), h * w).any(axis=1)
+    if missing_masks == "box":
+        for i in np.flatnonzero(~has_pixels):
+            x0, y0, x1, y1 = np.round(inst.boxes[i]).astype(int)
+            masks[i, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+        keep = masks.reshape(len(inst), h * w).any(axis=1)
+    else:
+        keep = has_pixels
+    boxes = inst.boxes[keep]
+    keep_boxes = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+    idx = np.flatnonzero(keep)[keep_boxes]
+    target = {
+        "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(inst.boxes[idx]).reshape(-1, 4),
+                                          format="XYXY", canvas_size=(h, w)),
+        "labels": torch.from_numpy(inst.classes[idx] + 1).to(torch.int64),
+        "masks": tv_tensors.Mask(torch.from_numpy(masks[idx]).to(torch.uint8)),
+    }
+    return image, target
+
+
+def augment(image: tv_tensors.Image, target: dict[str, Any], transform: Callable, seed: int
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Apply ``transform`` under its own seed; returns a float [0, 1] image and plain tensors.
+
+    Objects whose mask lost every pixel (scaled off the canvas) are dropped with their box.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        image, target = transform(image, target)
+    masks = target["masks"].as_subclass(torch.Tensor)
+    keep = masks.flatten(1).bool().any(dim=1) if len(masks) else torch.zeros(0, dtype=torch.bool)
+    out = {
+        "boxes": target["boxes"].as_subclass(torch.Tensor)[keep].float().reshape(-1, 4),
+        "labels": target["labels"][keep],
+        "masks": masks[keep],
+    }
+    return F.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor), out
+
+
+class DetectionSources(Dataset):
+    """Rows of several sources (``{"real": ds, "synthetic": ds}``) as augmented samples.
+
+    Indexed by ``(source, row, seed)`` tuples as :class:`MixSampler` draws them; a plain int
+    index reads the first source without augmentation randomness (seed 0).
+    """
+
+    def __init__(self, sources: dict[str, Sequence], augmentation: str = "none", missing_masks: str = "skip"):
+        if missing_masks not in MISSING_MASK_POLICIES:
+            raise ValueError(f"unknown missing-mask policy {missing_masks!r}; known: {', '.join(MISSING_MASK_POLICIES)}")
+        self.sources = dict(sources)
+        self.names = list(self.sources)
+        self.transform = build_augmentation(augmentation)
+        self.missing_masks = missing_masks
+
+    def sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.sources.items()}
+
+    def __len__(self) -> int:
+        return sum(self.sizes().values())
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if isinstance(key, (int, np.integer)):
+            key = (self.names[0], int(key), 0)
+        source, index, seed = key
+        row = self.sources[source][int(index)]
+        image, target = row_to_sample(row, self.missing_masks)
+        return augment(image, target, self.transform, int(seed))
+
+
+def parse_mix(text: str | dict[str, float]) -> dict[str, float]:
+    """``"real=1.0,synthetic=0.5"`` -> ``{"real": 1.0, "synthetic": 0.5}`` (sampling weights).
+
+    Sources left out weigh 0. ValueError on bad syntax, unknown sources, negative weights or an
+    all-zero mix.
+    """
+    if isinstance(text, dict):
+        pairs = list(text.items())
+    else:
+        pairs = []
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"mix {text!r}: expected SOURCE=WEIGHT, got {part!r}")
+            try:
+                pairs.append((name.strip(), float(value)))
+            except ValueError:
+                raise ValueError(f"mix {text!r}: weight of {name.strip()!r} is not a number: {value!r}") from None
+    mix = {s: 0.0 for s in SOURCES}
+    for name, weight in pairs:
+        if name not in SOURCES:
+            raise ValueError(f"mix {text!r}: unknown source {name!r}; known: {', '.join(SOURCES)}")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"mix {text!r}: weight of {name!r} must be finite and >= 0, got {weight}")
+        mix[name] = float(weight)
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"mix {text!r}: at least one source needs a positive weight")
+    return mix
+
+
+def format_mix(mix: dict[str, float]) -> str:
+    """The canonical text of a mix, sources with weight 0 left out: ``real=1,synthetic=0.5``."""
+    return ",".join(f"{k}={v:g}" for k, v in mix.items() if v > 0)
+
+
+class MixSampler(Sampler):
+    """Draws ``num_samples`` (source, row, seed) keys per epoch: the source by its weight, the row
+    uniformly within it, each draw with its own derived augmentation seed.
+
+    Weights are normalised over the sources that have rows; ``set_epoch`` gives a new, equally
+    reproducible sequence. Every process of a distributed run draws the same sequence (the
+    launcher shards the batches).
+    """
+
+    def __init__(self, sizes: dict[str, int], weights: dict[str, float], num_samples: int, seed: int):
+        live = {k: float(weights.get(k, 0.0)) for k, n in sizes.items() if n > 0 and weights.get(k, 0.0) > 0}
+        missing = [k for k, w in weights.items() if w > 0 and sizes.get(k, 0) == 0]
+        if missing:
+            raise ValueError(f"mix weighs source(s) {', '.join(missing)} that have no rows")
+        if not live:
+            raise ValueError("mix selects no source with rows")
+        self.names = list(live)
+        total = sum(live.values())
+        self.probs = torch.tensor([live[k] / total for k in self.names], dtype=torch.float64)
+        self.sizes = sizes
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[tuple[str, int, int]]:
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "mix", self.epoch))
+        which = torch.multinomial(self.probs, self.num_samples, replacement=True, generator=gen)
+        unit = torch.rand(self.num_samples, generator=gen, dtype=torch.float64)
+        for i, (s, u) in enumerate(zip(which.tolist(), unit.tolist())):
+            name = self.names[s]
+            row = min(int(u * self.sizes[name]), self.sizes[name] - 1)
+            yield name, row, derive_seed(self.seed, f"aug/{self.epoch}", i)
+
+
+def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """A batch as the lists torchvision detection models take."""
+    images, targets = zip(*batch) if batch else ((), ())
+    return list(images), list(targets)
