@@ -1,0 +1,163 @@
+"""Labels follow the pixels: camera boxes and panoptic masks carried onto the stitched canvas.
+
+An object both cameras see becomes one object: by its panoptic global instance id where the frame
+has panoptic labels, otherwise by the overlap of its two boxes inside the blend zone (each camera's
+box is cut off at its own image edge, so only the part inside the zone is comparable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+
+from streetsynth.instances import Instances
+from streetsynth.schema import SEGMENTATION_TO_CLASS, WAYMO_TYPE_TO_CLASS
+
+from .frames import CameraView, FrameRecord
+from .stitch import VIEWS, StitchGeometry
+
+#: Points sampled along each box edge when carrying it through the (non-linear) mapping.
+EDGE_SAMPLES = 16
+#: IoU, inside the blend zone, above which a FRONT box and a FRONT_RIGHT box are one object.
+MATCH_IOU = 0.5
+BOTH = "FRONT+FRONT_RIGHT"
+
+
+def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
+    """xyxy camera boxes -> xyxy canvas boxes: the bounds of their mapped edges, clipped to the canvas."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros((0, 4), np.float32)
+    t = np.linspace(0.0, 1.0, samples)
+    x0, y0, x1, y1 = (boxes[:, i : i + 1] for i in range(4))
+    us = np.concatenate([x0 + (x1 - x0) * t, x0 + (x1 - x0) * t, np.repeat(x0, samples, 1), np.repeat(x1, samples, 1)], 1)
+    vs = np.concatenate([np.repeat(y0, samples, 1), np.repeat(y1, samples, 1), y0 + (y1 - y0) * t, y0 + (y1 - y0) * t], 1)
+    xs, ys = geometry.to_canvas(view, us, vs)
+    h, w = geometry.size
+    out = np.stack([np.nanmin(xs, 1), np.nanmin(ys, 1), np.nanmax(xs, 1), np.nanmax(ys, 1)], 1)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
+    return out.astype(np.float32)
+
+
+def camera_classes(view: CameraView) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, CLASS_NAMES indices of kept boxes) from Waymo label types; UNKNOWN is dropped."""
+    keep = np.asarray([int(t) in WAYMO_TYPE_TO_CLASS for t in view.types], bool)
+    return keep, np.asarray([WAYMO_TYPE_TO_CLASS[int(t)] for t in view.types[keep]], np.int64)
+
+
+def camera_instances(view: CameraView) -> Instances:
+    """A camera's own boxes as Instances in its image pixels (the ``pairs`` config)."""
+    cam = view.calibration
+    keep, classes = camera_classes(view)
+    h, w = (cam.height, cam.width) if cam is not None else (0, 0)
+    return Instances(view.boxes[keep], classes, h, w, sources=[view.name] * int(keep.sum()))
+
+
+def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndarray, x0: int, x1: int,
+           min_iou: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matches of same-class boxes by IoU of their parts inside columns [x0, x1)."""
+    if not len(front) or not len(right) or x1 <= x0:
+        return []
+    cf, cr = front.copy(), right.copy()
+    for b in (cf, cr):
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], x0, x1)
+    iou = box_iou(torch.from_numpy(cf), torch.from_numpy(cr)).numpy()
+    iou[fcls[:, None] != rcls[None, :]] = 0.0
+    iou[(cf[:, 2] <= cf[:, 0])[:, None] | (cr[:, 2] <= cr[:, 0])[None, :]] = 0.0
+    pairs, used_f, used_r = [], set(), set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = np.unravel_index(flat, iou.shape)
+        if iou[i, j] < min_iou:
+            break
+        if i not in used_f and j not in used_r:
+            pairs.append((int(i), int(j)))
+            used_f.add(i)
+            used_r.add(j)
+    return pairs
+
+
+def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
+    """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
+    h, w = geometry.size
+    carried, classes = {}, {}
+    for name in VIEWS:
+        view = rec.cameras[name]
+        keep, classes[name] = camera_classes(view)
+        carried[name] = carry_boxes(geometry, name, view.boxes[keep])
+    pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
+                   geometry.right_x0, geometry.front_x1, min_iou)
+    merged_r = {j for _, j in pairs}
+    boxes, cls, src = [], [], []
+    by_front = dict(pairs)
+    for i, b in enumerate(carried["FRONT"]):
+        if i in by_front:
+            o = carried["FRONT_RIGHT"][by_front[i]]
+            b = np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
+        boxes.append(b)
+        cls.append(classes["FRONT"][i])
+        src.append(BOTH if i in by_front else "FRONT")
+    for j, b in enumerate(carried["FRONT_RIGHT"]):
+        if j not in merged_r:
+            boxes.append(b)
+            cls.append(classes["FRONT_RIGHT"][j])
+            src.append("FRONT_RIGHT")
+    boxes_arr = np.asarray(boxes, np.float32).reshape(-1, 4)
+    keep = (boxes_arr[:, 2] > boxes_arr[:, 0]) & (boxes_arr[:, 3] > boxes_arr[:, 1])
+    inst = Instances(boxes_arr, np.asarray(cls, np.int64), h, w, sources=src)
+    return inst.select(keep) if not keep.all() else inst
+
+
+def global_ids(view: CameraView, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(global instance ids, semantic classes) per pixel of a camera's panoptic label.
+
+    Local ids without a global mapping get ``offset + local`` so they stay distinct per camera.
+    """
+    pan = view.panoptic
+    label = pan.label
+    semantic, local = label // pan.divisor, label % pan.divisor
+    lut = offset + np.arange(int(local.max()) + 1, dtype=np.int64)
+    lut[0] = 0
+    for loc, glob in pan.local_to_global.items():
+        if 0 < loc < len(lut):
+            lut[loc] = glob
+    return lut[local], semantic
+
+
+def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
+    """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
+
+    Each camera's ids are warped nearest-neighbour; where both see, the view with the larger
+    feather weight decides the pixel. Classes come from the majority semantic class of each id.
+    """
+    h, w = geometry.size
+    ids, sems = {}, {}
+    for k, name in enumerate(VIEWS):
+        gid, sem = global_ids(rec.cameras[name], offset=(k + 1) * 10_000_000)
+        ids[name] = geometry.warp_labels(name, gid.astype(np.int32))
+        sems[name] = geometry.warp_labels(name, sem.astype(np.int32))
+    use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
+    gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"]).astype(np.int64)
+    sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"]).astype(np.int64)
+    things = (gid > 0) & np.isin(sem, list(SEGMENTATION_TO_CLASS))
+    if not things.any():
+        return Instances.empty(h, w)
+    pairs, counts = np.unique(np.stack([gid[things], sem[things]], 1), axis=0, return_counts=True)
+    order = np.lexsort((-counts, pairs[:, 0]))  # by id, then most pixels first
+    pairs = pairs[order]
+    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
+    uniq, major = pairs[first, 0], pairs[first, 1]
+    gid = np.where(things, gid, 0)
+    masks = gid[None] == uniq[:, None, None]
+    seen = {n: np.isin(uniq, ids[n]) for n in VIEWS}
+    sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
+    classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
+    return Instances.from_masks(masks, classes, ids=np.arange(1, len(uniq) + 1), sources=sources)
+
+
+def stitched_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
+    """Masks from panoptic labels when both cameras carry them, else boxes."""
+    if all(rec.cameras[n].panoptic is not None for n in VIEWS):
+        return panoptic_instances(rec, geometry)
+    return box_instances(rec, geometry)

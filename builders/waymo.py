@@ -1,0 +1,384 @@
+"""The REAL dataset: a ``datasets`` builder over Waymo segments (v1 TFRecords or v2 Parquet).
+
+Configs: ``stitched`` (default; one wide FRONT + FRONT_RIGHT scene per frame, labels carried into
+it) and ``pairs`` (the two camera images side by side as columns, labels in camera pixels).
+Splits come from the source's ``training/`` / ``validation/`` folders, or from a hash of the
+segment name, so the frames of one segment never land in two splits. Work is sharded by segment
+file (``gen_kwargs`` hold lists of files), so ``download_and_prepare(num_proc=N)`` parallelises.
+
+datasets 5 refuses dataset scripts in ``load_dataset``, so :func:`build_real` runs the builder
+from code and lays its Parquet output out as a streetsynth repo (``streetsynth.repo``) that
+``datasets.load_dataset(REPO, "stitched", split="train")`` reads with the declared Features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+
+from streetsynth import __version__
+from streetsynth import repo as repo_layout
+from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, pairs_features, stitched_features
+from streetsynth.tfrecord import ReadStats
+from streetsynth.versions import fingerprint
+
+from . import waymo_v1, waymo_v2
+from .captions import SOURCES, CaptionContext, Captioner, class_counts, make_captioner
+from .frames import FrameError, FrameRecord
+from .stitch import VIEWS, calibrated_geometry, stitch
+from .stitch_labels import box_instances, camera_instances, stitched_instances
+
+CONFIGS = (STITCHED, PAIRS)
+ON_ERROR = ("raise", "skip")
+IMAGE_FORMATS = ("jpeg", "png")
+WAYMO_TERMS = "https://waymo.com/open/terms"
+
+
+@dataclass
+class WaymoStitchedConfig(datasets.BuilderConfig):
+    """Settings of one build; every field is recorded in ``meta/info.json``."""
+
+    source_dir: str | None = None  # folder of Waymo v1 *.tfrecord files or v2 component folders
+    size: tuple[int, int] = (512, 1024)  # stitched image (height, width); ignored by ``pairs``
+    captions: str = "template"  # caption source: manual | template | clip | blip
+    prompts_file: str | None = None  # prompts for ``manual``: one per line, or CSV id,prompt
+    caption_model: str | None = None  # Hub id or local path of the CLIP/BLIP model
+    on_error: str = "raise"  # bad frame: "raise" stops the build, "skip" counts it and goes on
+    image_format: str = "jpeg"  # stitched image encoding: jpeg | png
+    jpeg_quality: int = 95  # JPEG quality of stitched images
+    validation_percent: int = 20  # unsplit sources: share of segments hashed into validation
+    report_dir: str | None = None  # where each segment file's skip/method report is written
+
+
+class WaymoStitched(datasets.GeneratorBasedBuilder):
+    """Builder of the real streetsynth dataset; see the module docstring."""
+
+    BUILDER_CONFIG_CLASS = WaymoStitchedConfig
+    BUILDER_CONFIGS = [
+        WaymoStitchedConfig(name=STITCHED, description="FRONT + FRONT_RIGHT stitched into one wide scene"),
+        WaymoStitchedConfig(name=PAIRS, description="FRONT and FRONT_RIGHT as two image columns"),
+    ]
+    DEFAULT_CONFIG_NAME = STITCHED
+
+    def _info(self) -> datasets.DatasetInfo:
+        feats = stitched_features() if self.config.name == STITCHED else pairs_features()
+        return datasets.DatasetInfo(description=self.config.description, features=feats, license=WAYMO_TERMS)
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        cfg = self.config
+        check_settings(cfg)
+        files = split_segments(source_files(cfg.source_dir), cfg.validation_percent)
+        order = {f: i for i, f in enumerate(sorted(f for fs in files.values() for f in fs))}
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(f) for f in fs],
+                                                            "indices": [order[f] for f in fs]})
+            for split, fs in files.items()
+        ]
+
+    def _generate_examples(self, files: list[str], indices: list[int]) -> Iterator[tuple[str, dict]]:
+        cfg = self.config
+        captioner = cached_captioner(cfg.captions, cfg.prompts_file, cfg.caption_model)
+        for path, seg_index in zip(files, indices):
+            stats, methods = ReadStats(), {}
+            for k, rec in enumerate(read_segment(path, cfg.on_error, stats)):
+                try:
+                    if cfg.name == STITCHED:
+                        row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality)
+                        methods[row["stitch"]["method"]] = methods.get(row["stitch"]["method"], 0) + 1
+                    else:
+                        row = pairs_row(rec, captioner, seg_index, k)
+                except (FrameError, ValueError) as exc:
+                    err = FrameError(f"{rec.source}: frame {rec.timestamp_micros}: {exc}") if rec.source not in str(exc) else exc
+                    if cfg.on_error == "raise":
+                        raise err from None
+                    stats.records -= 1
+                    stats.skip(err)
+                    continue
+                yield rec.id, row
+            write_report(cfg.report_dir, path, stats, methods)
+
+
+def check_settings(cfg: WaymoStitchedConfig) -> None:
+    """ValueError naming the bad setting (raised before any frame is read)."""
+    if cfg.name not in CONFIGS:
+        raise ValueError(f"unknown config {cfg.name!r}; known: {', '.join(CONFIGS)}")
+    if cfg.source_dir is None:
+        raise ValueError("source_dir is required: a folder of Waymo v1 TFRecords or v2 Parquet components")
+    if cfg.captions not in SOURCES:
+        raise ValueError(f"unknown caption source {cfg.captions!r}; known: {', '.join(SOURCES)}")
+    if cfg.captions == "manual" and not cfg.prompts_file:
+        raise ValueError("captions 'manual' need a prompts file")
+    if cfg.on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {cfg.on_error!r}")
+    if cfg.image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {cfg.image_format!r}")
+    h, w = cfg.size
+    if h < 16 or w < 16:
+        raise ValueError(f"size must be at least 16x16, got {h}x{w}")
+
+
+def source_format(source: str | os.PathLike) -> str:
+    """``"v2"`` for a folder of v2 component folders, else ``"v1"``."""
+    return "v2" if waymo_v2.is_v2(source) else "v1"
+
+
+def source_files(source: str | os.PathLike) -> dict[str, list[Path]]:
+    """Segment files by split (``""`` where the layout names none); FileNotFoundError if none."""
+    files = waymo_v2.segment_files(source) if source_format(source) == "v2" else waymo_v1.segment_files(source)
+    if not any(files.values()):
+        raise FileNotFoundError(f"{source}: no Waymo segments (*.tfrecord or camera_image/*.parquet) found")
+    return files
+
+
+def segment_name(path: str | os.PathLike) -> str:
+    """The segment a file holds, from its name (v1 ``segment-<name>_with_camera_labels``, v2 ``<name>``)."""
+    stem = Path(path).stem
+    return stem.removeprefix("segment-").removesuffix("_with_camera_labels")
+
+
+def hash_split(segment: str, validation_percent: int) -> str:
+    """``train`` or ``validation`` from a stable hash of the segment name."""
+    bucket = int(hashlib.sha256(segment.encode()).hexdigest()[:8], 16) % 100
+    return "validation" if bucket < validation_percent else "train"
+
+
+def split_segments(files: dict[str, list[Path]], validation_percent: int = 20) -> dict[str, list[Path]]:
+    """Named splits kept; files under ``""`` assigned by :func:`hash_split` of their segment name."""
+    out: dict[str, list[Path]] = {}
+    for split, fs in files.items():
+        for f in fs:
+            out.setdefault(split or hash_split(segment_name(f), validation_percent), []).append(f)
+    return {s: sorted(fs) for s, fs in sorted(out.items())}
+
+
+def read_segment(path: str | os.PathLike, on_error: str, stats: ReadStats) -> Iterator[FrameRecord]:
+    """FrameRecords of one segment file, whichever format it is."""
+    if Path(path).suffix == ".parquet":
+        return waymo_v2.read_records(path, on_error, stats)
+    return waymo_v1.read_records(path, on_error, stats)
+
+
+_CAPTIONERS: dict[tuple, Captioner] = {}
+
+
+def cached_captioner(source: str, prompts: str | None, model: str | None) -> Captioner:
+    """One captioner per process and settings (models load once per worker)."""
+    key = (source, prompts, model)
+    if key not in _CAPTIONERS:
+        _CAPTIONERS[key] = make_captioner(source, prompts, model)
+    return _CAPTIONERS[key]
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:
+    """RGB uint8 -> JPEG or PNG bytes (OpenCV)."""
+    ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) if fmt == "jpeg" else (".png", [])
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} image as {fmt}")
+    return buf.tobytes()
+
+
+def _common(rec: FrameRecord) -> dict[str, Any]:
+    return {"id": rec.id, "segment": rec.segment, "timestamp_micros": int(rec.timestamp_micros),
+            "metadata": {"time_of_day": rec.time_of_day, "location": rec.location, "weather": rec.weather}}
+
+
+def _context(rec: FrameRecord, classes: np.ndarray, seg_index: int, frame_index: int) -> CaptionContext:
+    return CaptionContext(rec.id, rec.time_of_day, rec.location, rec.weather, class_counts(classes), seg_index, frame_index)
+
+
+def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Captioner, seg_index: int = 0,
+                 frame_index: int = 0, image_format: str = "jpeg", quality: int = 95) -> dict[str, Any]:
+    """One ``stitched`` row: decode, stitch, carry labels, caption, encode."""
+    front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
+    st = stitch(front.decode(), right.decode(), front.calibration, right.calibration, size, what=rec.source)
+    inst = stitched_instances(rec, st.geometry)
+    caption = captioner(st.image, _context(rec, inst.classes, seg_index, frame_index))
+    h, w = st.image.shape[:2]
+    return {**_common(rec), "image": {"bytes": encode_image(st.image, image_format, quality), "path": None},
+            "width": w, "height": h, **inst.to_row(), "caption": caption, "caption_source": captioner.source,
+            "stitch": st.to_feature()}
+
+
+def pairs_row(rec: FrameRecord, captioner: Captioner, seg_index: int = 0, frame_index: int = 0) -> dict[str, Any]:
+    """One ``pairs`` row: the two JPEGs as they are, each camera's boxes in its own pixels.
+
+    The caption counts objects once: where both calibrations exist, boxes seen by both cameras
+    are merged as in the stitched config.
+    """
+    front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
+    per_cam = {n: camera_instances(rec.cameras[n]) for n in VIEWS}
+    if front.calibration is not None and right.calibration is not None:
+        classes = box_instances(rec, calibrated_geometry(front.calibration, right.calibration)).classes
+    else:
+        classes = np.concatenate([per_cam[n].classes for n in VIEWS])
+    image = None
+    if getattr(captioner, "source", "") in ("clip", "blip"):
+        a, b = front.decode(), right.decode()
+        image = np.concatenate([a, cv2.resize(b, (b.shape[1] * a.shape[0] // b.shape[0], a.shape[0]))], axis=1)
+    caption = captioner(image, _context(rec, classes, seg_index, frame_index))
+    return {**_common(rec), "front": {"bytes": front.image, "path": None}, "front_right": {"bytes": right.image, "path": None},
+            "objects_front": per_cam["FRONT"].to_row()["objects"],
+            "objects_front_right": per_cam["FRONT_RIGHT"].to_row()["objects"],
+            "caption": caption, "caption_source": captioner.source}
+
+
+def write_report(report_dir: str | None, path: str, stats: ReadStats, methods: dict[str, int]) -> None:
+    """Per segment file: frames kept, skipped and why, stitch methods (gathered by build_real)."""
+    if not report_dir:
+        return
+    name = hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".json"
+    repo_layout.atomic_write_text(Path(report_dir) / name, json.dumps(
+        {"file": str(path), "frames": stats.records, "skipped": stats.skipped, "errors": stats.errors, "methods": methods}))
+
+
+def source_fingerprint(files: list[Path]) -> list[dict[str, Any]]:
+    """Name, size and a hash of the first and last 64 KiB of each file (cheap on terabytes)."""
+    out = []
+    for f in sorted(files):
+        size = f.stat().st_size
+        h = hashlib.blake2b(digest_size=8)
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 16))
+            fh.seek(max(0, size - (1 << 16)))
+            h.update(fh.read())
+        out.append({"name": f.name, "size": size, "hash": h.hexdigest()})
+    return out
+
+
+@dataclass
+class BuildSummary:
+    """What a build made: rows per split, objects per class, skipped frames and why."""
+
+    repo: str
+    config: str
+    rows: dict[str, int]
+    objects: dict[str, int]
+    skipped: int
+    reasons: list[str]
+    methods: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    fingerprint: str = ""
+
+
+def _shard_files(builder: datasets.DatasetBuilder, split: str) -> list[Path]:
+    out = Path(builder.cache_dir)
+    return sorted(p for p in out.glob(f"{builder.dataset_name}-{split}*.parquet"))
+
+
+def _objects_per_class(files: list[Path], config: str) -> dict[str, int]:
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    cols = ["objects"] if config == STITCHED else ["objects_front", "objects_front_right"]
+    for f in files:
+        table = pq.read_table(f, columns=cols)
+        for c in cols:
+            for objs in table.column(c).to_pylist():
+                for o in objs or []:
+                    counts[CLASS_NAMES[o["category"]]] += 1
+    return counts
+
+
+def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = STITCHED,
+               size: tuple[int, int] = (512, 1024), captions: str = "template", prompts: str | None = None,
+               clip_model: str | None = None, num_proc: int = 1, on_error: str = "raise",
+               image_format: str = "jpeg", validation_percent: int = 20) -> dict[str, Any]:
+    """Build config ``config`` of the real dataset from ``source`` into the repo folder ``out``.
+
+    Everything is built in a temporary folder beside ``out`` and moved into place at the end, so
+    an interrupted build leaves ``out`` as it was. Other configs already in ``out`` are kept.
+    Returns the summary (also in ``meta/info.json``).
+    """
+    t0 = time.perf_counter()
+    source, out = Path(source), Path(out)
+    files = source_files(source)
+    all_files = sorted(f for fs in files.values() for f in fs)
+    settings = {"config": config, "size": list(size), "captions": captions, "prompts": prompts,
+                "caption_model": clip_model, "on_error": on_error, "image_format": image_format,
+                "validation_percent": validation_percent}
+    fp = fingerprint({"files": source_fingerprint(all_files), "settings": settings, "version": __version__})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{config}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        builder = WaymoStitched(config_name=config, cache_dir=str(tmp / "cache"), source_dir=str(source),
+                                size=tuple(size), captions=captions, prompts_file=None if prompts is None else str(prompts),
+                                caption_model=clip_model, on_error=on_error, image_format=image_format,
+                                validation_percent=validation_percent, report_dir=str(tmp / "reports"))
+        try:
+            builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
+        except datasets.exceptions.DatasetGenerationError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, (ValueError, OSError)):  # FrameError, TFRecordError: the one-line message
+                raise cause from None
+            raise
+        stage = tmp / "repo"
+        if out.exists():
+            shutil.copytree(out, stage, copy_function=os.link,
+                            ignore=lambda d, names: [n for n in names if Path(d, n) == out / repo_layout.DATA_DIR / config])
+        rows, shards = {}, []
+        for split in sorted(builder.info.splits):
+            src = _shard_files(builder, split)
+            rows[split] = int(builder.info.splits[split].num_examples)
+            for i, f in enumerate(src):
+                dst = repo_layout.shard_path(stage, config, split, i)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dst)
+                shards.append(dst)
+            if not src:
+                shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
+        reports = [json.loads(p.read_text()) for p in sorted((tmp / "reports").glob("*.json"))]
+        reasons = [e for r in reports for e in r["errors"]]
+        methods: dict[str, int] = {}
+        for r in reports:
+            for m, n in r["methods"].items():
+                methods[m] = methods.get(m, 0) + n
+        summary = BuildSummary(str(out), config, rows, _objects_per_class(shards, config), len(reasons), reasons,
+                               methods, round(time.perf_counter() - t0, 2), fp)
+        old = {}
+        if (stage / repo_layout.INFO_PATH).exists():
+            old = json.loads((stage / repo_layout.INFO_PATH).read_text())
+        configs = {**(old.get("configs") or {}), config: {
+            "fingerprint": fp, "settings": settings, "rows": rows, "objects": summary.objects,
+            "skipped": {"count": summary.skipped, "reasons": reasons}, "stitch_methods": methods}}
+        repo_layout.write_info(stage, {
+            "kind": "real",
+            "fingerprint": fingerprint({c: v["fingerprint"] for c, v in configs.items()}),
+            "package_version": __version__,
+            "source": {"path": str(source.resolve()), "format": source_format(source), "segments": len(all_files)},
+            "settings": settings,
+            "counts": {f"{c}/{s}": n for c, v in configs.items() for s, n in v["rows"].items()},
+            "skipped": {"count": summary.skipped, "reasons": reasons},
+            "configs": configs,
+        })
+        default = STITCHED if (stage / repo_layout.DATA_DIR / STITCHED).exists() else config
+        repo_layout.write_readme(stage, body=readme_body(configs), default=default)
+        if out.exists():
+            old_dir = tmp / "previous"
+            os.replace(out, old_dir)
+        os.replace(stage, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary.__dict__
+
+
+def readme_body(configs: dict[str, dict]) -> str:
+    """A minimal card body; ``streetsynth card`` renders the full one."""
+    lines = ["# streetsynth real street scenes", "",
+             "Waymo Open Dataset FRONT and FRONT_RIGHT camera frames, stitched into wide scenes by streetsynth.", "",
+             f"Derived from the Waymo Open Dataset, licensed for non-commercial use under its own terms "
+             f"({WAYMO_TERMS}); do not redistribute.", ""]
+    for name, c in configs.items():
+        lines.append(f"- `{name}`: " + ", ".join(f"{s} {n} rows" for s, n in c["rows"].items())
+                     + f"; {c['skipped']['count']} frames skipped")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""Caption sources: template, manual prompts files, and CLIP phrase scoring with a tiny random CLIP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streetsynth.builders.captions import (CaptionContext, ClipCaptioner, ManualCaptioner, TemplateCaptioner,
+                                           counts_phrase, make_captioner)
+
+IMAGE = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
+
+
+def test_template_uses_conditions_and_counts():
+    ctx = CaptionContext("s_1", "Night", "location_sf", "rain", {"vehicle": 3, "pedestrian": 1, "cyclist": 0})
+    text = TemplateCaptioner()(IMAGE, ctx)
+    assert text == "a wide street scene at night in rain weather in San Francisco, with 3 vehicles and 1 pedestrian"
+
+
+def test_template_without_objects_or_conditions():
+    assert TemplateCaptioner()(IMAGE, CaptionContext("s_1")) == "a wide street scene"
+    assert counts_phrase({}) == ""
+
+
+def test_manual_lines_are_used_in_turn(tmp_path):
+    f = tmp_path / "prompts.txt"
+    f.write_text("first\n\nsecond\nthird\n")
+    cap = make_captioner("manual", prompts=f)
+    got = [cap(IMAGE, CaptionContext("x", frame_index=k, segment_index=1)) for k in range(4)]
+    assert got == ["second", "third", "first", "second"]
+    assert cap.source == "manual"
+
+
+def test_manual_csv_by_id(tmp_path):
+    f = tmp_path / "prompts.csv"
+    f.write_text('id,prompt\nseg_1,"a quiet street, at noon"\nseg_2,busy crossing\n')
+    cap = ManualCaptioner.from_file(f)
+    assert cap(IMAGE, CaptionContext("seg_1")) == "a quiet street, at noon"
+    assert cap(IMAGE, CaptionContext("seg_2")) == "busy crossing"
+    with pytest.raises(ValueError, match="no prompt for frame id seg_3"):
+        cap(IMAGE, CaptionContext("seg_3"))
+
+
+def test_manual_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        make_captioner("manual", prompts=tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="no prompts"):
+        make_captioner("manual", prompts=tmp_path / "empty.txt")
+    with pytest.raises(ValueError, match="prompts file"):
+        make_captioner("manual")
+    with pytest.raises(ValueError, match="known: manual, template, clip, blip"):
+        make_captioner("gpt")
+
+
+def tiny_clip():
+    """A random CLIP (text + vision, hidden size 32) and a processor with a byte-level tokenizer."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from streetsynth.tiny.inpaint import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    proc = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                            crop_size={"height": 32, "width": 32}), tokenizer=tok)
+    return CLIPModel(cfg), proc
+
+
+def test_clip_composes_the_best_phrase_of_each_group():
+    model, proc = tiny_clip()
+    vocab = {"place": ("a city street", "a highway"), "light": ("in daylight", "at night"),
+             "weather": ("on a sunny day", "in the rain")}
+    cap = ClipCaptioner(model, proc, vocabulary=vocab)
+    scores = cap.scores(IMAGE)
+    best = {g: max(s, key=s.get) for g, s in scores.items()}
+    assert len({v for s in scores.values() for v in s.values()}) > 1  # phrases are told apart
+    text = cap(IMAGE, CaptionContext("x", counts={"vehicle": 2}))
+    assert text == f"a photo of {best['place']} {best['light']}, {best['weather']}, with 2 vehicles"
+    assert cap(IMAGE, CaptionContext("x", counts={"vehicle": 2})) == text  # deterministic
+    assert cap.source == "clip"
+
+
+def test_clip_loads_by_path(tmp_path):
+    model, proc = tiny_clip()
+    model.save_pretrained(tmp_path / "clip")
+    proc.save_pretrained(tmp_path / "clip")
+    injected = ClipCaptioner(model, proc)(IMAGE, CaptionContext("x"))
+    loaded = make_captioner("clip", model=str(tmp_path / "clip"))
+    assert loaded(IMAGE, CaptionContext("x")) == injected
