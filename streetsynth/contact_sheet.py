@@ -52,6 +52,20 @@ class Tile:
     border: tuple[int, int, int] | None = None
 
 
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened in the middle (...) until it fits ``width`` pixels (ids are long,
+    their ends and the trailing seam score are what people read)."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    head, tail = text[: len(text) // 2], text[len(text) // 2 :]
+    while (head or tail) and draw.textlength(f"{head}...{tail}", font=font) > width:
+        if len(head) >= len(tail) // 2:
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return f"{head}...{tail}"
+
+
 def render_sheet(tiles: list[Tile], path: str | Path, columns: int = 3, tile_width: int = 384,
                  heading: str = "") -> Path:
     """Write a PNG grid of tiles, each with its title and per-class counts underneath."""
@@ -75,7 +89,7 @@ def render_sheet(tiles: list[Tile], path: str | Path, columns: int = 3, tile_wid
         sheet.paste(thumb, (x, y))
         if tile.border:
             draw.rectangle([x - 3, y - 3, x + thumb.width + 2, y + thumb.height + 2], outline=tile.border, width=3)
-        draw.text((x, y + thumb.height + 3), tile.title, fill=(0, 0, 0), font=font)
+        draw.text((x, y + thumb.height + 3), fit_text(draw, tile.title, font, tile_width), fill=(0, 0, 0), font=font)
         counts = ", ".join(f"{n} {name}" for name, n in class_counts(tile.instances).items())
         if counts:
             draw.text((x, y + thumb.height + 3 + line), counts, fill=(60, 60, 60), font=font)

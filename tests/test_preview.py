@@ -57,3 +57,16 @@ def test_preview_of_missing_config_is_a_clear_error(tmp_path, capsys):
     repo.write_info(data, {"kind": "real"})
     assert main(["preview", str(data), "--config", "synthetic"]) == 2
     assert "no config 'synthetic'" in capsys.readouterr().err
+
+
+def test_long_titles_are_shortened_in_the_middle_to_fit_their_tile():
+    from PIL import ImageDraw, ImageFont
+
+    from streetsynth.contact_sheet import fit_text
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), ImageFont.load_default()
+    title = "80206506086407320_1000_000_0020_000_155000000020000 try 2 seam 14.1"
+    short = fit_text(draw, title, font, 200)
+    assert draw.textlength(short, font=font) <= 200 < draw.textlength(title, font=font)
+    assert short.endswith("seam 14.1") and short.startswith("8020") and "..." in short
+    assert fit_text(draw, "seam 1.2", font, 200) == "seam 1.2"
