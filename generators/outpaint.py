@@ -189,8 +189,7 @@ def load_inpaint_pipeline(model_id_or_path: str, revision: str | None = None, de
             model_id, rev = str(local.resolve()), "sha256:" + weights_hash(local)
         else:
             model_id, rev = model_id_or_path, revision or _cached_commit(model_id_or_path, revision) or "main"
-        pipe = AutoPipelineForInpainting.from_pretrained(str(model_id_or_path), revision=revision,
-                                                         torch_dtype=torch_dtype)
+        pipe = AutoPipelineForInpainting.from_pretrained(str(model_id_or_path), revision=revision, dtype=torch_dtype)
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # street scenes; a blacked-out image would be a silent bad row
     pipe = pipe.to(device) if pipe.unet.dtype == torch_dtype else pipe.to(device=device, dtype=torch_dtype)

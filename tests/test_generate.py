@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 from factories_generate import make_real_repo
-from PIL import Image
 
 from streetsynth import __version__
 from streetsynth.generators.generate import CARRIED_LABELER, GenerateConfig, run_generation

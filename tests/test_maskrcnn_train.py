@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from factories_train import make_real_repo, make_synthetic_repo, scene_row
 from streetsynth.training.data import augment, build_augmentation, row_to_sample
-from streetsynth.training.maskrcnn import (NonFiniteLossError, TrainConfig, latest_checkpoint, read_metrics,
-                                           train_maskrcnn, training_step)
+from streetsynth.training.checkpoints import latest_checkpoint
+from streetsynth.training.maskrcnn import NonFiniteLossError, TrainConfig, read_metrics, train_maskrcnn, training_step
 
 TINY = dict(arch="tiny", min_size=64, max_size=128, batch_size=2, warmup_steps=1, lr=0.01, progress=False)
 
@@ -89,7 +89,7 @@ def test_resume_continues_from_its_step_and_matches_uninterrupted(repos, tmp_pat
     real, syn = repos
     common = dict(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", steps_per_epoch=2,
                   eval_each_epoch=False, augment="hflip", **TINY)
-    full = train_maskrcnn(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common))
+    train_maskrcnn(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common))
     first = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, max_steps=3, **common))
     assert first.steps == 3
     resumed = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, **common))

@@ -20,7 +20,6 @@ Layout of ``out``::
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,15 +38,13 @@ from streetsynth import schema
 from streetsynth.repo import atomic_write_text, load_split
 from streetsynth.seeds import derive_seed
 
+from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staging_dir
 from .data import MixSampler
 from .maskrcnn import NonFiniteLossError, dataset_info, resolve_mixed_precision
 
 #: UNet attention projections LoRA adapts by default.
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-CHECKPOINTS_DIR = "checkpoints"
 TRAINABLE_FILE = "trainable.safetensors"
-STATE_FILE = "trainer_state.pt"
-TRAINER_FILE = "trainer.json"
 
 
 @dataclass
@@ -190,30 +187,14 @@ def _trainable(unet) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in unet.named_parameters() if p.requires_grad}
 
 
-def _latest(out: Path) -> Path | None:
-    root = out / CHECKPOINTS_DIR
-    done = [p for p in root.glob("step-*") if (p / TRAINER_FILE).exists()] if root.exists() else []
-    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
-
-
 def _save_checkpoint(unet, optimizer, scheduler, ema, config: InpaintConfig, step: int, out: Path) -> Path:
-    final = out / CHECKPOINTS_DIR / f"step-{step:08d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(out, step)
     save_file({n: p.detach().float().cpu().contiguous() for n, p in _trainable(unet).items()}, str(tmp / TRAINABLE_FILE))
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     if ema is not None:
         state["ema"] = ema.state_dict()
     torch.save(state, tmp / STATE_FILE)
-    (tmp / TRAINER_FILE).write_text(json.dumps({"step": step, "config": asdict(config)}, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    done = sorted((p for p in final.parent.glob("step-*") if (p / TRAINER_FILE).exists()),
-                  key=lambda p: int(p.name.split("-")[1]))
-    for old in done[:-max(config.keep_checkpoints, 1)]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    return commit_checkpoint(tmp, {"step": step, "config": asdict(config)}, config.keep_checkpoints)
 
 
 def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
@@ -260,7 +241,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     ema = EMAModel(params, decay=config.ema_decay) if config.ema else None
 
     step, resumed_from = 0, None
-    ckpt = _latest(out) if config.resume else None
+    ckpt = latest_checkpoint(out) if config.resume else None
     if ckpt is not None:
         saved = load_file(str(ckpt / TRAINABLE_FILE))
         missing = set(_trainable(unet)) - set(saved)

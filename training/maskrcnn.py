@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,15 +34,13 @@ from streetsynth.repo import atomic_write_text, load_split, read_info
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
+from .checkpoints import STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir
 from .data import DetectionSources, MixSampler, collate, format_mix, parse_mix
 from .evaluate import evaluate_model, format_table, write_metrics
 
-CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"
-STATE_FILE = "trainer_state.pt"
-TRAINER_FILE = "trainer.json"
 #: Config fields that may change between a run and its resume (they do not change what is learnt).
 RESUMABLE_FIELDS = ("epochs", "max_steps", "num_workers", "progress", "log_every", "eval_each_epoch",
                     "max_eval_rows", "eval_batch_size", "resume", "keep_checkpoints")
@@ -153,13 +150,6 @@ def training_step(model: torch.nn.Module, images: list[torch.Tensor], targets: l
     return {"loss": float(reduced), **{k: float(v.detach()) for k, v in loss_dict.items()}}
 
 
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The newest complete checkpoint folder (its trainer.json is written last), or None."""
-    root = Path(out) / CHECKPOINTS_DIR
-    done = [p for p in root.glob("step-*") if (p / TRAINER_FILE).exists()] if root.exists() else []
-    return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
-
-
 def _settings_fingerprint(config: TrainConfig) -> str:
     return fingerprint({k: v for k, v in asdict(config).items() if k not in RESUMABLE_FIELDS and k != "out"})
 
@@ -168,22 +158,12 @@ def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int
                      datasets_used: list[dict], out: Path) -> Path:
     from streetsynth.detector import save_checkpoint_dir
 
-    final = out / CHECKPOINTS_DIR / f"step-{step:08d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(out, step)
     save_checkpoint_dir(model, _detector_config(config), tmp / MODEL_DIR)
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / STATE_FILE)
     record = {"step": step, "epoch": epoch, "config": asdict(config), "settings": _settings_fingerprint(config),
               "datasets": datasets_used}
-    (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    done = sorted((p for p in final.parent.glob("step-*") if (p / TRAINER_FILE).exists()),
-                  key=lambda p: int(p.name.split("-")[1]))
-    for old in done[:-max(config.keep_checkpoints, 1)]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    return commit_checkpoint(tmp, record, config.keep_checkpoints)
 
 
 def _detector_config(config: TrainConfig) -> dict[str, Any]:
@@ -322,7 +302,8 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
         from streetsynth.detector import save_checkpoint_dir
 
         unwrapped = accelerator.unwrap_model(model)
-        if latest_checkpoint(out) is None or int(latest_checkpoint(out).name.split("-")[1]) != step:
+        last = latest_checkpoint(out)
+        if last is None or checkpoint_step(last) != step:
             _save_checkpoint(unwrapped, optimizer, scheduler, config, step, step // steps_per_epoch,
                              datasets_used, out)
         save_checkpoint_dir(unwrapped, _detector_config(config), model_dir)

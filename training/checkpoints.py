@@ -1,0 +1,54 @@
+"""Step checkpoints shared by the trainers: ``OUT/checkpoints/step-NNNNNNNN/``.
+
+A checkpoint is written into ``step-N.tmp`` and renamed into place with its ``trainer.json``
+inside, so a folder named ``step-N`` holding ``trainer.json`` is always complete; a run killed
+mid-write leaves only a ``.tmp`` folder, which the next save replaces. Older ones are pruned.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+CHECKPOINTS_DIR = "checkpoints"
+TRAINER_FILE = "trainer.json"
+STATE_FILE = "trainer_state.pt"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint folder was written at."""
+    return int(path.name.split("-")[1])
+
+
+def complete_checkpoints(out: str | Path) -> list[Path]:
+    """Complete checkpoint folders under ``out``, oldest first."""
+    root = Path(out) / CHECKPOINTS_DIR
+    done = [p for p in root.glob("step-*") if p.is_dir() and (p / TRAINER_FILE).exists()] if root.exists() else []
+    return sorted(done, key=checkpoint_step)
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The newest complete checkpoint folder, or None."""
+    done = complete_checkpoints(out)
+    return done[-1] if done else None
+
+
+def staging_dir(out: str | Path, step: int) -> Path:
+    """An empty ``step-N.tmp`` folder to write a checkpoint's files into."""
+    tmp = Path(out) / CHECKPOINTS_DIR / f"step-{step:08d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
+    """Write ``record`` as trainer.json, move ``tmp`` into place, keep the newest ``keep``; the final path."""
+    (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    final = tmp.with_name(tmp.name.removesuffix(".tmp"))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in complete_checkpoints(final.parent.parent)[: -max(keep, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
