@@ -18,14 +18,17 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
 import datasets
+import multiprocess
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
 from streetsynth import __version__
 from streetsynth import repo as repo_layout
@@ -43,6 +46,29 @@ CONFIGS = (STITCHED, PAIRS)
 ON_ERROR = ("raise", "skip")
 IMAGE_FORMATS = ("jpeg", "png")
 WAYMO_TERMS = "https://waymo.com/open/terms"
+
+
+@contextmanager
+def spawned_workers() -> Iterator[None]:
+    """Make ``download_and_prepare(num_proc=N)`` spawn its worker processes instead of forking.
+
+    datasets' pool forks by default, and thread pools the parent already used (torch's OpenMP,
+    OpenCV's) do not survive a fork: the child's first parallel op, or resetting the pool, waits
+    forever. Spawned workers start clean (a few seconds each to import).
+    """
+    previous = multiprocess.get_start_method(allow_none=True)
+    multiprocess.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocess.set_start_method(previous, force=True)
+
+
+def single_threaded_in_worker() -> None:
+    """One torch and OpenCV thread per worker process: the processes share the cores."""
+    if multiprocess.parent_process() is not None:
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
 
 
 @dataclass
@@ -88,6 +114,7 @@ class WaymoStitched(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, files: list[str], indices: list[int]) -> Iterator[tuple[str, dict]]:
         cfg = self.config
+        single_threaded_in_worker()
         captioner = cached_captioner(cfg.captions, cfg.prompts_file, cfg.caption_model)
         for path, seg_index in zip(files, indices):
             stats, methods = ReadStats(), {}
@@ -316,7 +343,8 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                                 caption_model=clip_model, on_error=on_error, image_format=image_format,
                                 validation_percent=validation_percent, report_dir=str(tmp / "reports"))
         try:
-            builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
+            with spawned_workers():
+                builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
         except datasets.exceptions.DatasetGenerationError as exc:
             cause = exc.__cause__
             if isinstance(cause, (ValueError, OSError)):  # FrameError, TFRecordError: the one-line message
