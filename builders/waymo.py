@@ -49,15 +49,18 @@ WAYMO_TERMS = "https://waymo.com/open/terms"
 
 
 @contextmanager
-def spawned_workers() -> Iterator[None]:
-    """Make ``download_and_prepare(num_proc=N)`` spawn its worker processes instead of forking.
+def clean_workers() -> Iterator[None]:
+    """Make ``download_and_prepare(num_proc=N)`` start its workers from a fork server.
 
-    datasets' pool forks by default, and thread pools the parent already used (torch's OpenMP,
-    OpenCV's) do not survive a fork: the child's first parallel op, or resetting the pool, waits
-    forever. Spawned workers start clean (a few seconds each to import).
+    datasets' pool forks the calling process by default, and thread pools the caller already
+    used (torch's OpenMP, OpenCV's) do not survive a fork: the child's first parallel op, or
+    resetting the pool, waits forever. A fork server is a fresh single-threaded process that has
+    imported this module once; workers forked from it start clean and fast, and it is reused by
+    later builds in the same process.
     """
     previous = multiprocess.get_start_method(allow_none=True)
-    multiprocess.set_start_method("spawn", force=True)
+    multiprocess.set_forkserver_preload([__name__])
+    multiprocess.set_start_method("forkserver", force=True)
     try:
         yield
     finally:
@@ -343,7 +346,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                                 caption_model=clip_model, on_error=on_error, image_format=image_format,
                                 validation_percent=validation_percent, report_dir=str(tmp / "reports"))
         try:
-            with spawned_workers():
+            with clean_workers():
                 builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
         except datasets.exceptions.DatasetGenerationError as exc:
             cause = exc.__cause__
