@@ -1,4 +1,5 @@
-"""Caption sources: template, manual prompts files, and CLIP phrase scoring with a tiny random CLIP."""
+"""Caption sources: template, manual prompts files, CLIP phrase scoring with a tiny random CLIP, and
+BLIP captions with a tiny random BLIP."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from streetsynth.builders.captions import (CaptionContext, ClipCaptioner, ManualCaptioner, TemplateCaptioner,
-                                           counts_phrase, make_captioner)
+from streetsynth.builders.captions import (BlipCaptioner, CaptionContext, ClipCaptioner, ManualCaptioner,
+                                           TemplateCaptioner, counts_phrase, make_captioner)
 
 IMAGE = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
 
@@ -96,3 +97,40 @@ def test_clip_loads_by_path(tmp_path):
     injected = ClipCaptioner(model, proc)(IMAGE, CaptionContext("x"))
     loaded = make_captioner("clip", model=str(tmp_path / "clip"))
     assert loaded(IMAGE, CaptionContext("x")) == injected
+
+
+def tiny_blip(tmp_path):
+    """A random BLIP captioner (text + vision, hidden size 32) and a BlipProcessor built offline:
+    a BertTokenizer from a vocab.txt the test writes, with ``[DEC]`` as its BOS as in BLIP's."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    words = "a street scene of the car road city at night day with and".split()
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *words]) + "\n")
+    tok = BertTokenizer(str(tmp_path / "vocab.txt"), bos_token="[DEC]")
+    torch.manual_seed(0)
+    cfg = BlipConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=64, encoder_hidden_size=32,
+                         bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id,
+                         sep_token_id=tok.sep_token_id, eos_token_id=tok.sep_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+    return BlipForConditionalGeneration(cfg), proc
+
+
+def test_blip_captions_and_loads_by_path(tmp_path):
+    model, proc = tiny_blip(tmp_path)
+    cap = BlipCaptioner(model, proc, max_new_tokens=5)
+    text = cap(IMAGE, CaptionContext("x"))
+    assert isinstance(text, str) and text.startswith("a street scene of")  # the prompt prefix, then BLIP's words
+    assert "[DEC]" not in text and cap(IMAGE, CaptionContext("x")) == text  # special tokens dropped; greedy
+    assert cap.source == "blip"
+    model.save_pretrained(tmp_path / "blip")
+    proc.save_pretrained(tmp_path / "blip")
+    loaded = make_captioner("blip", model=str(tmp_path / "blip"))
+    loaded.max_new_tokens = 5
+    assert isinstance(loaded, BlipCaptioner) and loaded.source == "blip"
+    assert loaded(IMAGE, CaptionContext("x")) == text
