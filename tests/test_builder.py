@@ -141,9 +141,13 @@ def test_cli_reports_a_missing_source(tmp_path, capsys):
 def test_two_processes_give_the_same_rows(sample, built, tmp_path):
     repo1, _ = built
     # The parent has used torch's thread pool (forked workers must not wait on it).
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    torch.rand(1 << 20).sum()
-    summary = build_real(sample, tmp_path / "repo2", size=SIZE, num_proc=2)
+    try:
+        torch.rand(1 << 20).sum()
+        summary = build_real(sample, tmp_path / "repo2", size=SIZE, num_proc=2)
+    finally:
+        torch.set_num_threads(threads)
     assert summary["rows"] == {"train": 4, "validation": 2}
 
     def rows(repo):
