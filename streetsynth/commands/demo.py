@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from streetsynth.commands.make_sample import parse_size
-from streetsynth.demo import DemoConfig, run_demo
+from streetsynth.commands._demo import DemoConfig, run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> None:

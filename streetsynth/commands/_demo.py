@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import Stage, write_report
+from streetsynth.cards.report import Stage, write_report
 
 TINY_NOTE = ("Tiny RANDOM models stand in for Stable Diffusion, Mask R-CNN and SAM: outpaints are noise "
              "and the AP numbers mean nothing. The machinery is the real one; pass --model, --detector "
@@ -51,15 +51,15 @@ def _banner(i: int, text: str) -> None:
 
 def run_demo(cfg: DemoConfig) -> Path:
     """Run every stage and write the report; returns the report's path."""
-    from .builders.waymo import build_real
-    from .cards.render import write_card
-    from .commands.build import format_summary
-    from .commands.preview import preview
-    from .generators.generate import GenerateConfig, run_generation
-    from .generators.label import build_labeler
-    from .sample import make_sample
-    from .training.compare import compare_mixes, format_comparison
-    from .training.maskrcnn import TrainConfig
+    from streetsynth.builders.waymo import build_real
+    from streetsynth.cards.render import write_card
+    from streetsynth.commands.build import format_summary
+    from streetsynth.commands.preview import preview
+    from streetsynth.generators.generate import GenerateConfig, run_generation
+    from streetsynth.generators.label import build_labeler
+    from streetsynth.builders.sample import make_sample
+    from streetsynth.training.compare import compare_mixes, format_comparison
+    from streetsynth.training.maskrcnn import TrainConfig
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
