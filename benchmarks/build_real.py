@@ -92,7 +92,7 @@ from streetsynth.builders.stitch import psnr, stitch
 from streetsynth.builders.waymo import build_real
 from streetsynth.builders.waymo_v1 import read_records
 from streetsynth.commands.make_sample import parse_size
-from streetsynth.sample import make_sample, render_scene, segment_name
+from streetsynth.builders.sample import make_sample, render_scene, segment_name
 from streetsynth.seeds import derive_seed
 
 SEED = 0

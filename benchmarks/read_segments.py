@@ -17,7 +17,7 @@ import numpy as np
 
 from streetsynth.builders.waymo_v1 import read_records
 from streetsynth.commands.make_sample import parse_size
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 
 
 def _decode(data: bytes) -> np.ndarray:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from factories_train import make_real_repo  # noqa: E402
 
-from streetsynth.detector import build_maskrcnn  # noqa: E402
+from streetsynth.models.detector import build_maskrcnn  # noqa: E402
 from streetsynth.repo import load_split  # noqa: E402
 from streetsynth.schema import CLASS_NAMES  # noqa: E402
 from streetsynth.training.data import DetectionSources, MixSampler, collate  # noqa: E402

@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import streetsynth
-from streetsynth.contact_sheet import Tile, render_sheet
+from streetsynth.cards.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.repo import load_split, read_info, write_info, write_readme
 from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features

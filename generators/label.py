@@ -223,10 +223,10 @@ class Labeler:
 def build_labeler(detector: str = "tiny", sam: str = "tiny", mode: str = "box", score_threshold: float = 0.5,
                   keep_overlap: float = 0.9, merge_inside: float = 0.99, device: str = "cpu",
                   cyclist: bool = False, sign: bool = False, **settings) -> Labeler:
-    """A :class:`Labeler` from model specs (see ``streetsynth.detector.load_detector`` and
-    ``streetsynth.tiny.sam.load_sam``); extra keyword settings go to :class:`LabelSettings`."""
-    from streetsynth.detector import load_detector
-    from streetsynth.tiny.sam import load_sam
+    """A :class:`Labeler` from model specs (see ``streetsynth.models.detector.load_detector`` and
+    ``streetsynth.models.sam.load_sam``); extra keyword settings go to :class:`LabelSettings`."""
+    from streetsynth.models.detector import load_detector
+    from streetsynth.models.sam import load_sam
 
     cfg = LabelSettings(mode=mode, score_threshold=score_threshold, keep_overlap=keep_overlap,
                         merge_inside=merge_inside, **settings)

@@ -1,6 +1,6 @@
 """The ``streetsynth`` command line. Each subcommand lives in its own module under
 ``streetsynth.commands`` and exposes ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int``."""
+``func(args) -> int``; modules whose name starts with an underscore are helpers, not commands."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streetsynth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
         importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)
     return parser
 

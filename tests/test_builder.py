@@ -15,7 +15,7 @@ from streetsynth.builders.frames import FrameError
 from streetsynth.builders.waymo import build_real, hash_split, segment_name, source_files, split_segments
 from streetsynth.cli import main
 from streetsynth.repo import INFO_PATH, read_info
-from streetsynth.sample import make_sample, render_scene, scene_to_frame
+from streetsynth.builders.sample import make_sample, render_scene, scene_to_frame
 from streetsynth.schema import pairs_features, stitched_features
 from streetsynth.tfrecord import write_tfrecord
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from streetsynth.demo import DemoConfig, run_demo
+from streetsynth.commands.demo import DemoConfig, run_demo
 from streetsynth import repo
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from streetsynth import detector as det
+from streetsynth.models import detector as det
 from streetsynth.schema import CLASS_NAMES
 
 PED, VEH, CYC, SIGN = (CLASS_NAMES.index(n) for n in ("pedestrian", "vehicle", "cyclist", "sign"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streetsynth.proto import frame as ours
-from streetsynth.sample import render_scene, scene_to_frame
+from streetsynth.builders.sample import render_scene, scene_to_frame
 
 official = pytest.importorskip("waymo_open_dataset.dataset_pb2", reason="install waymo-open-dataset-tf-2-12-0 --no-deps")
 label_pb2 = pytest.importorskip("waymo_open_dataset.label_pb2")

@@ -22,7 +22,7 @@ TINY = dict(arch="tiny", min_size=64, max_size=128, batch_size=2, warmup_steps=1
 
 
 def _tiny_model():
-    from streetsynth.detector import build_maskrcnn
+    from streetsynth.models.detector import build_maskrcnn
 
     torch.manual_seed(0)
     return build_maskrcnn(arch="tiny", num_classes=5, weights=None, weights_backbone=None, min_size=64, max_size=128)
@@ -77,7 +77,7 @@ def test_run_checkpoints_evaluates_and_records_datasets(repos, tmp_path):
     trainer = json.loads((ckpt / "trainer.json").read_text())
     assert trainer["step"] == 4
     assert [d["fingerprint"] for d in trainer["datasets"]] == ["real0", "syn7"]
-    from streetsynth.detector import load_detector
+    from streetsynth.models.detector import load_detector
 
     model, class_map, _ = load_detector(str(result.model_dir))
     assert class_map == {1: 0, 2: 1, 3: 2, 4: 3}

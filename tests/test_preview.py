@@ -62,7 +62,7 @@ def test_preview_of_missing_config_is_a_clear_error(tmp_path, capsys):
 def test_long_titles_are_shortened_in_the_middle_to_fit_their_tile():
     from PIL import ImageDraw, ImageFont
 
-    from streetsynth.contact_sheet import fit_text
+    from streetsynth.cards.contact_sheet import fit_text
 
     draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), ImageFont.load_default()
     title = "80206506086407320_1000_000_0020_000_155000000020000 try 2 seam 14.1"

@@ -9,7 +9,7 @@ from streetsynth.builders.frames import FrameError, decode_image
 from streetsynth.builders.waymo_v1 import read_records, segment_files
 from streetsynth.camera import Cylinder
 from streetsynth.proto.frame import Frame
-from streetsynth.sample import make_sample, render_scene, scene_to_frame
+from streetsynth.builders.sample import make_sample, render_scene, scene_to_frame
 from streetsynth.tfrecord import ReadStats, write_tfrecord
 
 

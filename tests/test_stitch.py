@@ -10,7 +10,7 @@ from streetsynth.builders.stitch import CALIBRATION, HOMOGRAPHY, psnr, stitch
 from streetsynth.builders.stitch_labels import BOTH, box_instances, carry_boxes, panoptic_instances, stitched_instances
 from streetsynth.camera import PinholeCamera, yaw_matrix
 from streetsynth.instances import boxes_from_masks
-from streetsynth.sample import camera_objects, render_scene, scene_to_frame
+from streetsynth.builders.sample import camera_objects, render_scene, scene_to_frame
 
 VIEW = (160, 240)
 #: Seed 3 renders a pedestrian (global id 5) that both cameras see, crossing the blend zone.

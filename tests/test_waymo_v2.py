@@ -9,7 +9,7 @@ import pytest
 from streetsynth.builders import waymo_v1, waymo_v2
 from streetsynth.builders.frames import FrameError
 from streetsynth.builders.waymo import build_real, source_format
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 
 VIEW = (96, 144)
 

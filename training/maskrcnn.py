@@ -5,7 +5,7 @@ cosine decay, a stop on a non-finite loss, checkpoints of model + optimizer + sc
 config together. Layout of ``out``::
 
     checkpoints/step-NNNNNNNN/   model/ (detector.save_checkpoint_dir), trainer_state.pt, trainer.json
-    model/                       the final model, loadable with streetsynth.detector.load_detector
+    model/                       the final model, loadable with streetsynth.models.detector.load_detector
     metrics.jsonl                one JSON record per logged step ("train") and per evaluation ("eval")
     eval.json                    the last evaluation on the REAL validation split
 
@@ -67,7 +67,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # SGD weight decay
     warmup_steps: int = 100  # linear warm-up from lr * warmup_factor to lr over this many steps
     warmup_factor: float = 0.001  # starting fraction of lr during warm-up
-    arch: str = "v2"  # detector architecture for streetsynth.detector.build_maskrcnn: v2, v1, mobilenet, tiny
+    arch: str = "v2"  # detector architecture for streetsynth.models.detector.build_maskrcnn: v2, v1, mobilenet, tiny
     weights: str | None = None  # detector weights (name or path), None = random init
     weights_backbone: str | None = None  # backbone weights (name or path), None = random init
     min_size: int | None = None  # the detector's resize: shorter side (None = the architecture's default)
@@ -156,7 +156,7 @@ def _settings_fingerprint(config: TrainConfig) -> str:
 
 def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int, epoch: int,
                      datasets_used: list[dict], out: Path) -> Path:
-    from streetsynth.detector import save_checkpoint_dir
+    from streetsynth.models.detector import save_checkpoint_dir
 
     tmp = staging_dir(out, step)
     save_checkpoint_dir(model, _detector_config(config), tmp / MODEL_DIR)
@@ -172,7 +172,7 @@ def _detector_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def _build_model(config: TrainConfig) -> torch.nn.Module:
-    from streetsynth.detector import build_maskrcnn
+    from streetsynth.models.detector import build_maskrcnn
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "init"))
@@ -299,7 +299,7 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
     bar.close()
     model_dir = out / MODEL_DIR
     if main:
-        from streetsynth.detector import save_checkpoint_dir
+        from streetsynth.models.detector import save_checkpoint_dir
 
         unwrapped = accelerator.unwrap_model(model)
         last = latest_checkpoint(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from streetsynth.builders.waymo_v1 import segment_files
-from streetsynth.inspect import format_summary, summarize_segment
+from streetsynth.builders.summary import format_summary, summarize_segment
 
 
 def register(sub: argparse._SubParsersAction) -> None:

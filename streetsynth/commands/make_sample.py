@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 
 
 def parse_size(text: str) -> tuple[int, int]:

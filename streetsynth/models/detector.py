@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .repo import atomic_write_bytes, atomic_write_text
-from .schema import CLASS_NAMES
+from streetsynth.repo import atomic_write_bytes, atomic_write_text
+from streetsynth.schema import CLASS_NAMES
 
 ARCHS = ("v2", "v1", "mobilenet", "tiny")
 CONFIG_FILE = "config.json"

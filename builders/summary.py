@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .schema import CAMERA_NAMES
-from .tfrecord import ReadStats
+from streetsynth.schema import CAMERA_NAMES
+from streetsynth.tfrecord import ReadStats
 
 _TYPE_NAMES = {0: "unknown", 1: "vehicle", 2: "pedestrian", 3: "sign", 4: "cyclist"}
 

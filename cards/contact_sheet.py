@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .instances import Instances
-from .schema import CLASS_NAMES
+from streetsynth.instances import Instances
+from streetsynth.schema import CLASS_NAMES
 
 #: RGB colour per class, in CLASS_NAMES order.
 CLASS_COLORS: tuple[tuple[int, int, int], ...] = ((255, 140, 0), (30, 144, 255), (50, 205, 50), (220, 20, 60))

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .camera import Cylinder, PinholeCamera, cylinder_for, yaw_matrix
-from .instances import boxes_from_masks
-from .proto import frame as fp
-from .schema import (CAMERA_IDS, CLASS_NAMES, CLASS_TO_SEGMENTATION, SEG_BUILDING, SEG_ROAD, SEG_SKY,
+from streetsynth.camera import Cylinder, PinholeCamera, cylinder_for, yaw_matrix
+from streetsynth.instances import boxes_from_masks
+from streetsynth.proto import frame as fp
+from streetsynth.schema import (CAMERA_IDS, CLASS_NAMES, CLASS_TO_SEGMENTATION, SEG_BUILDING, SEG_ROAD, SEG_SKY,
                      SEG_VEGETATION)
-from .seeds import derive_seed
-from .tfrecord import write_tfrecord
+from streetsynth.seeds import derive_seed
+from streetsynth.tfrecord import write_tfrecord
 
 #: Waymo's cameras see about ±25.2° horizontally.
 HALF_FOV_DEG = 25.2

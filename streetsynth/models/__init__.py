@@ -1,0 +1,1 @@
+"""Model loading and tiny random models for tests: the detector, SAM, inpainting."""

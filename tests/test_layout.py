@@ -1,0 +1,73 @@
+"""Rules of the house that the import graph can check: the core imports no stage and no command.
+
+The core is every module under ``streetsynth/`` except the command layer: ``streetsynth/commands/``
+and its front door ``streetsynth/cli.py``, which exists to register the commands.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import streetsynth
+
+CORE = Path(streetsynth.__file__).parent
+FORBIDDEN = tuple(f"streetsynth.{p}" for p in ("builders", "generators", "training", "cards", "commands"))
+#: (module, imported module) pairs allowed until their issue moves them; each names its issue.
+KNOWN = {
+    ("streetsynth.hub", "streetsynth.cards.render"),  # issue 13: push stops rendering the card itself
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path, name: str) -> set[str]:
+    """Every module an ``import`` or ``from ... import`` in module ``name`` names, at any depth (inside
+    functions too), with relative imports resolved and ``from pkg import sub`` counted as ``pkg.sub``."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def core_modules() -> list[Path]:
+    return sorted(p for p in CORE.rglob("*.py")
+                  if "commands" not in p.relative_to(CORE).parts and p != CORE / "cli.py")
+
+
+def violations(path: Path, name: str | None = None) -> list[str]:
+    name = name or module_name(path)
+    return sorted(f"{name} imports {imp}" for imp in imported_names(path, name)
+                  if imp.startswith(FORBIDDEN) and not any(name == m and imp.startswith(k) for m, k in KNOWN))
+
+
+def test_the_checker_sees_imports_at_any_depth(tmp_path):
+    """The walker catches absolute, relative, ``from pkg import sub`` and function-local imports."""
+    fake = tmp_path / "probe.py"
+    fake.write_text("from .. import cards\nimport os\n\ndef f():\n    from ..builders.waymo import build_real\n"
+                    "    import streetsynth.training.maskrcnn\n    from streetsynth import commands\n")
+    assert violations(fake, "streetsynth.models.probe") == [
+        "streetsynth.models.probe imports streetsynth.builders.waymo",
+        "streetsynth.models.probe imports streetsynth.builders.waymo.build_real",
+        "streetsynth.models.probe imports streetsynth.cards",
+        "streetsynth.models.probe imports streetsynth.commands",
+        "streetsynth.models.probe imports streetsynth.training.maskrcnn",
+    ]
+
+
+def test_core_imports_no_stage_and_no_command():
+    modules = core_modules()
+    assert CORE / "schema.py" in modules and CORE / "models" / "detector.py" in modules
+    assert [v for path in modules for v in violations(path)] == []
