@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from streetsynth.camera import Cylinder, PinholeCamera, cylinder_for, yaw_matrix
+from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, pitch_matrix, roll_matrix, yaw_matrix
 from streetsynth.instances import boxes_from_masks
 from streetsynth.proto import frame as fp
 from streetsynth.schema import (CAMERA_IDS, CLASS_NAMES, CLASS_TO_SEGMENTATION, SEG_BUILDING, SEG_ROAD, SEG_SKY,
@@ -30,6 +30,12 @@ HALF_FOV_DEG = 25.2
 #: FRONT_RIGHT's yaw relative to FRONT in the sample (negative: to the right).
 RIGHT_YAW_DEG = -42.0
 PANOPTIC_DIVISOR = 1000
+#: Waymo-like lens distortion (k1, k2, p1, p2, k3) written into both calibrations by default.
+DISTORTION = (0.04, -0.35, 0.0008, -0.0003, 0.0)
+#: FRONT_RIGHT's auto-exposure against FRONT: per-channel gain (RGB) applied to its pixels by default.
+RIGHT_EXPOSURE = (0.85, 0.83, 0.88)
+#: The world the sample paints: ground in front of a vertical cylinder of 30 m around the cameras.
+SCENE_SURFACE = Surface("ground+cylinder", 30.0)
 TIMES = ("Day", "Day", "Dawn/Dusk", "Night")
 LOCATIONS = ("location_phx", "location_sf", "location_other")
 WEATHERS = ("sunny", "sunny", "rain")
@@ -60,13 +66,26 @@ class SampleScene:
         return float(np.degrees((r.yaw + r.half_fov) - (f.yaw - f.half_fov)))
 
 
-def make_cameras(view_size: tuple[int, int] = (320, 480), right_yaw_deg: float = RIGHT_YAW_DEG) -> dict[str, PinholeCamera]:
-    """FRONT and FRONT_RIGHT pinhole cameras of Waymo's field of view at ``view_size`` (H, W)."""
+def make_cameras(view_size: tuple[int, int] = (320, 480), right_yaw_deg: float = RIGHT_YAW_DEG,
+                 distortion: bool = True, offsets: bool = True, tilt: bool = True) -> dict[str, PinholeCamera]:
+    """FRONT and FRONT_RIGHT cameras of Waymo's field of view at ``view_size`` (H, W).
+
+    By default as real ones are: lens distortion, principal points off the image centre, centres
+    about 11 cm apart, small pitch and roll. Each flag turns its part off (``offsets=False``: one
+    shared centre and centred principal points).
+    """
     h, w = view_size
     f = (w / 2.0) / np.tan(np.radians(HALF_FOV_DEG))
-    front = PinholeCamera(f, f, w / 2.0, h / 2.0, w, h, yaw_matrix(0.0), (1.5, 0.0, 2.1))
-    right = PinholeCamera(f, f, w / 2.0, h / 2.0, w, h, yaw_matrix(np.radians(right_yaw_deg)), (1.45, -0.1, 2.1))
-    return {"FRONT": front, "FRONT_RIGHT": right}
+    dist = DISTORTION if distortion else (0.0,) * 5
+    s = w / 1920.0
+    pp = ((6.3 * s, -4.1 * s), (-5.2 * s, 3.7 * s)) if offsets else ((0.0, 0.0), (0.0, 0.0))
+    tilts = ((0.6, -0.3), (-0.4, 0.5)) if tilt else ((0.0, 0.0), (0.0, 0.0))
+    centres = ((1.54, -0.02, 2.12), (1.48, -0.09, 2.10)) if offsets else ((1.5, 0.0, 2.1), (1.5, 0.0, 2.1))
+    cams = {}
+    for name, yaw, (du, dv), (pitch, roll), t in zip(("FRONT", "FRONT_RIGHT"), (0.0, right_yaw_deg), pp, tilts, centres):
+        rot = yaw_matrix(np.radians(yaw)) @ pitch_matrix(np.radians(pitch)) @ roll_matrix(np.radians(roll))
+        cams[name] = PinholeCamera(f, f, w / 2.0 + du, h / 2.0 + dv, w, h, rot, t, dist)
+    return cams
 
 
 def _paint(canvas, ids, sem, draw, color, gid, seg):
@@ -160,11 +179,17 @@ def render_panorama(rng: np.random.Generator, height: int, width: int, horizon: 
 
 
 def render_scene(seed: int, view_size: tuple[int, int] = (320, 480), right_yaw_deg: float = RIGHT_YAW_DEG,
-                 n_vehicles: int | None = None, n_pedestrians: int | None = None) -> SampleScene:
-    """Render one scene from ``seed`` and cut FRONT and FRONT_RIGHT views of ``view_size`` (H, W)."""
+                 n_vehicles: int | None = None, n_pedestrians: int | None = None, distortion: bool = True,
+                 offsets: bool = True, tilt: bool = True, exposure: bool = True) -> SampleScene:
+    """Render one scene from ``seed`` and cut FRONT and FRONT_RIGHT views of ``view_size`` (H, W).
+
+    The panorama is painted on :data:`SCENE_SURFACE`; each camera sees it from its own centre
+    through its own (distorted) lens; FRONT_RIGHT's pixels carry :data:`RIGHT_EXPOSURE` unless
+    ``exposure`` is off.
+    """
     rng = np.random.default_rng(seed)
-    cams = make_cameras(view_size, right_yaw_deg)
-    cyl = cylinder_for(list(cams.values()), height=view_size[0])
+    cams = make_cameras(view_size, right_yaw_deg, distortion, offsets, tilt)
+    cyl = cylinder_for(list(cams.values()), surface=SCENE_SURFACE)
     tod = TIMES[int(rng.integers(len(TIMES)))]
     nv = int(rng.integers(3, 7)) if n_vehicles is None else n_vehicles
     npd = int(rng.integers(2, 6)) if n_pedestrians is None else n_pedestrians
@@ -173,6 +198,8 @@ def render_scene(seed: int, view_size: tuple[int, int] = (320, 480), right_yaw_d
     for name, cam in cams.items():
         mx, my = cyl.camera_grid(cam)
         views[name] = cv2.remap(pano, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if exposure and name == "FRONT_RIGHT":
+            views[name] = np.clip(views[name] * np.asarray(RIGHT_EXPOSURE, np.float32) + 0.5, 0, 255).astype(np.uint8)
         view_ids[name] = cv2.remap(ids, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         view_sem[name] = cv2.remap(sem, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     return SampleScene(pano, ids, sem, classes, cyl, cams, views, view_ids, view_sem, tod,
@@ -223,14 +250,17 @@ def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, pano
             lab.box.length, lab.box.width = float(b[2] - b[0]), float(b[3] - b[1])
         if panoptic:
             # Local ids differ from global ones (as in Waymo); the mapping links them across cameras.
+            # Every instance the camera sees gets a local id, also those too small for a box.
+            present = np.unique(scene.view_ids[name])
+            present = present[present > 0]
             lut = np.zeros(int(scene.ids.max()) + 1, np.int64)
-            lut[gids[::-1]] = np.arange(1, len(gids) + 1)
+            lut[present[::-1]] = np.arange(1, len(present) + 1)
             local = lut[scene.view_ids[name]]
             seg = image.camera_segmentation_label
             seg.panoptic_label_divisor = PANOPTIC_DIVISOR
             seg.panoptic_label = _png16(scene.view_semantic[name].astype(np.int64) * PANOPTIC_DIVISOR + local)
             seg.sequence_id = segment
-            for g in gids:
+            for g in present:
                 seg.instance_id_to_global_id_mapping.add(local_instance_id=int(lut[g]), global_instance_id=int(g), is_tracked=True)
     return frame
 
@@ -240,12 +270,15 @@ def segment_name(seed: int, index: int) -> str:
 
 
 def make_sample(out_dir: str | Path, segments: int = 2, frames: int = 3, seed: int = 0,
-                view_size: tuple[int, int] = (320, 480), fmt: str = "v1", panoptic_every: int = 2) -> list[Path]:
+                view_size: tuple[int, int] = (320, 480), fmt: str = "v1", panoptic_every: int = 2,
+                distortion: bool = True, offsets: bool = True, tilt: bool = True, exposure: bool = True) -> list[Path]:
     """Write ``segments`` Waymo segments of ``frames`` frames each under ``out_dir``.
 
     The last segment goes to ``validation/`` (when there are two or more), the rest to ``training/``.
     ``fmt="v1"`` writes ``segment-<name>_with_camera_labels.tfrecord`` files; ``"v2"`` writes the
     v2 Parquet component folders. Every ``panoptic_every``-th frame carries panoptic labels.
+    ``distortion``, ``offsets``, ``tilt`` and ``exposure`` switch off the parts of the real camera
+    model (see :func:`render_scene`).
     """
     if fmt not in ("v1", "v2"):
         raise ValueError(f"format must be 'v1' or 'v2', got {fmt!r}")
@@ -258,7 +291,8 @@ def make_sample(out_dir: str | Path, segments: int = 2, frames: int = 3, seed: i
         split = "validation" if segments > 1 and s == segments - 1 else "training"
         frame_list = []
         for f in range(frames):
-            scene = render_scene(derive_seed(seed, name, f), view_size)
+            scene = render_scene(derive_seed(seed, name, f), view_size, distortion=distortion, offsets=offsets,
+                                 tilt=tilt, exposure=exposure)
             ts = 1_550_000_000_000_000 + s * 1_000_000_000 + f * 100_000
             frame_list.append(scene_to_frame(scene, name, ts, panoptic=panoptic_every > 0 and f % panoptic_every == 0))
         if fmt == "v1":

@@ -1,120 +1,179 @@
-"""Stitch FRONT and FRONT_RIGHT into one wide scene on the shared cylinder, with feathered blending.
+"""Stitch FRONT and FRONT_RIGHT into one wide scene on a cylindrical canvas, with feathered blending.
 
-Alignment comes from the calibrations: both views are pulled onto the cylinder of
-:mod:`streetsynth.camera` with ``cv2.remap``, each placed by its yaw. Where a calibration is missing,
-or the two warped views disagree in their overlap (a wrong calibration), a feature homography
-(SIFT + RANSAC) maps FRONT_RIGHT into FRONT's image plane instead, and FRONT's ray model places
-it on the cylinder. The method used is recorded.
+Geometry comes from the calibrations (:mod:`streetsynth.camera`: distortion, each camera's own
+centre, a projection surface at finite distance). Canvas rays meet the surface and each camera is
+asked, from its own centre, which of its pixels sees that point; ``cv2.remap`` pulls them in. The
+canvas is cropped (by default) to the largest rectangle the two views cover together, so no later
+stage sees uncovered corners.
+
+Exposure: a per-channel gain of FRONT_RIGHT against FRONT is estimated on the overlap and applied
+before blending. Trust: the warped overlap strips are compared by structure (zero-mean NCC and the
+phase-correlation shift per row band), never by brightness. A calibration whose strips disagree
+is replaced by a feature registration: SIFT matches turned into undistorted rays with each camera's
+own intrinsics, a 3-DOF rotation of FRONT_RIGHT seeded from its calibration (yaw RANSAC, then a
+least-squares rotation on the inliers). The method used is recorded.
 
 Blending: each view's weight rises from 0 at the edge of its valid area to 1 at ``ramp`` pixels
-inside it (``cv2.distanceTransform``); the stitched pixel is the weight-normalised sum. With the
-ramp equal to the overlap width this is an exact linear cross-fade across the overlap.
-
-A :class:`StitchGeometry` keeps the mapping both ways (canvas -> camera pixels for warping,
-camera pixels -> canvas for labels). Geometries from calibrations are cached, since every frame of
-a segment shares them.
+inside it (``cv2.distanceTransform``). Work stays where it is needed: each view is remapped only over
+its own columns, columns seen by one view are copied, only the overlap is blended. Images may be
+RGB or BGR (the stitch is channel-agnostic; only the recorded gains need the order) and may be
+decoded at a reduced size: maps are rescaled to the image they are given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from streetsynth.camera import Cylinder, PinholeCamera, cylinder_for, yaw_matrix
+from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, yaw_matrix
 
 from .frames import FrameError
 
 VIEWS = ("FRONT", "FRONT_RIGHT")
-CALIBRATION, HOMOGRAPHY = "calibration", "homography"
-#: Waymo cameras see about ±25.2° horizontally; used when FRONT has no calibration.
+CALIBRATION, REGISTRATION = "calibration", "registration"
+#: Waymo cameras see about ±25.2° horizontally; used when a calibration is missing.
 DEFAULT_HALF_FOV_DEG = 25.2
-#: Mean absolute grey-level difference in the overlap above which a calibration is distrusted.
-MAX_OVERLAP_ERROR = 6.0
-#: Fewest RANSAC inliers for a homography to be trusted.
-MIN_INLIERS = 12
+#: FRONT_RIGHT's yaw relative to FRONT when its calibration is missing (a seed for the registration).
+DEFAULT_RIGHT_YAW_DEG = -45.0
+#: Default projection surface (chosen by benchmarks/stitch_quality.py; see README "Issue 12").
+DEFAULT_SURFACE = Surface("ground+cylinder", 30.0)
+#: A calibration is distrusted when the median phase-correlation shift of the overlap's row bands
+#: exceeds this angle (0.3° is 10 px at Waymo's full resolution: near-field parallax stays below).
+MAX_SHIFT_DEG = 0.3
+#: ... never below this many output pixels (phase correlation's precision on small, JPEG'd strips).
+MIN_SHIFT_PX = 1.5
+#: ... or when the overlap strips' zero-mean NCC falls below this (unrelated content).
+MIN_NCC = 0.3
+#: Row bands of the overlap measured by phase correlation.
+BANDS = 8
+#: Fewest RANSAC inliers for a registration to be trusted.
+MIN_INLIERS = 8
+#: Exposure gains are clipped to this range (a stronger difference is not exposure).
+GAIN_RANGE = (0.5, 2.0)
 
 
 @dataclass(frozen=True)
 class ViewMap:
-    """How one camera lands on the canvas.
-
-    Canvas points go to the cylinder, then to ``ray_cam``'s pixels; with a homography ``h``
-    (camera pixels -> ``ray_cam`` pixels) they are then pulled back into this camera's image.
-    """
+    """How one camera lands on the output canvas: canvas -> crop of the natural canvas -> camera."""
 
     cylinder: Cylinder
-    ray_cam: PinholeCamera
-    width: int  # this camera's image size
-    height: int
-    scale: tuple[float, float]  # (sx, sy): natural cylinder pixels per output pixel
-    h: np.ndarray | None = None
+    cam: PinholeCamera
+    scale: tuple[float, float]  # (sx, sy): natural canvas pixels per output pixel
+    offset: tuple[float, float] = (0.0, 0.0)  # (x0, y0) of the crop in the natural canvas
 
     def canvas_to_view(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Camera pixel coordinates seen at output canvas points (NaN where none)."""
-        sx, sy = self.scale
-        u, v = self.cylinder.to_pixels(self.ray_cam, (np.asarray(xs) + 0.5) * sx - 0.5, (np.asarray(ys) + 0.5) * sy - 0.5)
-        if self.h is not None:
-            u, v = _apply_h(np.linalg.inv(self.h), u, v)
-        return u, v
+        (sx, sy), (x0, y0) = self.scale, self.offset
+        return self.cylinder.to_pixels(self.cam, x0 + (np.asarray(xs) + 0.5) * sx - 0.5,
+                                       y0 + (np.asarray(ys) + 0.5) * sy - 0.5)
 
     def view_to_canvas(self, us: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output canvas coordinates of camera pixels."""
-        us, vs = np.asarray(us, np.float64), np.asarray(vs, np.float64)
-        if self.h is not None:
-            us, vs = _apply_h(self.h, us, vs)
-        x, y = self.cylinder.from_pixels(self.ray_cam, us, vs)
-        sx, sy = self.scale
-        return (x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5
+        """Output canvas coordinates of camera pixels (full-resolution pixel units)."""
+        x, y = self.cylinder.from_pixels(self.cam, us, vs)
+        (sx, sy), (x0, y0) = self.scale, self.offset
+        return (x - x0 + 0.5) / sx - 0.5, (y - y0 + 0.5) / sy - 0.5
 
 
 @dataclass
 class StitchGeometry:
-    """The two views' maps onto one output canvas, their valid areas and blend weights."""
+    """The two views' maps onto one output canvas, their valid areas, columns and blend weights."""
 
     method: str
     size: tuple[int, int]  # (H, W) of the output
     views: dict[str, ViewMap]
-    maps: dict[str, tuple[np.ndarray, np.ndarray]]  # float32 cv2.remap maps, canvas -> camera
+    maps: dict[str, tuple[np.ndarray, np.ndarray]]  # float32 cv2.remap maps over the view's columns
+    cols: dict[str, tuple[int, int]]  # [c0, c1): output columns a view contributes to
     valid: dict[str, np.ndarray]  # (H, W) bool
     weights: dict[str, np.ndarray]  # (H, W) float32, normalised: they sum to 1 where any view is valid
     yaw_deg: float  # FRONT_RIGHT's yaw relative to FRONT
     front_x1: int
     right_x0: int
+    crop: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the output in the natural canvas
+    _scaled: dict = field(default_factory=dict, repr=False)
 
     def to_canvas(self, view: str, us, vs) -> tuple[np.ndarray, np.ndarray]:
-        """Canvas coordinates of points of camera ``view``."""
+        """Canvas coordinates of points of camera ``view`` (full-resolution camera pixels)."""
         return self.views[view].view_to_canvas(us, vs)
 
+    def view_maps(self, view: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """The view's remap maps for an image of ``shape`` (maps are rescaled for reduced decodes)."""
+        cam = self.views[view].cam
+        h, w = shape[:2]
+        if (h, w) == (cam.height, cam.width):
+            return self.maps[view]
+        key = (view, h, w)
+        if key not in self._scaled:
+            mx, my = self.maps[view]
+            fx, fy = w / cam.width, h / cam.height
+            self._scaled[key] = ((mx + 0.5) * fx - 0.5, (my + 0.5) * fy - 0.5)
+        return self._scaled[key]
+
+    def warp_strip(self, view: str, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """A camera image over its own canvas columns ``cols[view]``, zero where it does not see."""
+        mx, my = self.view_maps(view, image.shape)
+        return cv2.remap(image, mx, my, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
     def warp_image(self, view: str, image: np.ndarray) -> np.ndarray:
-        """A camera image on the canvas (bilinear), zero where the camera does not see."""
-        mx, my = self.maps[view]
-        return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        """A camera image on the whole canvas (bilinear), zero where the camera does not see."""
+        out = np.zeros((*self.size, *image.shape[2:]), image.dtype)
+        c0, c1 = self.cols[view]
+        out[:, c0:c1] = self.warp_strip(view, image)
+        return out
 
     def warp_labels(self, view: str, labels: np.ndarray) -> np.ndarray:
         """A label image (ids, classes) on the canvas, nearest-neighbour, 0 where unseen."""
-        mx, my = self.maps[view]
-        src = labels.astype(np.int32) if labels.dtype not in (np.uint8, np.uint16, np.int16, np.float32) else labels
-        out = cv2.remap(src, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return np.where(self.valid[view], out, 0).astype(labels.dtype)
+        src = labels if labels.dtype in (np.uint8, np.uint16, np.int16, np.float32) else labels.astype(np.int32)
+        out = np.zeros(self.size, src.dtype)
+        c0, c1 = self.cols[view]
+        strip = self.warp_strip(view, src, cv2.INTER_NEAREST)
+        out[:, c0:c1] = np.where(self.valid[view][:, c0:c1], strip, 0)
+        return out
 
-    def blend(self, images: dict[str, np.ndarray]) -> np.ndarray:
-        """Feather-blend camera images (RGB uint8) into the stitched canvas."""
-        acc = np.zeros((*self.size, 3), np.float32)
-        for name, img in images.items():
-            acc += self.warp_image(name, img).astype(np.float32) * self.weights[name][..., None]
-        return np.clip(acc + 0.5, 0, 255).astype(np.uint8)
+    @property
+    def overlap_cols(self) -> tuple[int, int]:
+        """[x0, x1): output columns both views contribute to."""
+        return max(self.cols["FRONT"][0], self.cols["FRONT_RIGHT"][0]), min(self.cols["FRONT"][1], self.cols["FRONT_RIGHT"][1])
+
+    def strips(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each view warped over its own columns."""
+        return {n: self.warp_strip(n, images[n]) for n in VIEWS}
+
+    def overlap(self, strips: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(FRONT, FRONT_RIGHT, both-valid mask) over the overlap columns."""
+        x0, x1 = self.overlap_cols
+        (f0, _), (r0, _) = self.cols["FRONT"], self.cols["FRONT_RIGHT"]
+        both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
+        return strips["FRONT"][:, x0 - f0 : x1 - f0], strips["FRONT_RIGHT"][:, x0 - r0 : x1 - r0], both
+
+    def blend(self, strips: dict[str, np.ndarray]) -> np.ndarray:
+        """Copy single-view columns, feather-blend the overlap (uint8, any channel order)."""
+        a, b = strips["FRONT"], strips["FRONT_RIGHT"]
+        out = np.zeros((*self.size, *a.shape[2:]), a.dtype)
+        (f0, f1), (r0, r1) = self.cols["FRONT"], self.cols["FRONT_RIGHT"]
+        x0, x1 = self.overlap_cols
+        out[:, f0:x0] = a[:, : x0 - f0]
+        out[:, x1:r1] = b[:, x1 - r0 :]
+        if x1 > x0:
+            fa, fb, _ = self.overlap(strips)
+            wa = np.ascontiguousarray(self.weights["FRONT"][:, x0:x1])
+            out[:, x0:x1] = cv2.blendLinear(np.ascontiguousarray(fa), np.ascontiguousarray(fb), wa, 1.0 - wa)
+        return out
 
 
 @dataclass
 class Stitched:
     """A stitched scene: the image and how it was made (see ``schema.stitch_feature``)."""
 
-    image: np.ndarray  # (H, W, 3) uint8
+    image: np.ndarray  # (H, W, 3) uint8, in the channel order it was given
     geometry: StitchGeometry
-    overlap_error: float  # mean |grey difference| of the two views in their overlap
+    gain: tuple[float, float, float]  # FRONT_RIGHT's per-channel gain, RGB order
+    residual_px: float  # median |phase-correlation shift| of the overlap's row bands, output pixels
+    ncc: float  # zero-mean NCC of the overlap strips
+    overlap_error: float  # mean |grey difference| in the overlap after the gain
+    overlap_error_raw: float  # ... before it
 
     @property
     def method(self) -> str:
@@ -122,13 +181,8 @@ class Stitched:
 
     def to_feature(self) -> dict:
         g = self.geometry
-        return {"method": g.method, "yaw_deg": float(g.yaw_deg), "front_x1": int(g.front_x1), "right_x0": int(g.right_x0)}
-
-
-def _apply_h(h: np.ndarray, us: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = np.stack([us, vs, np.ones_like(us)], axis=-1) @ h.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
+        return {"method": g.method, "yaw_deg": float(g.yaw_deg), "front_x1": int(g.front_x1), "right_x0": int(g.right_x0),
+                "gain": [float(v) for v in self.gain], "residual_px": float(self.residual_px)}
 
 
 def default_camera(width: int, height: int, yaw: float = 0.0) -> PinholeCamera:
@@ -137,97 +191,230 @@ def default_camera(width: int, height: int, yaw: float = 0.0) -> PinholeCamera:
     return PinholeCamera(f, f, width / 2.0, height / 2.0, width, height, yaw_matrix(yaw))
 
 
-def _natural_cylinder(cams: list[PinholeCamera]) -> Cylinder:
-    return cylinder_for(cams, height=cams[0].height, f=cams[0].fu)
+def scaled_camera(cam: PinholeCamera, width: int, height: int) -> PinholeCamera:
+    """The same camera for an image resized to ``width`` × ``height`` (distortion is scale-free)."""
+    fx, fy = width / cam.width, height / cam.height
+    return replace(cam, fu=cam.fu * fx, fv=cam.fv * fy, cu=(cam.cu + 0.5) * fx - 0.5, cv=(cam.cv + 0.5) * fy - 0.5,
+                   width=width, height=height)
 
 
-def make_geometry(method: str, cams: dict[str, PinholeCamera], view_sizes: dict[str, tuple[int, int]],
-                  size: tuple[int, int] | None, h_right: np.ndarray | None = None) -> StitchGeometry:
-    """Maps, valid areas and feather weights for ``cams`` (the ray models) on an output of ``size``.
+def covered_rectangle(valid: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the largest axis-aligned rectangle inside the True area of ``valid``.
 
-    ``size=None`` keeps the natural cylinder (FRONT's pixel density). ``h_right`` maps FRONT_RIGHT
-    pixels into FRONT's image (homography method); ``cams`` must then hold FRONT_RIGHT's estimated pose.
+    For every top row, all bottom rows at once: columns valid over the whole band, then the
+    longest run of such columns (vectorised over bottoms).
     """
-    cyl = _natural_cylinder([cams["FRONT"], cams["FRONT_RIGHT"]])
-    out_h, out_w = size if size is not None else (cyl.height, cyl.width)
+    h, w = valid.shape
+    cs = np.vstack([np.zeros((1, w), np.int32), np.cumsum(valid, axis=0, dtype=np.int32)])
+    cols = np.arange(w)
+    best, rect = 0, (0, 0, w, h)
+    for t in range(h):
+        bs = np.arange(t + 1, h + 1)
+        full = (cs[t + 1 :] - cs[t]) == (bs - t)[:, None]  # (nb, w)
+        last_false = np.maximum.accumulate(np.where(full, -1, cols), axis=1)
+        run = cols - last_false  # length of the True run ending at each column
+        end = run.argmax(axis=1)
+        length = run[np.arange(len(bs)), end]
+        area = length * (bs - t)
+        k = int(area.argmax())
+        if area[k] > best:
+            best = int(area[k])
+            rect = (int(end[k] - length[k] + 1), t, int(end[k] + 1), int(bs[k]))
+    return rect
+
+
+def _crop(cyl: Cylinder, cams: dict[str, PinholeCamera], step: float) -> tuple[int, int, int, int]:
+    """The largest rectangle of the natural canvas covered by the union of the views (``step``-pixel grid)."""
+    gh, gw = int(cyl.height // step), int(cyl.width // step)
+    ys, xs = (np.mgrid[0:gh, 0:gw] + 0.5) * step
+    union = np.zeros((gh, gw), bool)
+    for cam in cams.values():
+        u, v = cyl.to_pixels(cam, xs, ys)
+        union |= (u >= 0) & (u <= cam.width - 1) & (v >= 0) & (v <= cam.height - 1)
+    x0, y0, x1, y1 = covered_rectangle(union)
+    # Shrink by one grid cell on each side so the rectangle's edges lie inside the covered area.
+    return (int(np.ceil((x0 + 1) * step)), int(np.ceil((y0 + 1) * step)), int((x1 - 1) * step), int((y1 - 1) * step))
+
+
+def make_geometry(method: str, cams: dict[str, PinholeCamera], size: tuple[int, int] | None,
+                  surface: Surface = DEFAULT_SURFACE, crop: bool = True) -> StitchGeometry:
+    """Maps, valid areas, columns and feather weights of ``cams`` on an output of ``size`` (H, W).
+
+    ``size=None`` keeps the natural canvas (FRONT's pixel density). ``crop`` keeps only the largest
+    rectangle both views cover together (else the whole bounding canvas, corners black).
+    """
+    cyl = cylinder_for([cams["FRONT"], cams["FRONT_RIGHT"]], f=cams["FRONT"].fu, surface=surface)
+    box = _crop(cyl, cams, max(1.0, cyl.height / 160.0)) if crop else (0, 0, cyl.width, cyl.height)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    out_h, out_w = size if size is not None else (bh, bw)
     if out_h < 8 or out_w < 8:
         raise ValueError(f"stitched size must be at least 8x8, got {out_h}x{out_w}")
-    scale = (cyl.width / out_w, cyl.height / out_h)
+    scale = (bw / out_w, bh / out_h)
     ys, xs = np.mgrid[0:out_h, 0:out_w].astype(np.float64)
-    views, maps, valid = {}, {}, {}
+    views, maps, valid, cols = {}, {}, {}, {}
     for name in VIEWS:
-        vh, vw = view_sizes[name]
-        ray_cam = cams["FRONT"] if (name == "FRONT_RIGHT" and h_right is not None) else cams[name]
-        vm = ViewMap(cyl, ray_cam, vw, vh, scale, h_right if name == "FRONT_RIGHT" else None)
+        cam = cams[name]
+        vm = ViewMap(cyl, cam, scale, (float(box[0]), float(box[1])))
         u, v = vm.canvas_to_view(xs, ys)
-        ok = np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u <= vw - 0.5) & (v >= -0.5) & (v <= vh - 0.5)
-        views[name] = vm
-        maps[name] = (np.where(ok, u, -1e4).astype(np.float32), np.where(ok, v, -1e4).astype(np.float32))
-        valid[name] = ok
-    mid = out_h // 2
-    front_cols = np.flatnonzero(valid["FRONT"][mid])
-    right_cols = np.flatnonzero(valid["FRONT_RIGHT"][mid])
-    front_x1 = int(front_cols[-1] + 1) if len(front_cols) else 0
-    right_x0 = int(right_cols[0]) if len(right_cols) else out_w
+        ok = np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u <= cam.width - 0.5) & (v >= -0.5) & (v <= cam.height - 0.5)
+        seen = np.flatnonzero(ok.any(axis=0))
+        c0, c1 = (int(seen[0]), int(seen[-1] + 1)) if len(seen) else (0, 0)
+        views[name], valid[name], cols[name] = vm, ok, (c0, c1)
+        maps[name] = (np.where(ok, u, -1e4)[:, c0:c1].astype(np.float32), np.where(ok, v, -1e4)[:, c0:c1].astype(np.float32))
+    front_x1, right_x0 = cols["FRONT"][1], cols["FRONT_RIGHT"][0]
     ramp = float(max(1, front_x1 - right_x0))
     raw = {n: np.minimum(cv2.distanceTransform(valid[n].astype(np.uint8), cv2.DIST_L2, 3) / ramp, 1.0) for n in VIEWS}
     total = raw["FRONT"] + raw["FRONT_RIGHT"]
     weights = {n: np.divide(raw[n], total, out=np.zeros_like(total), where=total > 0).astype(np.float32) for n in VIEWS}
-    if h_right is not None:
-        centre = np.array([[view_sizes["FRONT_RIGHT"][1] / 2.0], [view_sizes["FRONT_RIGHT"][0] / 2.0]])
-        u, _ = _apply_h(h_right, centre[0], centre[1])
-        yaw = float(np.degrees(np.arctan2(cams["FRONT"].cu - u[0], cams["FRONT"].fu)))
-    else:
-        yaw = float(np.degrees(cams["FRONT_RIGHT"].yaw - cams["FRONT"].yaw))
-    return StitchGeometry(method, (out_h, out_w), views, maps, valid, weights, yaw, front_x1, right_x0)
+    yaw = float(np.degrees(cams["FRONT_RIGHT"].yaw - cams["FRONT"].yaw))
+    return StitchGeometry(method, (out_h, out_w), views, maps, cols, valid, weights, yaw, front_x1, right_x0, box)
 
 
 def _cam_key(cam: PinholeCamera) -> tuple:
-    return (cam.fu, cam.fv, cam.cu, cam.cv, cam.width, cam.height, tuple(np.round(cam.rotation, 9).reshape(-1)))
+    return (cam.fu, cam.fv, cam.cu, cam.cv, cam.width, cam.height, tuple(np.round(cam.rotation, 12).reshape(-1)),
+            tuple(cam.translation), tuple(cam.distortion))
+
+
+def _cam_from_key(key: tuple) -> PinholeCamera:
+    fu, fv, cu, cv, w, h, rot, t, dist = key
+    return PinholeCamera(fu, fv, cu, cv, w, h, np.asarray(rot, np.float64).reshape(3, 3), t, dist)
 
 
 @lru_cache(maxsize=16)
-def _cached_calibrated(front_key: tuple, right_key: tuple, view_sizes: tuple, size: tuple | None) -> StitchGeometry:
-    cams = {}
-    for name, key in zip(VIEWS, (front_key, right_key)):
-        fu, fv, cu, cv, w, h, rot = key
-        cams[name] = PinholeCamera(fu, fv, cu, cv, w, h, np.asarray(rot, np.float64).reshape(3, 3))
-    return make_geometry(CALIBRATION, cams, dict(zip(VIEWS, view_sizes)), size)
+def _cached_calibrated(front_key: tuple, right_key: tuple, size: tuple | None, surface: Surface, crop: bool) -> StitchGeometry:
+    cams = {"FRONT": _cam_from_key(front_key), "FRONT_RIGHT": _cam_from_key(right_key)}
+    return make_geometry(CALIBRATION, cams, size, surface, crop)
 
 
-def calibrated_geometry(front: PinholeCamera, right: PinholeCamera, size: tuple[int, int] | None = None) -> StitchGeometry:
+def calibrated_geometry(front: PinholeCamera, right: PinholeCamera, size: tuple[int, int] | None = None,
+                        surface: Surface = DEFAULT_SURFACE, crop: bool = True) -> StitchGeometry:
     """The (cached) geometry of two calibrated cameras."""
-    sizes = ((front.height, front.width), (right.height, right.width))
-    return _cached_calibrated(_cam_key(front), _cam_key(right), sizes, None if size is None else tuple(size))
+    return _cached_calibrated(_cam_key(front), _cam_key(right), None if size is None else tuple(size), surface, crop)
 
 
-def _ray_matrix(k: np.ndarray) -> np.ndarray:
-    """3×3 taking homogeneous pixels (u, v, 1) to Waymo camera rays (x forward, y left, z up)."""
-    fu, fv, cu, cv = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
-    return np.array([[0.0, 0.0, 1.0], [-1.0 / fu, 0.0, cu / fu], [0.0, -1.0 / fv, cv / fv]])
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32).mean(axis=2) if img.ndim == 3 else img.astype(np.float32)
 
 
-def rotation_homography(front_k: np.ndarray, right_k: np.ndarray, yaw: float) -> np.ndarray:
-    """The homography FRONT_RIGHT pixels -> FRONT pixels of a camera turned by ``yaw`` about the vertical."""
-    h = np.linalg.inv(_ray_matrix(front_k)) @ yaw_matrix(yaw) @ _ray_matrix(right_k)
-    return h / h[2, 2]
+def exposure_gain(fa: np.ndarray, fb: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """Per-channel gain that brings FRONT_RIGHT's overlap to FRONT's (ratio of means, unsaturated pixels)."""
+    use = both & (fa.max(axis=2) < 250) & (fb.max(axis=2) < 250) & (fb.min(axis=2) > 4)
+    if use.sum() < 64:
+        return np.ones(fa.shape[2])
+    g = fa[use].astype(np.float64).mean(axis=0) / np.maximum(fb[use].astype(np.float64).mean(axis=0), 1e-6)
+    return np.clip(g, *GAIN_RANGE)
 
 
-def estimate_homography(front: np.ndarray, right: np.ndarray, front_k: np.ndarray, right_k: np.ndarray,
-                        min_inliers: int = MIN_INLIERS, tol_px: float = 3.0) -> np.ndarray | None:
-    """3×3 homography taking FRONT_RIGHT pixels to FRONT pixels; None if the evidence is weak.
+def apply_gain(img: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """uint8 image times a per-channel gain, through one lookup table."""
+    if np.allclose(gain, 1.0):
+        return img
+    lut = np.clip(np.arange(256, dtype=np.float64)[:, None] * gain[None, :] + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(img, lut.reshape(256, 1, -1))
 
-    SIFT features on the sides that can overlap (FRONT's right half, FRONT_RIGHT's left half) and
-    Lowe's ratio test give matches. The cameras share (almost) one centre and are level, so the
-    homography is the rotation-induced ``K_f R(yaw) K_r^-1`` with one unknown: RANSAC over the yaw
-    each match implies (a full 8-parameter ``cv2.findHomography`` fitted on the narrow overlap
-    strip bends badly away from it), then the median yaw of the inliers.
+
+def band_shifts(fa: np.ndarray, fb: np.ndarray, both: np.ndarray, bands: int = BANDS) -> np.ndarray:
+    """(bands, 2) phase-correlation shifts (dx, dy) of FRONT_RIGHT's strip against FRONT's, per row band.
+
+    Rows where the two views do not both see most of the strip are left out; NaN where a band has
+    too little of both or too little texture to measure.
+    """
+    ga, gb = _grey(fa), _grey(fb)
+    rows = np.flatnonzero(both.mean(axis=1) > 0.9)
+    out = np.full((bands, 2), np.nan)
+    if len(rows) < bands * 8 or fa.shape[1] < 8:
+        return out
+    cols = np.flatnonzero(both[rows].all(axis=0))
+    if len(cols) < 8:
+        return out
+    ga, gb = ga[rows][:, cols[0] : cols[-1] + 1], gb[rows][:, cols[0] : cols[-1] + 1]
+    edges = np.linspace(0, len(rows), bands + 1).astype(int)
+    for i in range(bands):
+        a, b = ga[edges[i] : edges[i + 1]], gb[edges[i] : edges[i + 1]]
+        if a.std() < 2.0 or b.std() < 2.0:
+            continue
+        win = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), win)
+        if response > 0.05:
+            out[i] = (dx, dy)
+    return out
+
+
+def zncc(fa: np.ndarray, fb: np.ndarray, both: np.ndarray) -> float:
+    """Zero-mean normalised cross-correlation of the grey strips where both see (1 for identical structure)."""
+    a, b = _grey(fa)[both], _grey(fb)[both]
+    if a.size < 16:
+        return float("nan")
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+@dataclass
+class Agreement:
+    """How well the two warped views agree in their overlap."""
+
+    shifts: np.ndarray  # (bands, 2) output pixels
+    ncc: float
+    error_raw: float  # mean |grey difference| before the gain
+    error: float  # after it
+    gain: np.ndarray
+
+    @property
+    def residual(self) -> float:
+        """Median |shift| over the measured bands (0 when none could be measured)."""
+        mag = np.hypot(self.shifts[:, 0], self.shifts[:, 1])
+        mag = mag[np.isfinite(mag)]
+        return float(np.median(mag)) if len(mag) else 0.0
+
+    def trusted(self, max_shift_px: float) -> bool:
+        return not (self.residual > max_shift_px or (np.isfinite(self.ncc) and self.ncc < MIN_NCC))
+
+
+def agreement(geometry: StitchGeometry, strips: dict[str, np.ndarray]) -> Agreement:
+    """Structure and exposure agreement of the two warped strips in their overlap."""
+    fa, fb, both = geometry.overlap(strips)
+    if both.sum() < 16:
+        return Agreement(np.full((BANDS, 2), np.nan), float("nan"), float("inf"), float("inf"), np.ones(fa.shape[2]))
+    gain = exposure_gain(fa, fb, both)
+    raw = float(np.abs(_grey(fa) - _grey(fb))[both].mean())
+    fb_g = apply_gain(np.ascontiguousarray(fb), gain)
+    err = float(np.abs(_grey(fa) - _grey(fb_g))[both].mean())
+    return Agreement(band_shifts(fa, fb_g, both), zncc(fa, fb, both), raw, err, gain)
+
+
+def max_shift_px(geometry: StitchGeometry) -> float:
+    """The distrust threshold in output pixels (MAX_SHIFT_DEG at the output's horizontal density)."""
+    cyl = geometry.views["FRONT"].cylinder
+    return max(MIN_SHIFT_PX, float(np.radians(MAX_SHIFT_DEG) * cyl.f / geometry.views["FRONT"].scale[0]))
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation R minimising sum |R a_i - b_i|^2."""
+    u, _, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def register_rotation(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera, right_cam: PinholeCamera,
+                      min_inliers: int = MIN_INLIERS, tol_px: float = 3.0, bgr: bool = False) -> np.ndarray | None:
+    """FRONT_RIGHT's camera→vehicle rotation from features; None if the evidence is weak.
+
+    ``front_cam`` / ``right_cam`` are the cameras at the images' own sizes (their rotations are
+    FRONT's pose and the seed). SIFT on the thirds that can overlap, Lowe's ratio test, undistorted
+    rays; RANSAC over the yaw each match implies around the seed, then a 3-DOF rotation fitted to
+    the inliers (twice, re-selecting inliers).
     """
     sift = cv2.SIFT_create(nfeatures=4000)
-    gf, gr = cv2.cvtColor(front, cv2.COLOR_RGB2GRAY), cv2.cvtColor(right, cv2.COLOR_RGB2GRAY)
+    code = cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY
+    gf, gr = (cv2.cvtColor(x, code) if x.ndim == 3 else x for x in (front, right))
     mf, mr = np.zeros_like(gf), np.zeros_like(gr)
-    mf[:, gf.shape[1] // 2 :] = 255
-    mr[:, : gr.shape[1] // 2] = 255
+    mf[:, 2 * gf.shape[1] // 3 :] = 255
+    mr[:, : gr.shape[1] // 3] = 255
     kf, df = sift.detectAndCompute(gf, mf)
     kr, dr = sift.detectAndCompute(gr, mr)
     if df is None or dr is None or len(kf) < 2 or len(kr) < 2:
@@ -236,88 +423,83 @@ def estimate_homography(front: np.ndarray, right: np.ndarray, front_k: np.ndarra
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
     if len(good) < min_inliers:
         return None
-    src = np.float64([kr[m.queryIdx].pt for m in good])
-    dst = np.float64([kf[m.trainIdx].pt for m in good])
-    az_f = np.arctan((front_k[0, 2] - dst[:, 0]) / front_k[0, 0])
-    az_r = np.arctan((right_k[0, 2] - src[:, 0]) / right_k[0, 0])
-    candidates = az_f - az_r
-
-    def residuals(yaw: float) -> np.ndarray:
-        u, v = _apply_h(rotation_homography(front_k, right_k, yaw), src[:, 0], src[:, 1])
-        return np.hypot(u - dst[:, 0], v - dst[:, 1])
-
-    counts = np.array([(residuals(c) < tol_px).sum() for c in candidates])
-    best = candidates[int(np.argmax(counts))]
-    inliers = residuals(best) < tol_px
-    if inliers.sum() < min_inliers:
-        return None
-    return rotation_homography(front_k, right_k, float(np.median(candidates[inliers])))
-
-
-def _k(cam: PinholeCamera) -> np.ndarray:
-    return np.array([[cam.fu, 0.0, cam.cu], [0.0, cam.fv, cam.cv], [0.0, 0.0, 1.0]])
+    pf = np.float64([kf[m.trainIdx].pt for m in good])
+    pr = np.float64([kr[m.queryIdx].pt for m in good])
+    bf = _unit(front_cam.rays(pf[:, 0], pf[:, 1]) @ front_cam.rotation.T)  # vehicle frame
+    ar = _unit(right_cam.rays(pr[:, 0], pr[:, 1]))  # FRONT_RIGHT's camera frame
+    seed = right_cam.rotation
+    rr = ar @ seed.T
+    tol = np.cos(tol_px / front_cam.fu)
+    delta = np.r_[0.0, np.arctan2(bf[:, 1], bf[:, 0]) - np.arctan2(rr[:, 1], rr[:, 0])]
+    c, s = np.cos(delta)[:, None], np.sin(delta)[:, None]
+    dots = (c * rr[None, :, 0] - s * rr[None, :, 1]) * bf[None, :, 0] + (s * rr[None, :, 0] + c * rr[None, :, 1]) * bf[None, :, 1] \
+        + rr[None, :, 2] * bf[None, :, 2]
+    rot = yaw_matrix(float(delta[int(np.argmax((dots > tol).sum(axis=1)))])) @ seed
+    for _ in range(2):
+        inliers = (ar @ rot.T * bf).sum(axis=1) > tol
+        if inliers.sum() < min_inliers:
+            return None
+        rot = _kabsch(ar[inliers], bf[inliers])
+    return rot if ((ar @ rot.T * bf).sum(axis=1) > tol).sum() >= min_inliers else None
 
 
-def overlap_error(geometry: StitchGeometry, images: dict[str, np.ndarray]) -> float:
-    """Mean absolute grey-level difference of the two warped views where both see (inf if nowhere)."""
-    both = geometry.valid["FRONT"] & geometry.valid["FRONT_RIGHT"]
-    if both.sum() < 16:
-        return float("inf")
-    cols = np.flatnonzero(both.any(axis=0))
-    sl = slice(cols[0], cols[-1] + 1)
-    grey = {}
-    for name in VIEWS:
-        mx, my = geometry.maps[name]
-        g = cv2.cvtColor(images[name], cv2.COLOR_RGB2GRAY)
-        grey[name] = cv2.remap(g, mx[:, sl], my[:, sl], cv2.INTER_LINEAR).astype(np.float32)
-    diff = np.abs(grey["FRONT"] - grey["FRONT_RIGHT"])[both[:, sl]]
-    return float(diff.mean())
-
-
-def homography_geometry(images: dict[str, np.ndarray], front_cam: PinholeCamera | None,
-                        size: tuple[int, int] | None) -> StitchGeometry | None:
-    """A geometry from features; FRONT's calibration (or a default camera) gives the ray model."""
-    fh, fw = images["FRONT"].shape[:2]
-    rh, rw = images["FRONT_RIGHT"].shape[:2]
+def registered_geometry(images: dict[str, np.ndarray], front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
+                        size: tuple[int, int] | None, surface: Surface, crop: bool, bgr: bool = False) -> StitchGeometry | None:
+    """A geometry whose FRONT_RIGHT rotation comes from features (its own intrinsics kept)."""
+    (fh, fw), (rh, rw) = images["FRONT"].shape[:2], images["FRONT_RIGHT"].shape[:2]
     front = front_cam or default_camera(fw, fh)
-    # FRONT_RIGHT's intrinsics are taken as FRONT's, scaled to its image size (Waymo's are alike).
-    right_k = np.array([[front.fu * rw / fw, 0.0, rw / 2.0], [0.0, front.fv * rh / fh, rh / 2.0], [0.0, 0.0, 1.0]])
-    h_right = estimate_homography(images["FRONT"], images["FRONT_RIGHT"], _k(front), right_k)
-    if h_right is None:
+    right = right_cam or replace(default_camera(rw, rh), rotation=front.rotation @ yaw_matrix(np.radians(DEFAULT_RIGHT_YAW_DEG)),
+                                 translation=front.translation)
+    # Without calibrations the lens distortion is unknown: allow the few pixels it bends by.
+    tol = 3.0 if front_cam is not None and right_cam is not None else 8.0
+    rot = register_rotation(images["FRONT"], images["FRONT_RIGHT"], scaled_camera(front, fw, fh), scaled_camera(right, rw, rh),
+                           tol_px=tol, bgr=bgr)
+    if rot is None:
         return None
-    u, _ = _apply_h(h_right, np.array([rw / 2.0]), np.array([rh / 2.0]))
-    yaw = float(np.arctan2(front.cu - u[0], front.fu))
-    right = PinholeCamera(right_k[0, 0], right_k[1, 1], rw / 2.0, rh / 2.0, rw, rh, front.rotation @ yaw_matrix(yaw))
-    return make_geometry(HOMOGRAPHY, {"FRONT": front, "FRONT_RIGHT": right},
-                         {"FRONT": (fh, fw), "FRONT_RIGHT": (rh, rw)}, size, h_right=h_right)
+    return make_geometry(REGISTRATION, {"FRONT": front, "FRONT_RIGHT": replace(right, rotation=rot)}, size, surface, crop)
+
+
+def _check_size(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str) -> None:
+    if cam is None:
+        return
+    h, w = img.shape[:2]
+    reduced = any((h, w) == (-(-cam.height // k), -(-cam.width // k)) for k in (2, 4, 8))
+    if (h, w) != (cam.height, cam.width) and not reduced:
+        raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
 
 
 def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
-           size: tuple[int, int] | None = None, max_overlap_error: float = MAX_OVERLAP_ERROR,
-           what: str = "frame") -> Stitched:
-    """Stitch FRONT and FRONT_RIGHT RGB images into one (H, W) = ``size`` scene.
+           size: tuple[int, int] | None = None, surface: Surface = DEFAULT_SURFACE, crop: bool = True,
+           gain: bool = True, bgr: bool = False, what: str = "frame") -> Stitched:
+    """Stitch FRONT and FRONT_RIGHT images (RGB, or BGR with ``bgr``) into one (H, W) = ``size`` scene.
 
-    Uses the calibrations when both are present and agree with the pixels in the overlap;
-    otherwise the feature homography. FrameError (naming ``what``) when neither works.
+    Images may be decoded at 1/2, 1/4 or 1/8 of the calibrated size. Uses the calibrations when both
+    are present and their overlap agrees in structure; otherwise a feature registration. FrameError
+    (naming ``what``) when neither works.
     """
     images = {"FRONT": front, "FRONT_RIGHT": right}
     for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
-        if cam is not None and (img.shape[0], img.shape[1]) != (cam.height, cam.width):
-            raise FrameError(f"{what}: camera {name} image is {img.shape[1]}x{img.shape[0]} but its calibration "
-                             f"says {cam.width}x{cam.height}")
-    geo, err = None, float("inf")
+        _check_size(name, img, cam, what)
+    geo, agree, strips = None, None, None
     if front_cam is not None and right_cam is not None:
-        geo = calibrated_geometry(front_cam, right_cam, size)
-        err = overlap_error(geo, images)
-    if geo is None or err > max_overlap_error:
-        alt = homography_geometry(images, front_cam, size)
-        alt_err = overlap_error(alt, images) if alt is not None else float("inf")
-        if alt is not None and (geo is None or alt_err < 0.8 * err):
-            geo, err = alt, alt_err
+        geo = calibrated_geometry(front_cam, right_cam, size, surface, crop)
+        strips = geo.strips(images)
+        agree = agreement(geo, strips)
+    if geo is None or not agree.trusted(max_shift_px(geo)):
+        alt = registered_geometry(images, front_cam, right_cam, size, surface, crop, bgr)
+        if alt is not None:
+            alt_strips = alt.strips(images)
+            alt_agree = agreement(alt, alt_strips)
+            if geo is None or alt_agree.residual < agree.residual or (alt_agree.ncc > agree.ncc + 0.2):
+                geo, strips, agree = alt, alt_strips, alt_agree
     if geo is None:
         raise FrameError(f"{what}: cannot align FRONT_RIGHT to FRONT: calibration missing and too few "
-                         "feature matches for a homography")
-    return Stitched(geo.blend(images), geo, err)
+                         "feature matches for a registration")
+    g = agree.gain if gain else np.ones(3)
+    strips = {"FRONT": strips["FRONT"], "FRONT_RIGHT": apply_gain(strips["FRONT_RIGHT"], g)}
+    rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
+    return Stitched(geo.blend(strips), geo, rgb_gain, agree.residual, agree.ncc,
+                    agree.error if gain else agree.error_raw, agree.error_raw)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:

@@ -82,7 +82,9 @@ def _calibrations(table: pa.Table, source: Path) -> dict[str, PinholeCamera]:
         k = [r.get(f"{_C}.intrinsic.{n}") for n in ("f_u", "f_v", "c_u", "c_v")]
         if any(v is None for v in k):
             raise FrameError(f"{source}: camera {name}: intrinsic f_u/f_v/c_u/c_v missing")
-        out[name] = PinholeCamera(*k, int(r[f"{_C}.width"]), int(r[f"{_C}.height"]), t[:3, :3].copy(), tuple(t[:3, 3]))
+        dist = tuple(float(r.get(f"{_C}.intrinsic.{n}") or 0.0) for n in _INTRINSICS[4:])
+        out[name] = PinholeCamera(*k, int(r[f"{_C}.width"]), int(r[f"{_C}.height"]), t[:3, :3].copy(),
+                                  tuple(float(v) for v in t[:3, 3]), dist)
     return out
 
 

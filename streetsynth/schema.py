@@ -59,6 +59,8 @@ def stitch_feature() -> dict:
         "yaw_deg": Value("float32"),
         "front_x1": Value("int32"),
         "right_x0": Value("int32"),
+        "gain": List(Value("float32")),  # FRONT_RIGHT's per-channel exposure gain (RGB), applied before blending
+        "residual_px": Value("float32"),  # median phase-correlation shift of the overlap's row bands, output px
     }
 
 

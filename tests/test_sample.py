@@ -7,9 +7,9 @@ import pytest
 
 from streetsynth.builders.frames import FrameError, decode_image
 from streetsynth.builders.waymo_v1 import read_records, segment_files
-from streetsynth.camera import Cylinder
+from streetsynth.camera import cylinder_for
 from streetsynth.proto.frame import Frame
-from streetsynth.builders.sample import make_sample, render_scene, scene_to_frame
+from streetsynth.builders.sample import RIGHT_EXPOSURE, SCENE_SURFACE, make_sample, render_scene, scene_to_frame
 from streetsynth.tfrecord import ReadStats, write_tfrecord
 
 
@@ -18,29 +18,38 @@ def _psnr(a, b):
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def test_claimed_overlap_is_the_overlap_in_the_pixels(tmp_path):
-    """Columns the calibrations say both cameras see hold the same scene in both JPEGs."""
-    make_sample(tmp_path, segments=1, frames=1, seed=5)
+def _overlap_pixels(tmp_path, exposure):
+    make_sample(tmp_path, segments=1, frames=1, seed=5, exposure=exposure)
     rec = next(read_records(segment_files(tmp_path)["train"][0]))
     front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
-    f_img, r_img = front.decode(), right.decode()
     fc, rc = front.calibration, right.calibration
-    overlap = (rc.yaw + rc.half_fov) - (fc.yaw - fc.half_fov)
-    assert np.isclose(np.degrees(overlap), 2 * 25.2 - 42.0, atol=0.05)
-    # Map every FRONT pixel into FRONT_RIGHT through a shared cylinder.
-    cyl = Cylinder(fc.fu, 0.0, fc.cv, 1, 1)
+    # Map every FRONT pixel into FRONT_RIGHT through the surface the sample paints its world on.
+    cyl = cylinder_for([fc, rc], surface=SCENE_SURFACE)
     vs, us = np.mgrid[0 : fc.height, 0 : fc.width].astype(np.float64)
-    x, y = cyl.from_pixels(fc, us, vs)
-    u, v = cyl.to_pixels(rc, x, y)
+    u, v = cyl.to_pixels(rc, *cyl.from_pixels(fc, us, vs))
     inside = (u >= 1) & (u <= rc.width - 2) & (v >= 1) & (v <= rc.height - 2)
+    return front.decode(), right.decode(), fc, rc, u, v, inside
+
+
+def test_claimed_overlap_is_the_overlap_in_the_pixels(tmp_path):
+    """Pixels the calibrations (distortion, offsets, tilt) say both cameras see hold the same scene."""
+    f_img, r_img, fc, rc, u, v, inside = _overlap_pixels(tmp_path, exposure=False)
+    assert fc.distorted and fc.translation != rc.translation and fc.cu != fc.width / 2
     cols = np.flatnonzero(inside.any(axis=0))
-    claimed = fc.cu - fc.fu * np.tan((rc.yaw + rc.half_fov) - fc.yaw)  # FRONT column of FRONT_RIGHT's left edge
-    assert abs(cols.min() - claimed) <= 1.5 and cols.max() == fc.width - 1
+    # About 2 x 25.2 - 42 = 8.4 degrees of overlap (distortion and the off-centre principal points move it a little).
+    assert cols.max() == fc.width - 1 and 6.0 < np.degrees((fc.width - cols.min()) / fc.fu) < 11.0
     ui, vi = np.round(u[inside]).astype(int), np.round(v[inside]).astype(int)
     assert _psnr(f_img[inside], r_img[vi, ui]) > 24  # same scene, up to JPEG and resampling
     # And pixels outside the claimed overlap do not match: the views really differ there.
     shifted = r_img[vi, np.clip(ui + 25, 0, rc.width - 1)]
     assert _psnr(f_img[inside], shifted) < _psnr(f_img[inside], r_img[vi, ui]) - 3
+
+
+def test_front_right_is_exposed_differently_by_default(tmp_path):
+    f_img, r_img, fc, rc, u, v, inside = _overlap_pixels(tmp_path, exposure=True)
+    ui, vi = np.round(u[inside]).astype(int), np.round(v[inside]).astype(int)
+    ratio = r_img[vi, ui].astype(np.float64).mean(axis=0) / f_img[inside].astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(ratio, RIGHT_EXPOSURE, atol=0.02)
 
 
 def test_boxes_and_panoptic_labels_match_the_rendered_objects():

@@ -1,22 +1,28 @@
-"""Stitching and label carrying on views cut from one rendered scene (the ground truth is known)."""
+"""Stitching and label carrying on views cut from one rendered sample scene (the ground truth is known).
+
+The sample's cameras carry distortion, off-centre principal points, offsets, pitch/roll and
+FRONT_RIGHT's darker exposure; the stitch is run on the surface the sample paints its world on, so
+the panorama is the exact answer. Independent-renderer checks are in test_stitch_render.py.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from streetsynth.builders.frames import FrameError, record_from_frame
-from streetsynth.builders.stitch import CALIBRATION, HOMOGRAPHY, psnr, stitch
+from streetsynth.builders.stitch import CALIBRATION, REGISTRATION, covered_rectangle, psnr, stitch
 from streetsynth.builders.stitch_labels import BOTH, box_instances, carry_boxes, panoptic_instances, stitched_instances
-from streetsynth.camera import PinholeCamera, yaw_matrix
+from streetsynth.camera import yaw_matrix
 from streetsynth.instances import boxes_from_masks
-from streetsynth.builders.sample import camera_objects, render_scene, scene_to_frame
+from streetsynth.builders.sample import RIGHT_EXPOSURE, SCENE_SURFACE, camera_objects, render_scene, scene_to_frame
 
 VIEW = (160, 240)
-#: Seed 3 renders a pedestrian (global id 5) that both cameras see, crossing the blend zone.
-SEED, SHARED_ID = 3, 5
-#: JPEG-free views, bilinear twice (render + stitch) and noise of sigma 4: about 36 dB measured.
-MIN_PSNR = 32.0
+SEED = 3
+#: JPEG-free views, bilinear twice (render + stitch), noise of sigma 4, gain estimated: about 33 dB measured.
+MIN_PSNR = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +30,22 @@ def scene():
     return render_scene(SEED, VIEW)
 
 
-def _stitch(scene, front_cam="calib", right_cam="calib", size=None):
+@pytest.fixture(scope="module")
+def big_scene():
+    """Registration needs the features of a larger view (the overlap is only 8.4 degrees wide)."""
+    return render_scene(SEED, (320, 480))
+
+
+def _stitch(scene, front_cam="calib", right_cam="calib", size=None, **kw):
     cams = scene.cameras
     return stitch(scene.views["FRONT"], scene.views["FRONT_RIGHT"],
                   cams["FRONT"] if front_cam == "calib" else front_cam,
-                  cams["FRONT_RIGHT"] if right_cam == "calib" else right_cam,
-                  size=size or scene.panorama.shape[:2])
+                  cams["FRONT_RIGHT"] if right_cam == "calib" else right_cam, size=size, surface=SCENE_SURFACE, **kw)
+
+
+def _truth(scene, st, image=None):
+    x0, y0, x1, y1 = st.geometry.crop
+    return (scene.panorama if image is None else image)[y0:y1, x0:x1]
 
 
 def _areas(st):
@@ -37,19 +53,49 @@ def _areas(st):
     return f & r, (f | r) & ~(f & r)
 
 
+def _shared_id(scene):
+    f, r = (set(camera_objects(scene.view_ids[n], scene.classes)[0]) for n in ("FRONT", "FRONT_RIGHT"))
+    shared = sorted(f & r)
+    assert shared, "the scene must hold an object both cameras see"
+    return shared[0]
+
+
 def test_calibrated_stitch_recovers_the_scene(scene):
     st = _stitch(scene)
     overlap, single = _areas(st)
     assert st.method == CALIBRATION
-    assert st.image.shape == scene.panorama.shape
-    assert psnr(st.image, scene.panorama, overlap) > MIN_PSNR
-    assert psnr(st.image, scene.panorama, single) > MIN_PSNR
-    assert (overlap | single).mean() > 0.9
+    truth = _truth(scene, st)
+    assert st.image.shape == truth.shape
+    assert psnr(st.image, truth, overlap) > MIN_PSNR
+    assert psnr(st.image, truth, single) > MIN_PSNR
+    assert (overlap | single).all()  # the crop leaves no uncovered corner
+    np.testing.assert_allclose(st.gain, 1.0 / np.asarray(RIGHT_EXPOSURE), atol=0.03)
     g = st.geometry
     assert abs(g.yaw_deg - (-42.0)) < 1e-3
-    # The blend zone is the calibrated angular overlap, in canvas pixels.
-    assert abs((g.front_x1 - g.right_x0) - np.radians(scene.overlap_deg) * scene.cylinder.f) <= 2
     assert overlap[:, : g.right_x0].sum() == 0 and overlap[:, g.front_x1 :].sum() == 0
+
+
+def test_without_gain_the_right_side_keeps_its_exposure(scene):
+    st = _stitch(scene, gain=False)
+    _, single = _areas(st)
+    right_only = single & st.geometry.valid["FRONT_RIGHT"]
+    ratio = st.image[right_only].mean(axis=0) / _truth(scene, st)[right_only].mean(axis=0)
+    np.testing.assert_allclose(ratio, RIGHT_EXPOSURE, atol=0.03)
+    assert st.overlap_error > 3 * _stitch(scene).overlap_error
+
+
+def test_uncropped_canvas_marks_its_corners_uncovered(scene):
+    st = _stitch(scene, crop=False)
+    seen = st.geometry.valid["FRONT"] | st.geometry.valid["FRONT_RIGHT"]
+    assert not seen.all() and (st.image[~seen] == 0).all()
+    assert st.image.shape[1] > _stitch(scene).image.shape[1]
+
+
+def test_covered_rectangle_is_the_largest():
+    valid = np.zeros((6, 9), bool)
+    valid[1:5, 0:4] = True  # 4x4 = 16
+    valid[2:4, 0:9] = True  # 2x9 = 18
+    assert covered_rectangle(valid) == (0, 2, 9, 4)
 
 
 def test_weights_feather_linearly_and_sum_to_one(scene):
@@ -61,21 +107,25 @@ def test_weights_feather_linearly_and_sum_to_one(scene):
     assert row[0] > 0.9 and row[-1] < 0.1 and np.all(np.diff(row) <= 1e-6)
 
 
-def test_wrong_calibration_falls_back_to_homography(scene):
+def test_wrong_calibration_falls_back_to_registration(big_scene):
+    scene = big_scene
     r = scene.cameras["FRONT_RIGHT"]
-    wrong = PinholeCamera(r.fu, r.fv, r.cu, r.cv, r.width, r.height, yaw_matrix(np.radians(-30.0)))
+    wrong = replace(r, rotation=yaw_matrix(np.radians(12.0)) @ r.rotation)
     st = _stitch(scene, right_cam=wrong)
-    assert st.method == HOMOGRAPHY
-    assert abs(st.geometry.yaw_deg - (-42.0)) < 0.5
+    assert st.method == REGISTRATION
+    assert abs(st.geometry.yaw_deg - (-42.0)) < 0.3
     overlap, single = _areas(st)
-    assert psnr(st.image, scene.panorama, overlap) > MIN_PSNR - 4
-    assert psnr(st.image, scene.panorama, single) > MIN_PSNR - 4
+    truth = _truth(scene, st)
+    assert psnr(st.image, truth, overlap) > MIN_PSNR - 4
+    assert psnr(st.image, truth, single) > MIN_PSNR - 4
 
 
-def test_missing_calibration_uses_homography(scene):
+def test_missing_calibration_uses_registration():
+    """Without calibrations the default pinhole camera stands in (lens distortion unknown)."""
+    scene = render_scene(SEED, (320, 480), distortion=False, offsets=False, tilt=False)
     st = _stitch(scene, front_cam=None, right_cam=None)
-    assert st.method == HOMOGRAPHY
-    assert abs(st.geometry.yaw_deg - (-42.0)) < 0.5
+    assert st.method == REGISTRATION
+    assert abs(st.geometry.yaw_deg - (-42.0)) < 1.0
 
 
 def test_unalignable_views_without_calibration_raise():
@@ -90,6 +140,16 @@ def test_image_size_must_match_calibration(scene):
         stitch(scene.views["FRONT"][:100], scene.views["FRONT_RIGHT"], scene.cameras["FRONT"], scene.cameras["FRONT_RIGHT"])
 
 
+def test_half_size_images_give_the_same_stitch(scene):
+    import cv2
+
+    full = _stitch(scene, size=(64, 192))
+    half = {n: cv2.resize(scene.views[n], (VIEW[1] // 2, VIEW[0] // 2), interpolation=cv2.INTER_AREA) for n in scene.views}
+    st = stitch(half["FRONT"], half["FRONT_RIGHT"], scene.cameras["FRONT"], scene.cameras["FRONT_RIGHT"], size=(64, 192),
+                surface=SCENE_SURFACE)
+    assert st.method == CALIBRATION and psnr(st.image, full.image) > 28
+
+
 def test_output_size_rescales_the_canvas_and_the_point_mapping(scene):
     full = _stitch(scene)
     small = _stitch(scene, size=(80, 300))
@@ -97,13 +157,13 @@ def test_output_size_rescales_the_canvas_and_the_point_mapping(scene):
     us, vs = np.array([10.0, 120.0, 230.0]), np.array([20.0, 80.0, 150.0])
     xf, yf = full.geometry.to_canvas("FRONT", us, vs)
     xs, ys = small.geometry.to_canvas("FRONT", us, vs)
-    h, w = scene.panorama.shape[:2]
+    h, w = full.image.shape[:2]
     np.testing.assert_allclose((xs + 0.5) * w / 300, xf + 0.5, atol=1e-6)
     np.testing.assert_allclose((ys + 0.5) * h / 80, yf + 0.5, atol=1e-6)
 
 
-def _gt_box(scene, gid):
-    return boxes_from_masks((scene.ids == gid)[None])[0]
+def _gt_box(scene, st, gid):
+    return boxes_from_masks((_truth(scene, st, scene.ids) == gid)[None])[0]
 
 
 def test_box_lands_on_its_object(scene):
@@ -113,7 +173,7 @@ def test_box_lands_on_its_object(scene):
     assert only_front
     for i in only_front:
         carried = carry_boxes(st.geometry, "FRONT", boxes[i : i + 1])[0]
-        np.testing.assert_allclose(carried, _gt_box(scene, gids[i]), atol=2.0)
+        np.testing.assert_allclose(carried, _gt_box(scene, st, gids[i]), atol=2.0)
 
 
 def _record(scene, panoptic):
@@ -128,21 +188,23 @@ def test_object_seen_by_both_cameras_comes_out_once_from_boxes(scene):
     assert len(inst) == len(seen)
     merged = [i for i, s in enumerate(inst.sources) if s == BOTH]
     assert len(merged) == 1
-    np.testing.assert_allclose(inst.boxes[merged[0]], _gt_box(scene, SHARED_ID), atol=2.0)
-    assert inst.classes[merged[0]] == scene.classes[SHARED_ID]
+    shared = _shared_id(scene)
+    np.testing.assert_allclose(inst.boxes[merged[0]], _gt_box(scene, st, shared), atol=2.0)
+    assert inst.classes[merged[0]] == scene.classes[shared]
 
 
 def test_panoptic_masks_join_by_global_id_and_land_on_the_object(scene):
     st = _stitch(scene)
     inst = stitched_instances(_record(scene, panoptic=True), st.geometry)
     assert inst.masks is not None
-    gt_ids = set(np.unique(scene.ids[st.geometry.valid["FRONT"] | st.geometry.valid["FRONT_RIGHT"]])) - {0}
+    ids = _truth(scene, st, scene.ids)
+    gt_ids = set(np.unique(ids)) - {0}
     assert len(inst) == len(gt_ids)
     shared = [i for i, s in enumerate(inst.sources) if s == BOTH]
-    assert len(shared) == 1
-    gt = scene.ids == SHARED_ID
-    mask = inst.masks[shared[0]]
-    assert (mask & gt).sum() / (mask | gt).sum() > 0.85
+    assert len(shared) >= 1
+    gt = ids == _shared_id(scene)
+    best = max((inst.masks[i] & gt).sum() / (inst.masks[i] | gt).sum() for i in shared)
+    assert best > 0.85
     row = inst.to_row()
     assert row["instance_mask"] is not None and len(row["objects"]) == len(inst)
 
