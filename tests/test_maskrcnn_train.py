@@ -109,6 +109,26 @@ def test_mix_needing_missing_synthetic_is_refused(repos, tmp_path):
         train_maskrcnn(TrainConfig(real=str(real), out=str(tmp_path / "o"), mix="synthetic=1", **TINY))
 
 
+def test_unlabelled_synthetic_version_is_refused(tmp_path):
+    from streetsynth.generators.generate import CARRIED_LABELER
+
+    real = make_real_repo(tmp_path / "real")
+    syn = make_synthetic_repo(tmp_path / "syn", labeler=CARRIED_LABELER)
+    cfg = TrainConfig(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", out=str(tmp_path / "o"), **TINY)
+    with pytest.raises(ValueError, match=r"synthetic version 0\.1\.0 .* without a labeler.*--detector and --sam"):
+        train_maskrcnn(cfg)
+
+
+def test_default_policy_drops_half_labelled_frames_and_says_so(tmp_path, capsys):
+    real = make_real_repo(tmp_path / "real", n_train=3, unmasked_rows={0: (1,)})
+    cfg = TrainConfig(real=str(real), out=str(tmp_path / "o"), steps_per_epoch=1, eval_each_epoch=False, **TINY)
+    train_maskrcnn(cfg)
+    assert "real: 3 rows, 1 with unmasked objects (1 objects); policy drop-row: dropped 1 rows" in capsys.readouterr().out
+    only_partial = make_real_repo(tmp_path / "real2", n_train=1, unmasked_rows={0: (0,)})
+    with pytest.raises(ValueError, match="box-fill"):
+        train_maskrcnn(TrainConfig(real=str(only_partial), out=str(tmp_path / "o2"), **TINY))
+
+
 TWO_PROCESS_SCRIPT = """
 import json, sys
 from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn

@@ -30,8 +30,10 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-size", type=int, default=None,
                    help="detector resize: longest side cap (default: the architecture's, 1333; tiny 256)")
     p.add_argument("--augment", default="hflip", help="augmentation preset: none, hflip, hflip_scale (default hflip)")
-    p.add_argument("--missing-masks", choices=("skip", "box"), default="skip",
-                   help="objects without mask pixels: skip them (default) or fill their box")
+    p.add_argument("--missing-masks", choices=("drop-row", "box-fill", "skip-object"), default="drop-row",
+                   help="objects without mask pixels: drop-row = leave their image out (default), box-fill = "
+                   "fill the box as the mask, skip-object = drop the object, keep the image (it is then taught "
+                   "as background; warns)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
                    help="auto = bf16/fp16 on a GPU, none on the CPU")
