@@ -45,11 +45,15 @@ def make_scene(index: int, height: int = 64, width: int = 128, n_objects: int = 
 
 
 def scene_row(index: int, height: int = 64, width: int = 128, n_objects: int = 2, seed: int = 0,
-              with_masks: bool = True, synthetic: bool = False) -> dict:
-    """One row of the stitched (or synthetic) schema."""
+              with_masks: bool = True, synthetic: bool = False, unmasked: tuple[int, ...] = (),
+              labeler: str = "test") -> dict:
+    """One row of the stitched (or synthetic) schema; objects listed in ``unmasked`` keep their box
+    but lose their mask pixels (as box-only Waymo labels do)."""
     img, inst = make_scene(index, height, width, n_objects, seed)
     if not with_masks:
         inst.masks = None
+    elif unmasked:
+        inst.masks[list(unmasked)] = False
     fields = inst.to_row()
     row = {
         "id": f"seg-{seed}_{index:04d}",
@@ -69,16 +73,20 @@ def scene_row(index: int, height: int = 64, width: int = 128, n_objects: int = 2
         row["generation"] = {
             "source_id": row["id"], "model_id": "tiny", "model_revision": "", "prompt": "", "negative_prompt": "",
             "seed": index, "steps": 2, "guidance_scale": 1.0, "strength": 1.0, "known_width": width // 2,
-            "seam_score": 0.0, "seam_threshold": 1.0, "attempts": 1, "labeler": "test", "package_version": "0",
+            "seam_score": 0.0, "seam_threshold": 1.0, "attempts": 1, "labeler": labeler, "package_version": "0",
         }
     return row
 
 
 def make_real_repo(path: Path, n_train: int = 4, n_val: int = 2, height: int = 64, width: int = 128,
-                   seed: int = 0, with_masks: bool = True) -> Path:
-    """A real repo with ``stitched`` train/validation splits."""
+                   seed: int = 0, with_masks: bool = True, unmasked_rows: dict[int, tuple[int, ...]] | None = None
+                   ) -> Path:
+    """A real repo with ``stitched`` train/validation splits; ``unmasked_rows`` maps a train row to
+    the objects that lose their masks."""
     path = Path(path)
-    train = [scene_row(i, height, width, seed=seed, with_masks=with_masks) for i in range(n_train)]
+    unmasked_rows = unmasked_rows or {}
+    train = [scene_row(i, height, width, seed=seed, with_masks=with_masks, unmasked=unmasked_rows.get(i, ()))
+             for i in range(n_train)]
     val = [scene_row(1000 + i, height, width, seed=seed, with_masks=with_masks) for i in range(n_val)]
     repo.write_shard(path, schema.STITCHED, "train", 0, train, schema.stitched_features())
     repo.write_shard(path, schema.STITCHED, "validation", 0, val, schema.stitched_features())
@@ -87,11 +95,12 @@ def make_real_repo(path: Path, n_train: int = 4, n_val: int = 2, height: int = 6
     return path
 
 
-def make_synthetic_repo(path: Path, n: int = 4, height: int = 64, width: int = 128, seed: int = 7) -> Path:
-    """A synthetic version folder with the ``synthetic`` split."""
+def make_synthetic_repo(path: Path, n: int = 4, height: int = 64, width: int = 128, seed: int = 7,
+                        labeler: str = "test") -> Path:
+    """A synthetic version folder with the ``synthetic`` split, labelled by ``labeler``."""
     path = Path(path)
-    rows = [scene_row(i, height, width, seed=seed, synthetic=True) for i in range(n)]
+    rows = [scene_row(i, height, width, seed=seed, synthetic=True, labeler=labeler) for i in range(n)]
     repo.write_shard(path, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT, 0, rows, schema.synthetic_features())
-    repo.write_info(path, {"kind": "synthetic", "version": "0.1.0", "fingerprint": f"syn{seed}"})
+    repo.write_info(path, {"kind": "synthetic", "version": "0.1.0", "fingerprint": f"syn{seed}", "labeler": labeler})
     repo.write_readme(path)
     return path

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -109,6 +110,26 @@ def test_mix_needing_missing_synthetic_is_refused(repos, tmp_path):
         train_maskrcnn(TrainConfig(real=str(real), out=str(tmp_path / "o"), mix="synthetic=1", **TINY))
 
 
+def test_unlabelled_synthetic_version_is_refused(tmp_path):
+    from streetsynth.generators.generate import CARRIED_LABELER
+
+    real = make_real_repo(tmp_path / "real")
+    syn = make_synthetic_repo(tmp_path / "syn", labeler=CARRIED_LABELER)
+    cfg = TrainConfig(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", out=str(tmp_path / "o"), **TINY)
+    with pytest.raises(ValueError, match=r"synthetic version 0\.1\.0 .* without a labeler.*--detector and --sam"):
+        train_maskrcnn(cfg)
+
+
+def test_default_policy_drops_half_labelled_frames_and_says_so(tmp_path, capsys):
+    real = make_real_repo(tmp_path / "real", n_train=3, unmasked_rows={0: (1,)})
+    cfg = TrainConfig(real=str(real), out=str(tmp_path / "o"), steps_per_epoch=1, eval_each_epoch=False, **TINY)
+    train_maskrcnn(cfg)
+    assert "real: 3 rows, 1 with unmasked objects (1 objects); policy drop-row: dropped 1 rows" in capsys.readouterr().out
+    only_partial = make_real_repo(tmp_path / "real2", n_train=1, unmasked_rows={0: (0,)})
+    with pytest.raises(ValueError, match="box-fill"):
+        train_maskrcnn(TrainConfig(real=str(only_partial), out=str(tmp_path / "o2"), **TINY))
+
+
 TWO_PROCESS_SCRIPT = """
 import json, sys
 from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn
@@ -141,13 +162,45 @@ def test_two_process_cpu_run_under_accelerate(repos, tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "out") if r["type"] == "train"] == [1, 2]
 
 
+def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path):
+    from streetsynth.training.compare import compare_mixes, format_comparison
+
+    # 4 real rows and 8 synthetic: a pass over real+synthetic would take 3x the real-only steps.
+    real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
+    syn = make_synthetic_repo(tmp_path / "syn", n=8)
+    base = TrainConfig(real=str(real), synthetic=[str(syn)], out="unused", **TINY)
+    rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2)
+    # real-only's budget: one pass over 4 rows at batch 2 = 2 steps, 4 images, for every mix and seed
+    for r in rows:
+        assert [(s["steps"], s["images"]) for s in r["seeds"]] == [(2, 4), (2, 4)]
+        assert [s["seed"] for s in r["seeds"]] == [0, 1]
+        assert [p["step"] for p in r["seeds"][1]["curves"]["loss"]] == [1, 2]
+    real_only, mixed = rows
+    box = [s["metrics"]["box"]["AP"] for s in mixed["seeds"]]
+    assert mixed["summary"]["box"]["AP"] == {"mean": pytest.approx(np.mean(box)),
+                                             "std": pytest.approx(np.std(box, ddof=1)), "n": 2}
+    ref = [s["metrics"]["box"]["AP"] for s in real_only["seeds"]]
+    d = np.subtract(box, ref)
+    half = 12.706 * np.std(d, ddof=1) / np.sqrt(2)
+    assert mixed["delta"]["box"]["AP"] == {"mean": pytest.approx(d.mean()), "low": pytest.approx(d.mean() - half),
+                                           "high": pytest.approx(d.mean() + half), "n": 2}
+    assert real_only["delta"]["mask"]["AP"]["mean"] == 0.0
+    assert set(mixed["summary"]["mask"]) == {"AP", "AP50", "AP75", "vehicle", "pedestrian", "cyclist", "sign"}
+    text = format_comparison(rows)
+    assert "mean±std over 2 seed(s)" in text
+    assert f"{100 * np.mean(box):.1f}±{100 * np.std(box, ddof=1):.1f}" in text
+    # a steps budget overrides real-only's
+    budget = compare_mixes(base, ["real=1,synthetic=1"], tmp_path / "cmp3", seeds=1, steps=3)
+    assert [s["steps"] for s in budget[0]["seeds"]] == [3] and budget[0]["delta"] is None
+
+
 def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
     from streetsynth.cli import main
 
     real, syn = repos
     out = tmp_path / "cmp"
     rc = main(["train", "compare", "--real", str(real), "--synthetic", str(syn), "--mixes", "real=1",
-               "real=1,synthetic=0.5", "--epochs", "1", "--steps-per-epoch", "1", "--arch", "tiny", "--min-size", "64",
+               "real=1,synthetic=0.5", "--steps", "1", "--seeds", "1", "--arch", "tiny", "--min-size", "64",
                "--max-size", "128", "--warmup-steps", "1", "--lr", "0.01", "--out", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
@@ -156,7 +209,7 @@ def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
     runs = {r["mix"]: r for r in results["runs"]}
     assert set(runs) == {"real=1", "real=1,synthetic=0.5"}
     assert runs["real=1"]["delta_mask_AP"] == 0.0
-    assert all(len(r["curves"]["eval"]) == 1 and r["steps"] == 1 for r in runs.values())
+    assert all(len(r["seeds"][0]["curves"]["eval"]) == 1 and r["steps"] == 1 for r in runs.values())
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 

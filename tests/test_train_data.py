@@ -73,16 +73,61 @@ def test_same_seed_same_sample_and_unknown_preset():
         build_augmentation("lsj")
 
 
-def test_missing_masks_policy():
+def test_box_only_row_under_each_policy():
     row = scene_row(2, with_masks=False)
-    _, skipped = row_to_sample(row, "skip")
+    with pytest.raises(ValueError, match="drop-row"):
+        row_to_sample(row)
+    _, skipped = row_to_sample(row, "skip-object")
     assert len(skipped["boxes"]) == 0 and skipped["masks"].shape == (0, 64, 128)
-    _, boxed = row_to_sample(row, "box")
+    _, boxed = row_to_sample(row, "box-fill")
     assert len(boxed["boxes"]) == len(row["objects"])
     x0, y0, x1, y1 = [int(round(v)) for v in row["objects"][0]["bbox"]]
     assert boxed["masks"][0].sum() == (x1 - x0) * (y1 - y0)
     with pytest.raises(ValueError, match="missing-mask"):
-        row_to_sample(row, "guess")
+        row_to_sample(row, "skip")
+
+
+def _half_masked_repo(tmp_path):
+    """Train rows 0-3, each with two cars; row 1 has its second car's mask taken away."""
+    real = make_real_repo(tmp_path / "real", n_train=4, unmasked_rows={1: (1,)})
+    return load_split(real, "stitched", "train")
+
+
+def _all_targets(sources):
+    """Every kept row of the real source as (row index, target)."""
+    return [(int(sources.rows["real"][i]), sources[("real", i, 0)][1]) for i in range(sources.sizes()["real"])]
+
+
+def test_half_labelled_frame_is_dropped_by_default(tmp_path):
+    rows = _half_masked_repo(tmp_path)
+    sources = DetectionSources({"real": rows})
+    assert sources.sizes() == {"real": 3}
+    assert [i for i, _ in _all_targets(sources)] == [0, 2, 3]
+    assert sources.counts["real"] == {"rows": 4, "rows_with_unmasked": 1, "unmasked_objects": 1, "rows_dropped": 1,
+                                      "objects_dropped": 0, "objects_box_filled": 0}
+    assert "dropped 1 rows" in sources.report()
+    # every kept row trains on all of its objects, each with mask pixels
+    for i, target in _all_targets(sources):
+        assert len(target["labels"]) == len(rows[i]["objects"]) == 2
+        assert target["masks"].flatten(1).any(dim=1).all()
+
+
+def test_half_labelled_frame_is_filled_under_box_fill(tmp_path):
+    rows = _half_masked_repo(tmp_path)
+    sources = DetectionSources({"real": rows}, missing_masks="box-fill")
+    assert sources.sizes() == {"real": 4} and sources.counts["real"]["objects_box_filled"] == 1
+    target = dict(_all_targets(sources))[1]
+    assert len(target["labels"]) == 2
+    x0, y0, x1, y1 = [int(round(v)) for v in rows[1]["objects"][1]["bbox"]]
+    assert target["masks"][1].sum() == (x1 - x0) * (y1 - y0)
+
+
+def test_skip_object_keeps_the_image_and_warns(tmp_path):
+    rows = _half_masked_repo(tmp_path)
+    with pytest.warns(UserWarning, match="learnt as background"):
+        sources = DetectionSources({"real": rows}, missing_masks="skip-object")
+    assert sources.sizes() == {"real": 4} and sources.counts["real"]["objects_dropped"] == 1
+    assert len(dict(_all_targets(sources))[1]["labels"]) == 1
 
 
 def test_empty_row():

@@ -5,9 +5,14 @@ A row (``stitched`` or ``synthetic`` config; same ``objects`` + ``instance_mask`
 detection models expect, with label = CLASS_NAMES index + 1 (0 is background).
 
 Objects without mask pixels (box-only labels, or a row with no ``instance_mask``) are handled by a
-policy. The default ``"skip"`` drops them: a box filled as a mask would teach the mask head
-rectangles, and mask AP is what we measure. ``"box"`` fills their box instead, for data that has
-boxes only.
+policy, because an object left out of the target is taught as background:
+
+- ``drop-row`` (default): a row with any unmasked object is not used at all;
+- ``box-fill``: the unmasked object's box is filled as its mask (teaches the mask head rectangles);
+- ``skip-object``: the unmasked object is dropped and its image kept (it becomes background;
+  only for users who ask for it, with a warning).
+
+:class:`DetectionSources` counts what each policy dropped or filled (``report()``).
 
 Randomness is derived: every draw of the mixing sampler carries its own seed (from the run seed,
 the epoch and the draw number) and the augmentation of that sample runs under that seed alone.
@@ -18,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import warnings
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -25,11 +32,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from streetsynth.instances import Instances
+from streetsynth.instances import Instances, decode_id_mask
 from streetsynth.seeds import derive_seed
 
-#: Known policies for objects with no mask pixels.
-MISSING_MASK_POLICIES = ("skip", "box")
+#: Known policies for objects with no mask pixels; the first is the default.
+MISSING_MASK_POLICIES = ("drop-row", "box-fill", "skip-object")
+DEFAULT_MISSING_MASKS = MISSING_MASK_POLICIES[0]
 #: Sources a mix may weigh.
 SOURCES = ("real", "synthetic")
 
@@ -64,10 +72,33 @@ def build_augmentation(name: str) -> Callable:
     return PRESETS[name]()
 
 
-def row_to_sample(row: dict[str, Any], missing_masks: str = "skip") -> tuple[tv_tensors.Image, dict[str, Any]]:
-    """One row -> (uint8 image, target with BoundingBoxes, labels, Mask), before augmentation."""
+def check_policy(missing_masks: str) -> str:
+    """The policy name, or ValueError listing the known ones."""
     if missing_masks not in MISSING_MASK_POLICIES:
         raise ValueError(f"unknown missing-mask policy {missing_masks!r}; known: {', '.join(MISSING_MASK_POLICIES)}")
+    return missing_masks
+
+
+def unmasked_objects(row: dict[str, Any]) -> int:
+    """How many of a row's objects have no pixel in its ``instance_mask`` (all, without one)."""
+    objects = row.get("objects") or []
+    ids = objects["instance_id"] if isinstance(objects, dict) else [o["instance_id"] for o in objects]
+    if len(ids) == 0:
+        return 0
+    id_img = decode_id_mask(row.get("instance_mask"))
+    if id_img is None:
+        return len(ids)
+    return int(np.isin(np.asarray(ids, np.int64), np.unique(id_img), invert=True).sum())
+
+
+def row_to_sample(row: dict[str, Any], missing_masks: str = DEFAULT_MISSING_MASKS
+                  ) -> tuple[tv_tensors.Image, dict[str, Any]]:
+    """One row -> (uint8 image, target with BoundingBoxes, labels, Mask), before augmentation.
+
+    Under ``drop-row`` a row with an unmasked object raises ValueError (the sources drop such rows
+    before drawing); ``box-fill`` fills the object's box, ``skip-object`` leaves the object out.
+    """
+    check_policy(missing_masks)
     pil = row["image"].convert("RGB")
     image = tv_tensors.Image(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))
     h, w = image.shape[-2:]
@@ -80,7 +111,10 @@ def row_to_sample(row: dict[str, Any], missing_masks: str = "skip") -> tuple[tv_
     else:
         masks = inst.masks.copy()
     has_pixels = masks.reshape(len(inst), h * w).any(axis=1)
-    if missing_masks == "box":
+    if missing_masks == "drop-row" and not has_pixels.all():
+        raise ValueError(f"row {row.get('id', '?')}: {int((~has_pixels).sum())} object(s) without a mask; "
+                         "the drop-row policy does not train on it")
+    if missing_masks == "box-fill":
         for i in np.flatnonzero(~has_pixels):
             x0, y0, x1, y1 = np.round(inst.boxes[i]).astype(int)
             masks[i, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
@@ -118,23 +152,60 @@ def augment(image: tv_tensors.Image, target: dict[str, Any], transform: Callable
     return F.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor), out
 
 
+def _mask_columns(rows: Sequence) -> Sequence:
+    """Only the columns the mask check reads (a datasets.Dataset skips decoding the images)."""
+    if hasattr(rows, "select_columns"):
+        return rows.select_columns([c for c in ("id", "objects", "instance_mask") if c in rows.column_names])
+    return rows
+
+
 class DetectionSources(Dataset):
     """Rows of several sources (``{"real": ds, "synthetic": ds}``) as augmented samples.
 
-    Indexed by ``(source, row, seed)`` tuples as :class:`MixSampler` draws them; a plain int
-    index reads the first source without augmentation randomness (seed 0).
+    Indexed by ``(source, row, seed)`` tuples as :class:`MixSampler` draws them, ``row`` counting
+    the rows the missing-mask policy kept; a plain int index reads the first source without
+    augmentation randomness (seed 0). ``counts`` says, per source, how many rows were read and
+    how many rows/objects the policy dropped or filled.
     """
 
-    def __init__(self, sources: dict[str, Sequence], augmentation: str = "none", missing_masks: str = "skip"):
-        if missing_masks not in MISSING_MASK_POLICIES:
-            raise ValueError(f"unknown missing-mask policy {missing_masks!r}; known: {', '.join(MISSING_MASK_POLICIES)}")
+    def __init__(self, sources: dict[str, Sequence], augmentation: str = "none",
+                 missing_masks: str = DEFAULT_MISSING_MASKS):
+        self.missing_masks = check_policy(missing_masks)
         self.sources = dict(sources)
         self.names = list(self.sources)
         self.transform = build_augmentation(augmentation)
-        self.missing_masks = missing_masks
+        self.rows: dict[str, np.ndarray] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        for name, rows in self.sources.items():
+            unmasked = np.array([unmasked_objects(r) for r in _mask_columns(rows)], dtype=np.int64)
+            partial = unmasked > 0
+            keep = ~partial if self.missing_masks == "drop-row" else np.ones(len(unmasked), bool)
+            self.rows[name] = np.flatnonzero(keep)
+            self.counts[name] = {"rows": len(unmasked), "rows_with_unmasked": int(partial.sum()),
+                                 "unmasked_objects": int(unmasked.sum()), "rows_dropped": int((~keep).sum()),
+                                 "objects_dropped": int(unmasked.sum()) if self.missing_masks == "skip-object" else 0,
+                                 "objects_box_filled": int(unmasked.sum()) if self.missing_masks == "box-fill" else 0}
+        n_skipped = sum(c["objects_dropped"] for c in self.counts.values())
+        if n_skipped:
+            warnings.warn(f"missing-mask policy skip-object: {n_skipped} unmasked object(s) are left out of "
+                          "their images' targets and will be learnt as background; prefer drop-row or box-fill",
+                          stacklevel=2)
 
     def sizes(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.sources.items()}
+        """Rows per source that the policy kept."""
+        return {k: len(v) for k, v in self.rows.items()}
+
+    def report(self) -> str:
+        """One line per source: rows read and what the missing-mask policy did."""
+        lines = []
+        for name, c in self.counts.items():
+            if not c["rows"]:
+                continue
+            lines.append(f"{name}: {c['rows']} rows, {c['rows_with_unmasked']} with unmasked objects "
+                         f"({c['unmasked_objects']} objects); policy {self.missing_masks}: "
+                         f"dropped {c['rows_dropped']} rows, dropped {c['objects_dropped']} objects, "
+                         f"box-filled {c['objects_box_filled']} objects")
+        return "\n".join(lines)
 
     def __len__(self) -> int:
         return sum(self.sizes().values())
@@ -143,7 +214,7 @@ class DetectionSources(Dataset):
         if isinstance(key, (int, np.integer)):
             key = (self.names[0], int(key), 0)
         source, index, seed = key
-        row = self.sources[source][int(index)]
+        row = self.sources[source][int(self.rows[source][int(index)])]
         image, target = row_to_sample(row, self.missing_masks)
         return augment(image, target, self.transform, int(seed))
 

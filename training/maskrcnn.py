@@ -35,7 +35,7 @@ from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
 from .checkpoints import STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir
-from .data import DetectionSources, MixSampler, collate, format_mix, parse_mix
+from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix
 from .evaluate import evaluate_model, format_table, write_metrics
 
 MODEL_DIR = "model"
@@ -73,7 +73,7 @@ class TrainConfig:
     min_size: int | None = None  # the detector's resize: shorter side (None = the architecture's default)
     max_size: int | None = None  # the detector's resize: longest side cap (None = the architecture's default)
     augment: str = "hflip"  # augmentation preset: none, hflip, hflip_scale
-    missing_masks: str = "skip"  # objects without mask pixels: "skip" them or fill their "box"
+    missing_masks: str = "drop-row"  # objects without mask pixels: drop-row, box-fill or skip-object (see data.py)
     seed: int = 0  # run seed; sampler draws and augmentations derive from it
     mixed_precision: str = "auto"  # "auto" (bf16/fp16 on a GPU, none on CPU), "no", "fp16", "bf16"
     cpu: bool = False  # force the CPU even where a GPU is present
@@ -181,11 +181,36 @@ def _build_model(config: TrainConfig) -> torch.nn.Module:
                               max_size=config.max_size)
 
 
+#: What ``generation.labeler`` starts with when a version's invented region was never labelled.
+UNLABELLED_PREFIX = "carried-from-source"
+
+
+def check_synthetic_labelled(path: str | Path, rows: Any = None) -> None:
+    """ValueError if a synthetic version's invented region was never labelled.
+
+    Such a version carries only the source's objects clipped to the known region (generated without
+    ``--detector/--sam``): every object the model invented would be taught as background.
+    """
+    info = read_info(path)
+    labeler = info.get("labeler")
+    if labeler is None and rows is not None and len(rows):
+        labeler = (rows[0].get("generation") or {}).get("labeler")
+    if labeler and str(labeler).startswith(UNLABELLED_PREFIX):
+        raise ValueError(f"synthetic version {info.get('version', '?')} ({path}) was generated without a labeler "
+                         f"(labeler {labeler!r}): its invented region has no labels, so the objects there would "
+                         "be learnt as background. Generate it with --detector and --sam, or label it with "
+                         "`streetsynth label`, and train on that version.")
+
+
 def _load_sources(config: TrainConfig) -> dict[str, Any]:
     import datasets
 
     sources: dict[str, Any] = {"real": load_split(config.real, schema.STITCHED, "train")}
-    syn = [load_split(p, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT) for p in config.synthetic]
+    syn = []
+    for p in config.synthetic:
+        rows = load_split(p, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT)
+        check_synthetic_labelled(p, rows)
+        syn.append(rows)
     if syn:
         sources["synthetic"] = syn[0] if len(syn) == 1 else datasets.concatenate_datasets(syn)
     else:
@@ -202,6 +227,7 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
     """Train (or resume) one run; ``model`` is built from the config unless injected."""
     out = Path(config.out)
     mix = parse_mix(config.mix)
+    check_policy(config.missing_masks)
     if mix["synthetic"] > 0 and not config.synthetic:
         raise ValueError(f"mix {config.mix!r} weighs synthetic data but no synthetic repo was given")
     datasets_used = [dataset_info(config.real)] + (
@@ -212,6 +238,12 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
 
     sources = DetectionSources(_load_sources(config), config.augment, config.missing_masks)
     sizes = sources.sizes()
+    if main:
+        print(sources.report())
+    for name, c in sources.counts.items():
+        if mix.get(name, 0) > 0 and c["rows"] and not sizes[name]:
+            raise ValueError(f"every {name} row has objects without masks and the {config.missing_masks} policy "
+                             "drops them all; label the masks first (SAM from boxes) or pass --missing-masks box-fill")
     per_step = config.batch_size * accelerator.num_processes
     live_rows = sum(n for k, n in sizes.items() if mix.get(k, 0) > 0)
     steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(live_rows / per_step))
