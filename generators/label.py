@@ -7,7 +7,8 @@ the kept masks of one detection are unioned, so each object ends with one mask.
 
 SAM runs in one of two modes: ``"box"`` prompts SamPredictor with each detection's box (default);
 ``"auto"`` runs SamAutomaticMaskGenerator over a grid of points. The rules are pure functions over
-mask stacks, vectorised as matrix products of flattened masks.
+mask stacks, box-first: each mask's box and area are found once, pairs whose box intersection
+cannot reach a threshold are skipped, and pixels are counted only inside box intersections.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ CHUNK_BUDGET = 1 << 24
 def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """``(Na, Nb)`` pixel counts of ``a[i] & b[j]`` for boolean stacks (N, H, W), as a matrix product.
 
-    The flattened masks are multiplied chunk of pixels by chunk of pixels (float32 is exact for
-    counts below 2**24 per chunk) and summed in int64; chunks hold ``CHUNK_BUDGET`` floats.
+    The dense reference for the box-first merge: flattened masks multiplied chunk of pixels by
+    chunk of pixels (float32 is exact for counts below 2**24 per chunk), summed in int64.
     """
     na, nb = len(a), len(b)
     out = np.zeros((na, nb), np.int64)
@@ -46,39 +47,100 @@ def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.
     return out
 
 
+def boxes_and_areas(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes (N, 4) as y0, x0, y1, x1 half-open, areas (N,))`` of boolean masks; empty masks get an empty box.
+
+    One pass over the stack for the per-row counts (areas and row extents), one OR over rows for
+    the column extents.
+    """
+    n = len(masks)
+    if n == 0:
+        return np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
+    row_counts = np.count_nonzero(masks, axis=2)
+    cols = np.logical_or.reduce(masks, axis=1)
+    rows = row_counts > 0
+    boxes = np.zeros((n, 4), np.int64)
+    full = rows.any(axis=1)
+    h, w = rows.shape[1], cols.shape[1]
+    boxes[:, 0] = rows.argmax(axis=1)
+    boxes[:, 2] = h - rows[:, ::-1].argmax(axis=1)
+    boxes[:, 1] = cols.argmax(axis=1)
+    boxes[:, 3] = w - cols[:, ::-1].argmax(axis=1)
+    boxes[~full] = 0
+    return boxes, row_counts.sum(axis=1)
+
+
+def _box_overlap(ba: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    """``(Na, Nb, 4)`` intersection boxes and, via :func:`_box_area`, their pixel areas."""
+    lo = np.maximum(ba[:, None, :2], bb[None, :, :2])
+    hi = np.minimum(ba[:, None, 2:], bb[None, :, 2:])
+    return np.concatenate([lo, np.maximum(hi, lo)], axis=2)
+
+
+def _box_area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def inside_fraction_boxed(a: np.ndarray, b: np.ndarray, at_least: float, pairs: np.ndarray | None = None,
+                          a_boxes=None, b_boxes=None) -> np.ndarray:
+    """``(Na, Nb)`` share of ``a[i]``'s area inside ``b[j]``, exact wherever it can reach ``at_least``.
+
+    A pair whose box intersection holds less than ``at_least`` of ``a[i]``'s area cannot reach
+    it and is left at 0 without touching pixels (so is any pair outside ``pairs``, an optional
+    (Na, Nb) bool filter); the others are counted inside their box intersection only.
+    """
+    ba, area = a_boxes if a_boxes is not None else boxes_and_areas(a)
+    bb, _ = b_boxes if b_boxes is not None else boxes_and_areas(b)
+    denom = np.maximum(area, 1)[:, None]
+    frac = np.zeros((len(a), len(b)))
+    if len(a) == 0 or len(b) == 0:
+        return frac
+    inter_box = _box_overlap(ba, bb)
+    box_area = _box_area(inter_box)
+    todo = (box_area / denom >= at_least) & (box_area > 0)
+    if pairs is not None:
+        todo &= pairs
+    for i, j in zip(*np.nonzero(todo)):
+        y0, x0, y1, x1 = inter_box[i, j]
+        frac[i, j] = np.count_nonzero(a[i, y0:y1, x0:x1] & b[j, y0:y1, x0:x1])
+    return frac / denom
+
+
 def inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(Na, Nb)``: the share of mask ``a[i]``'s own area lying inside ``b[j]`` (0 for empty ``a[i]``)."""
-    inter = intersections(a, b)
-    area = a.reshape(len(a), -1).sum(axis=1)
-    return inter / np.maximum(area, 1)[:, None]
+    return inside_fraction_boxed(a, b, 0.0)
 
 
-def assign_to_detections(sam_masks: np.ndarray, det_masks: np.ndarray, keep_overlap: float = 0.9) -> np.ndarray:
+def assign_to_detections(sam_masks: np.ndarray, det_masks: np.ndarray, keep_overlap: float = 0.9,
+                         sam_boxes=None) -> np.ndarray:
     """Index of the detection each SAM mask belongs to, or -1 where none holds ``keep_overlap`` of it.
 
     A SAM mask of the road that touches a car has a tiny share of its area inside the car: dropped.
+    Pairs whose boxes cannot hold ``keep_overlap`` of the SAM mask are never counted.
     """
     if len(sam_masks) == 0 or len(det_masks) == 0:
         return np.full(len(sam_masks), -1, np.int64)
-    frac = inside_fraction(sam_masks, det_masks)
+    frac = inside_fraction_boxed(sam_masks, det_masks, keep_overlap, a_boxes=sam_boxes)
     best = frac.argmax(axis=1)
     ok = frac[np.arange(len(best)), best] >= keep_overlap
     return np.where(ok, best, -1)
 
 
-def nest_parents(masks: np.ndarray, merge_inside: float = 0.99) -> np.ndarray:
+def nest_parents(masks: np.ndarray, merge_inside: float = 0.99, boxes=None) -> np.ndarray:
     """For each mask, the index of the outermost bigger mask it lies ``merge_inside`` inside (itself if none).
 
     A mask's parent is the biggest mask that holds it; equal-area masks merge into the lower
     index, so two copies of one mask become one. Chains (part of a part) resolve to their root.
+    Only pairs (smaller, bigger) whose boxes can hold ``merge_inside`` of the smaller are counted.
     """
     n = len(masks)
     if n == 0:
         return np.zeros(0, np.int64)
-    area = masks.reshape(n, -1).sum(axis=1)
-    frac = inside_fraction(masks, masks)
+    boxes = boxes if boxes is not None else boxes_and_areas(masks)
+    area = boxes[1]
     idx = np.arange(n)
     bigger = (area[None, :] > area[:, None]) | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None]))
+    frac = inside_fraction_boxed(masks, masks, merge_inside, bigger, boxes, boxes)
     holds = (frac >= merge_inside) & bigger & (area[:, None] > 0)
     size = np.where(holds, area[None, :], -1)
     parent = np.where(holds.any(axis=1), size.argmax(axis=1), idx)
@@ -87,13 +149,16 @@ def nest_parents(masks: np.ndarray, merge_inside: float = 0.99) -> np.ndarray:
     return parent
 
 
-def union_groups(masks: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique group labels, (G, H, W) union of the masks in each group)``, vectorised with reduceat."""
+def union_groups(masks: np.ndarray, groups: np.ndarray, boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique group labels, (G, H, W) union of the masks in each group)``; each member ORed inside its box."""
     if len(masks) == 0:
         return np.zeros(0, groups.dtype), masks[:0]
-    order = np.argsort(groups, kind="stable")
-    labels, starts = np.unique(groups[order], return_index=True)
-    return labels, np.logical_or.reduceat(masks[order], starts, axis=0)
+    boxes = boxes if boxes is not None else boxes_and_areas(masks)[0]
+    labels, slot = np.unique(groups, return_inverse=True)
+    out = np.zeros((len(labels), *masks.shape[1:]), bool)
+    for m, g, (y0, x0, y1, x1) in zip(masks, slot.reshape(-1), boxes):
+        out[g, y0:y1, x0:x1] |= m[y0:y1, x0:x1]
+    return labels, out
 
 
 def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarray, det_scores: np.ndarray,
@@ -103,19 +168,23 @@ def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarra
     1. keep SAM masks with ``keep_overlap`` of their area inside one detection's mask;
     2. a kept mask ``merge_inside`` inside a bigger kept one joins it (and its detection);
     3. the kept masks of one detection are unioned into one mask with its class and score.
+
+    Each SAM mask's box and area are computed once; overlaps are counted only inside box
+    intersections that can reach the thresholds.
     """
     sam_masks = np.asarray(sam_masks, bool)
     det_classes = np.asarray(det_classes, np.int64).reshape(-1)
     det_scores = np.asarray(det_scores, np.float32).reshape(-1)
     h, w = sam_masks.shape[1:] if sam_masks.ndim == 3 else np.asarray(det_masks).shape[1:]
     empty = (np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap)
+    boxes, areas = boxes_and_areas(sam_masks)
+    owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap, (boxes, areas))
     kept = owner >= 0
     if not kept.any():
         return empty
-    masks, owner = sam_masks[kept], owner[kept]
-    owner = owner[nest_parents(masks, merge_inside)]
-    dets, merged = union_groups(masks, owner)
+    masks, owner, boxes, areas = sam_masks[kept], owner[kept], boxes[kept], areas[kept]
+    owner = owner[nest_parents(masks, merge_inside, (boxes, areas))]
+    dets, merged = union_groups(masks, owner, boxes)
     return merged, det_classes[dets], det_scores[dets]
 
 
