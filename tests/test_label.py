@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from streetsynth.generators.label import (SOURCE, LabelSettings, assign_to_detections, boxes_and_areas,
-                                          build_labeler, combine, intersections, nest_parents, union_groups)
+                                          build_labeler, combine, intersections, nest_parents, sam_masks_for_boxes,
+                                          union_groups)
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES
 
@@ -188,6 +189,8 @@ def test_settings_refuse_bad_values():
         LabelSettings(mode="points")
     with pytest.raises(ValueError, match="keep_overlap"):
         LabelSettings(keep_overlap=1.5)
+    with pytest.raises(ValueError, match="points_per_batch"):
+        LabelSettings(points_per_batch=0)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +214,16 @@ def test_tiny_labeler_end_to_end_shape_type_provenance(tiny_labeler):
     assert (again.masks == inst.masks).all()  # deterministic
 
 
+def test_batched_box_prompts_give_the_masks_of_one_box_at_a_time(tiny_labeler):
+    img = (np.random.default_rng(3).random((H, W, 3)) * 255).astype(np.uint8)
+    boxes = np.array([[4, 4, 60, 40], [50, 10, 120, 60], [0, 0, W, H]], np.float32)
+    batched = sam_masks_for_boxes(tiny_labeler.predictor, img, boxes)
+    assert batched.shape == (3, H, W) and batched.dtype == bool
+    one_by_one = np.concatenate([sam_masks_for_boxes(tiny_labeler.predictor, img, b[None]) for b in boxes])
+    assert (batched == one_by_one).all() and batched.any()
+    assert sam_masks_for_boxes(tiny_labeler.predictor, img, np.zeros((0, 4))).shape == (0, H, W)
+
+
 def test_no_detections_gives_empty_instances(tiny_labeler):
     strict = build_labeler("tiny", "tiny", score_threshold=0.99)
     strict.detector, strict.sam = tiny_labeler.detector, tiny_labeler.sam
@@ -226,7 +239,8 @@ def test_bad_image_is_refused(tiny_labeler):
 @pytest.mark.slow
 def test_tiny_labeler_auto_mode():
     lab = build_labeler("tiny", "tiny", mode="auto", score_threshold=0.1, keep_overlap=0.0,
-                        points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+                        points_per_side=2, points_per_batch=3, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    assert lab._generator().points_per_batch == 3
     inst = lab((np.random.default_rng(2).random((H, W, 3)) * 255).astype(np.uint8))
     assert isinstance(inst, Instances) and inst.masks.shape[1:] == (H, W)
 
