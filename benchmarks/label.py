@@ -1,8 +1,11 @@
-"""Labeler post-processing cost beside model time, and our vectorised merge beside a pairwise loop.
+"""Labeler merge cost: ours (box-first) beside a pairwise loop, and beside real-size model time.
 
-Prints, for 50 and 200 SAM masks on one image: the time of ``combine`` (overlap + merge), the time
-of a plain pairwise loop computing the same answer, their ratio, and the tiny models' time for one
-image. Run: ``python benchmarks/label.py [--height 256 --width 512 --counts 50 200]``.
+SAM-like masks at 512x1024 (default): background regions that tile the frame (sky, buildings,
+road, sidewalk), distinct objects (cars, people, poles) as filled shapes, and their parts
+(wheels, windows, heads), with each object's detection mask slightly larger than it. The loop and
+ours are timed the same way (best of ``--repeat``) and must give the same answer. Model time is a
+real-size ``maskrcnn_resnet50_fpn_v2`` and SAM vit_b, both with random weights, on the same image.
+Run: ``python benchmarks/label.py [--height 512 --width 1024 --counts 50 200 --no-models]``.
 """
 
 from __future__ import annotations
@@ -12,29 +15,47 @@ import time
 
 import numpy as np
 
-from streetsynth.generators.label import build_labeler, combine
+from streetsynth.generators.label import combine
 
 
-def make_masks(n: int, n_det: int, height: int, width: int, seed: int = 0):
-    """Random rectangles as SAM masks (some parts of detections, some stuff) and detection masks."""
+def scene_masks(n: int, height: int, width: int, seed: int = 0):
+    """``(sam masks (n, H, W), detection masks, classes, scores)`` shaped like SAM output on a street scene.
+
+    About a tenth are background regions, the rest split between objects and parts of objects.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:height, :width]
-    det_boxes = rng.integers([0, 0, height // 4, width // 8], [height // 2, width // 2, height, width], (n_det, 4))
-    det_boxes[:, 2:] = np.maximum(det_boxes[:, 2:], det_boxes[:, :2] + 8)
-    dets = np.stack([(yy >= b[0]) & (yy < b[2]) & (xx >= b[1]) & (xx < b[3]) for b in det_boxes])
-    owners = rng.integers(0, n_det, n)
-    boxes = []
-    for o in owners:
-        y0, x0, y1, x1 = det_boxes[o]
-        a, b = np.sort(rng.integers(y0, y1 + 1, 2)), np.sort(rng.integers(x0, x1 + 1, 2))
-        stuff = rng.random() < 0.3
-        boxes.append((0, 0, height, width) if stuff else (a[0], b[0], a[1] + 1, b[1] + 1))
-    sam = np.stack([(yy >= b[0]) & (yy < b[2]) & (xx >= b[1]) & (xx < b[3]) for b in boxes])
-    return sam, dets, rng.integers(0, 2, n_det), rng.random(n_det).astype(np.float32)
+    horizon = height * 0.45
+    n_bg = max(4, n // 10)
+    cuts = np.sort(rng.uniform(0, width, n_bg - 3))
+    bg = [yy < horizon - 40, (yy >= horizon) & (yy < horizon + 30), yy >= horizon + 30]
+    facade = (yy >= horizon - 40) & (yy < horizon)
+    edges = np.concatenate([[0], cuts, [width]])
+    bg += [facade & (xx >= a) & (xx < b) for a, b in zip(edges[:-1], edges[1:])]
+    n_obj = max(1, (n - len(bg)) // 2)
+    objects, dets = [], []
+    for _ in range(n_obj):
+        cy = rng.uniform(horizon, height - 10)
+        scale = 0.2 + 0.8 * (cy - horizon) / (height - horizon)  # nearer objects are bigger
+        ry, rx = scale * rng.uniform(15, 60), scale * rng.uniform(15, 120)
+        cx = rng.uniform(rx, width - rx)
+        m = (np.abs(yy - cy) / ry) ** 4 + (np.abs(xx - cx) / rx) ** 4 <= 1  # rounded box
+        objects.append(m)
+        dets.append((np.abs(yy - cy) / (ry + 3)) ** 4 + (np.abs(xx - cx) / (rx + 3)) ** 4 <= 1)
+    parts = []
+    while len(bg) + len(objects) + len(parts) < n:
+        o = objects[rng.integers(0, len(objects))]
+        ys, xs = np.nonzero(o.any(axis=1))[0], np.nonzero(o.any(axis=0))[0]
+        y0, x0 = rng.integers(ys[0], ys[-1] + 1), rng.integers(xs[0], xs[-1] + 1)
+        y1, x1 = y0 + rng.integers(2, max(3, (ys[-1] - ys[0]) // 2)), x0 + rng.integers(2, max(3, (xs[-1] - xs[0]) // 2))
+        parts.append(o & (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1))
+    sam = np.stack(bg + objects + parts)[rng.permutation(n)]
+    det = np.stack(dets)
+    return sam, det, rng.integers(0, 3, len(det)), rng.random(len(det)).astype(np.float32)
 
 
 def combine_loop(sam, dets, classes, scores, keep_overlap=0.9, merge_inside=0.99):
-    """The plain way: every pair of masks intersected one at a time."""
+    """The plain way: every pair of masks intersected one at a time over the whole image."""
     owner = []
     for m in sam:
         area = max(int(m.sum()), 1)
@@ -62,7 +83,8 @@ def combine_loop(sam, dets, classes, scores, keep_overlap=0.9, merge_inside=0.99
     return np.stack([groups[d] for d in dets_out]) if dets_out else sam[:0], classes[dets_out], scores[dets_out]
 
 
-def timed(fn, repeat: int = 3):
+def timed(fn, repeat: int):
+    """Best wall time of ``repeat`` calls and the last answer."""
     best, out = float("inf"), None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -71,32 +93,55 @@ def timed(fn, repeat: int = 3):
     return best, out
 
 
+def model_seconds(height: int, width: int, n_boxes: int) -> tuple[float, float]:
+    """Seconds for one image through real-size Mask R-CNN v2 and SAM vit_b (box mode), random weights."""
+    import torch
+    import torchvision
+    from segment_anything import SamPredictor, sam_model_registry
+
+    from streetsynth.generators.label import sam_masks_for_boxes
+
+    torch.manual_seed(0)
+    image = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
+    det = torchvision.models.detection.maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None).eval()
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    with torch.no_grad():
+        det([x])
+        t_det, _ = timed(lambda: det([x]), 1)
+    predictor = SamPredictor(sam_model_registry["vit_b"](checkpoint=None).eval())
+    rng = np.random.default_rng(1)
+    xy = rng.uniform([0, 0], [width - 64, height - 64], (n_boxes, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(16, 64, (n_boxes, 2))], axis=1)
+    t_sam, _ = timed(lambda: sam_masks_for_boxes(predictor, image, boxes), 1)
+    return t_det, t_sam
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--height", type=int, default=256)
-    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--height", type=int, default=512)
+    ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--counts", type=int, nargs="+", default=[50, 200])
-    ap.add_argument("--detections", type=int, default=12)
+    ap.add_argument("--repeat", type=int, default=2, help="timings per side (best kept), the same for both")
+    ap.add_argument("--no-models", action="store_true", help="skip the real-size model timing")
     args = ap.parse_args()
     h, w = args.height, args.width
-
-    labeler = build_labeler("tiny", "tiny", score_threshold=0.1, keep_overlap=0.0)
-    image = (np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8)
-    labeler(image)
-    t_det, (boxes, *_rest) = timed(lambda: labeler.detect(image), 1)
-    t_sam, _ = timed(lambda: labeler.segment(image, boxes), 1)
-    print(f"image {h}x{w}; tiny models, one image: detector {t_det * 1e3:.0f} ms, "
-          f"SAM box mode ({len(boxes)} boxes) {t_sam * 1e3:.0f} ms")
+    t_models = None
+    if not args.no_models:
+        t_det, t_sam = model_seconds(h, w, 20)
+        t_models = t_det + t_sam
+        print(f"image {h}x{w}; real-size models, random weights, one image on the CPU: maskrcnn_resnet50_fpn_v2 "
+              f"{t_det:.2f} s, SAM vit_b box mode (20 boxes) {t_sam:.2f} s")
     print(f"{'SAM masks':>9} {'ours ms':>9} {'loop ms':>9} {'loop/ours':>9} {'ours/models':>11}")
     for n in args.counts:
-        sam, dets, classes, scores = make_masks(n, args.detections, h, w)
-        t_ours, ours = timed(lambda: combine(sam, dets, classes, scores))
-        t_loop, loop = timed(lambda: combine_loop(sam, dets, classes, scores), 1)
+        sam, dets, classes, scores = scene_masks(n, h, w)
+        t_ours, ours = timed(lambda: combine(sam, dets, classes, scores), args.repeat)
+        t_loop, loop = timed(lambda: combine_loop(sam, dets, classes, scores), args.repeat)
         same = len(ours[0]) == len(loop[0]) and all(np.array_equal(a, b) for a, b in zip(ours[0], loop[0]))
         if not same:
-            raise SystemExit(f"vectorised and loop answers differ for {n} masks")
-        print(f"{n:>9} {t_ours * 1e3:>9.1f} {t_loop * 1e3:>9.1f} {t_loop / t_ours:>9.1f} "
-              f"{t_ours / (t_det + t_sam):>11.3f}   ({len(ours[0])} objects, same answer)")
+            raise SystemExit(f"box-first and loop answers differ for {n} masks")
+        share = f"{t_ours / t_models:>11.3f}" if t_models else f"{'-':>11}"
+        print(f"{n:>9} {t_ours * 1e3:>9.1f} {t_loop * 1e3:>9.1f} {t_loop / t_ours:>9.1f} {share}"
+              f"   ({len(ours[0])} objects, same answer)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ the kept masks of one detection are unioned, so each object ends with one mask.
 
 SAM runs in one of two modes: ``"box"`` prompts SamPredictor with each detection's box (default);
 ``"auto"`` runs SamAutomaticMaskGenerator over a grid of points. The rules are pure functions over
-mask stacks, vectorised as matrix products of flattened masks.
+mask stacks, box-first: each mask's box and area are found once, pairs whose box intersection
+cannot reach a threshold are skipped, and pixels are counted only inside box intersections.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ CHUNK_BUDGET = 1 << 24
 def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """``(Na, Nb)`` pixel counts of ``a[i] & b[j]`` for boolean stacks (N, H, W), as a matrix product.
 
-    The flattened masks are multiplied chunk of pixels by chunk of pixels (float32 is exact for
-    counts below 2**24 per chunk) and summed in int64; chunks hold ``CHUNK_BUDGET`` floats.
+    The dense reference for the box-first merge: flattened masks multiplied chunk of pixels by
+    chunk of pixels (float32 is exact for counts below 2**24 per chunk), summed in int64.
     """
     na, nb = len(a), len(b)
     out = np.zeros((na, nb), np.int64)
@@ -46,39 +47,99 @@ def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.
     return out
 
 
+def boxes_and_areas(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes (N, 4) as y0, x0, y1, x1 half-open, areas (N,))`` of boolean masks; empty masks get an empty box.
+
+    Row and column extents come from two OR reductions over the stack; each area is counted
+    inside its mask's box only.
+    """
+    n = len(masks)
+    if n == 0:
+        return np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
+    rows, cols = masks.any(axis=2), np.logical_or.reduce(masks, axis=1)
+    h, w = rows.shape[1], cols.shape[1]
+    boxes = np.stack([rows.argmax(axis=1), cols.argmax(axis=1),
+                      h - rows[:, ::-1].argmax(axis=1), w - cols[:, ::-1].argmax(axis=1)], axis=1).astype(np.int64)
+    boxes[~rows.any(axis=1)] = 0
+    areas = np.array([np.count_nonzero(m[y0:y1, x0:x1]) for m, (y0, x0, y1, x1) in zip(masks, boxes)], np.int64)
+    return boxes, areas
+
+
+def _box_overlap(ba: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    """``(Na, Nb, 4)`` intersection boxes and, via :func:`_box_area`, their pixel areas."""
+    lo = np.maximum(ba[:, None, :2], bb[None, :, :2])
+    hi = np.minimum(ba[:, None, 2:], bb[None, :, 2:])
+    return np.concatenate([lo, np.maximum(hi, lo)], axis=2)
+
+
+def _box_area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def inside_fraction_boxed(a: np.ndarray, b: np.ndarray, at_least: float, pairs: np.ndarray | None = None,
+                          a_boxes=None, b_boxes=None, a_index=None, b_index=None) -> np.ndarray:
+    """``(Na, Nb)`` share of ``a[i]``'s area inside ``b[j]``, exact wherever it can reach ``at_least``.
+
+    A pair whose box intersection holds less than ``at_least`` of ``a[i]``'s area cannot reach
+    it and is left at 0 without touching pixels (so is any pair outside ``pairs``, an optional
+    (Na, Nb) bool filter); the others are counted inside their box intersection only.
+    ``a_index`` / ``b_index`` pick the masks of a stack without copying it (boxes then given for them).
+    """
+    a_index = np.arange(len(a)) if a_index is None else a_index
+    b_index = np.arange(len(b)) if b_index is None else b_index
+    ba, area = a_boxes if a_boxes is not None else boxes_and_areas(a)
+    bb, _ = b_boxes if b_boxes is not None else boxes_and_areas(b)
+    denom = np.maximum(area, 1)[:, None]
+    frac = np.zeros((len(ba), len(bb)))
+    if len(ba) == 0 or len(bb) == 0:
+        return frac
+    inter_box = _box_overlap(ba, bb)
+    box_area = _box_area(inter_box)
+    todo = (box_area / denom >= at_least) & (box_area > 0)
+    if pairs is not None:
+        todo &= pairs
+    for i, j in zip(*np.nonzero(todo)):
+        y0, x0, y1, x1 = inter_box[i, j]
+        frac[i, j] = np.count_nonzero(a[a_index[i], y0:y1, x0:x1] & b[b_index[j], y0:y1, x0:x1])
+    return frac / denom
+
+
 def inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(Na, Nb)``: the share of mask ``a[i]``'s own area lying inside ``b[j]`` (0 for empty ``a[i]``)."""
-    inter = intersections(a, b)
-    area = a.reshape(len(a), -1).sum(axis=1)
-    return inter / np.maximum(area, 1)[:, None]
+    return inside_fraction_boxed(a, b, 0.0)
 
 
-def assign_to_detections(sam_masks: np.ndarray, det_masks: np.ndarray, keep_overlap: float = 0.9) -> np.ndarray:
+def assign_to_detections(sam_masks: np.ndarray, det_masks: np.ndarray, keep_overlap: float = 0.9,
+                         sam_boxes=None) -> np.ndarray:
     """Index of the detection each SAM mask belongs to, or -1 where none holds ``keep_overlap`` of it.
 
     A SAM mask of the road that touches a car has a tiny share of its area inside the car: dropped.
+    Pairs whose boxes cannot hold ``keep_overlap`` of the SAM mask are never counted.
     """
     if len(sam_masks) == 0 or len(det_masks) == 0:
         return np.full(len(sam_masks), -1, np.int64)
-    frac = inside_fraction(sam_masks, det_masks)
+    frac = inside_fraction_boxed(sam_masks, det_masks, keep_overlap, a_boxes=sam_boxes)
     best = frac.argmax(axis=1)
     ok = frac[np.arange(len(best)), best] >= keep_overlap
     return np.where(ok, best, -1)
 
 
-def nest_parents(masks: np.ndarray, merge_inside: float = 0.99) -> np.ndarray:
+def nest_parents(masks: np.ndarray, merge_inside: float = 0.99, boxes=None, index=None) -> np.ndarray:
     """For each mask, the index of the outermost bigger mask it lies ``merge_inside`` inside (itself if none).
 
     A mask's parent is the biggest mask that holds it; equal-area masks merge into the lower
     index, so two copies of one mask become one. Chains (part of a part) resolve to their root.
+    Only pairs (smaller, bigger) whose boxes can hold ``merge_inside`` of the smaller are counted.
+    ``index`` (with ``boxes`` for it) picks the masks of a larger stack without copying.
     """
-    n = len(masks)
+    n = len(masks) if index is None else len(index)
     if n == 0:
         return np.zeros(0, np.int64)
-    area = masks.reshape(n, -1).sum(axis=1)
-    frac = inside_fraction(masks, masks)
+    boxes = boxes if boxes is not None else boxes_and_areas(masks)
+    area = boxes[1]
     idx = np.arange(n)
     bigger = (area[None, :] > area[:, None]) | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None]))
+    frac = inside_fraction_boxed(masks, masks, merge_inside, bigger, boxes, boxes, index, index)
     holds = (frac >= merge_inside) & bigger & (area[:, None] > 0)
     size = np.where(holds, area[None, :], -1)
     parent = np.where(holds.any(axis=1), size.argmax(axis=1), idx)
@@ -87,13 +148,21 @@ def nest_parents(masks: np.ndarray, merge_inside: float = 0.99) -> np.ndarray:
     return parent
 
 
-def union_groups(masks: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique group labels, (G, H, W) union of the masks in each group)``, vectorised with reduceat."""
-    if len(masks) == 0:
+def union_groups(masks: np.ndarray, groups: np.ndarray, boxes: np.ndarray | None = None,
+                 index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique group labels, (G, H, W) union of the masks in each group)``; each member ORed inside its box.
+
+    ``index`` (with ``boxes`` for it) picks the members from a larger stack without copying.
+    """
+    index = np.arange(len(masks)) if index is None else index
+    if len(index) == 0:
         return np.zeros(0, groups.dtype), masks[:0]
-    order = np.argsort(groups, kind="stable")
-    labels, starts = np.unique(groups[order], return_index=True)
-    return labels, np.logical_or.reduceat(masks[order], starts, axis=0)
+    boxes = boxes if boxes is not None else boxes_and_areas(masks)[0]
+    labels, slot = np.unique(groups, return_inverse=True)
+    out = np.zeros((len(labels), *masks.shape[1:]), bool)
+    for k, g, (y0, x0, y1, x1) in zip(index, slot.reshape(-1), boxes):
+        out[g, y0:y1, x0:x1] |= masks[k, y0:y1, x0:x1]
+    return labels, out
 
 
 def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarray, det_scores: np.ndarray,
@@ -103,20 +172,45 @@ def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarra
     1. keep SAM masks with ``keep_overlap`` of their area inside one detection's mask;
     2. a kept mask ``merge_inside`` inside a bigger kept one joins it (and its detection);
     3. the kept masks of one detection are unioned into one mask with its class and score.
+
+    Each SAM mask's box and area are computed once; overlaps are counted only inside box
+    intersections that can reach the thresholds.
     """
     sam_masks = np.asarray(sam_masks, bool)
     det_classes = np.asarray(det_classes, np.int64).reshape(-1)
     det_scores = np.asarray(det_scores, np.float32).reshape(-1)
     h, w = sam_masks.shape[1:] if sam_masks.ndim == 3 else np.asarray(det_masks).shape[1:]
     empty = (np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap)
+    boxes, areas = boxes_and_areas(sam_masks)
+    owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap, (boxes, areas))
     kept = owner >= 0
     if not kept.any():
         return empty
-    masks, owner = sam_masks[kept], owner[kept]
-    owner = owner[nest_parents(masks, merge_inside)]
-    dets, merged = union_groups(masks, owner)
+    index = np.flatnonzero(kept)
+    owner, boxes, areas = owner[kept], boxes[kept], areas[kept]
+    owner = owner[nest_parents(sam_masks, merge_inside, (boxes, areas), index)]
+    dets, merged = union_groups(sam_masks, owner, boxes, index)
     return merged, det_classes[dets], det_scores[dets]
+
+
+@torch.no_grad()
+def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` bool SAM masks for ``N`` boxes (x0, y0, x1, y1 pixels) on one RGB uint8 image.
+
+    The image is embedded once and every box is decoded in one batched ``predict_torch`` call
+    (one mask per box, ``multimask_output=False``); ``predictor`` is a ``SamPredictor``.
+    """
+    h, w = image.shape[:2]
+    boxes = torch.as_tensor(np.asarray(boxes_xyxy, np.float32).reshape(-1, 4))
+    if len(boxes) == 0:
+        return np.zeros((0, h, w), bool)
+    predictor.set_image(image)
+    try:
+        tb = predictor.transform.apply_boxes_torch(boxes, (h, w)).to(predictor.device)
+        masks, _, _ = predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
+    finally:
+        predictor.reset_image()
+    return masks[:, 0].cpu().numpy()
 
 
 @dataclass
@@ -131,6 +225,7 @@ class LabelSettings:
     points_per_side: int = 32  # auto mode: grid of points per image side
     pred_iou_thresh: float = 0.88  # auto mode: SAM's predicted-IoU filter
     stability_score_thresh: float = 0.95  # auto mode: SAM's stability filter
+    points_per_batch: int = 64  # auto mode: grid points decoded per batched SAM call
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -138,8 +233,9 @@ class LabelSettings:
         for name in ("score_threshold", "keep_overlap", "merge_inside", "mask_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.points_per_side < 1:
-            raise ValueError(f"points_per_side must be >= 1, got {self.points_per_side}")
+        for name in ("points_per_side", "points_per_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class Labeler:
@@ -180,18 +276,12 @@ class Labeler:
 
     @torch.no_grad()
     def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """SAM masks (M, H, W) bool: one per box in box mode, every grid mask in auto mode."""
+        """SAM masks (M, H, W) bool: one per box in box mode (one batched call), every grid mask in auto mode."""
         h, w = image.shape[:2]
         if self.settings.mode == "auto":
             masks = [m["segmentation"] for m in self._generator().generate(image)]
             return np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
-        if len(boxes) == 0:
-            return np.zeros((0, h, w), bool)
-        self.predictor.set_image(image)
-        tb = self.predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), (h, w))
-        masks, _, _ = self.predictor.predict_torch(None, None, boxes=tb.to(self.device), multimask_output=False)
-        self.predictor.reset_image()
-        return masks[:, 0].cpu().numpy().astype(bool)
+        return sam_masks_for_boxes(self.predictor, image, boxes)
 
     def _generator(self):
         if self._auto is None:
@@ -199,6 +289,7 @@ class Labeler:
 
             s = self.settings
             self._auto = SamAutomaticMaskGenerator(self.sam, points_per_side=s.points_per_side,
+                                                   points_per_batch=s.points_per_batch,
                                                    pred_iou_thresh=s.pred_iou_thresh,
                                                    stability_score_thresh=s.stability_score_thresh)
         return self._auto

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from streetsynth.generators.label import (SOURCE, LabelSettings, assign_to_detections, build_labeler, combine,
-                                          intersections, nest_parents, union_groups)
+from streetsynth.generators.label import (SOURCE, LabelSettings, assign_to_detections, boxes_and_areas,
+                                          build_labeler, combine, intersections, nest_parents, sam_masks_for_boxes,
+                                          union_groups)
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES
 
@@ -96,6 +97,82 @@ def test_union_groups_by_label():
     assert labels.tolist() == [1, 3] and (merged[0] == b).all() and (merged[1] == (a | c)).all()
 
 
+def _dense_combine(sam, det, classes, scores, keep_overlap, merge_inside):
+    """The merge as it was before box-first: every pair counted over the full image (the reference)."""
+    def frac(a, b):
+        return intersections(a, b) / np.maximum(a.reshape(len(a), -1).sum(axis=1), 1)[:, None]
+
+    empty = (sam[:0], np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if len(sam) == 0 or len(det) == 0:
+        return empty
+    f = frac(sam, det)
+    best = f.argmax(axis=1)
+    owner = np.where(f[np.arange(len(best)), best] >= keep_overlap, best, -1)
+    kept = owner >= 0
+    if not kept.any():
+        return empty
+    masks, owner = sam[kept], owner[kept]
+    n, area, idx = len(masks), masks.reshape(len(masks), -1).sum(axis=1), np.arange(len(masks))
+    bigger = (area[None, :] > area[:, None]) | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None]))
+    holds = (frac(masks, masks) >= merge_inside) & bigger & (area[:, None] > 0)
+    parent = np.where(holds.any(axis=1), np.where(holds, area[None, :], -1).argmax(axis=1), idx)
+    for _ in range(n):
+        parent = parent[parent]
+    groups = owner[parent]
+    dets = np.unique(groups)
+    merged = np.stack([np.logical_or.reduce(masks[groups == d], axis=0) for d in dets])
+    return merged, np.asarray(classes)[dets], np.asarray(scores, np.float32)[dets]
+
+
+def _random_stack(rng, n, objects=()):
+    """Rectangles, ellipses, parts of ``objects`` or of earlier masks (cropped or speckled), with empty
+    masks, exact copies and full-frame masks mixed in."""
+    yy, xx = np.mgrid[:H, :W]
+    out = []
+    for _ in range(n):
+        kind = rng.integers(0, 7)
+        pool = list(objects) + out
+        y0, x0 = rng.integers(0, H - 2), rng.integers(0, W - 2)
+        y1, x1 = rng.integers(y0 + 1, H + 1), rng.integers(x0 + 1, W + 1)
+        if kind == 0 and out:
+            m = out[rng.integers(0, len(out))].copy()
+        elif kind == 1:
+            m = np.zeros((H, W), bool) if rng.random() < 0.5 else np.ones((H, W), bool)
+        elif kind == 2:
+            cy, cx, ry, rx = (y0 + y1) / 2, (x0 + x1) / 2, (y1 - y0) / 2 + 0.5, (x1 - x0) / 2 + 0.5
+            m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        elif kind == 3 and pool:
+            m = pool[rng.integers(0, len(pool))] & (rng.random((H, W)) < 0.995)  # speckled copy of a parent
+        elif kind in (4, 5) and pool:
+            m = pool[rng.integers(0, len(pool))] & rect(y0, y1, x0, x1)  # a part, sometimes with a rim outside
+            if kind == 5:
+                m = m | rect(y0, min(y0 + 2, y1), x0, x1)
+        else:
+            m = rect(y0, y1, x0, x1)
+        out.append(m)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("keep_overlap,merge_inside", [(0.9, 0.99), (0.5, 0.9), (0.0, 0.0), (1.0, 1.0)])
+def test_box_first_merge_agrees_with_dense_merge_on_random_stacks(seed, keep_overlap, merge_inside):
+    rng = np.random.default_rng(seed)
+    det = _random_stack(rng, int(rng.integers(1, 8)))
+    sam = _random_stack(rng, int(rng.integers(1, 40)), objects=det)
+    classes, scores = rng.integers(0, 3, len(det)), rng.random(len(det)).astype(np.float32)
+    got = combine(sam, det, classes, scores, keep_overlap, merge_inside)
+    want = _dense_combine(sam, det, classes, scores, keep_overlap, merge_inside)
+    assert got[0].shape == want[0].shape and (got[0] == want[0]).all()
+    assert got[1].tolist() == want[1].tolist() and got[2].tolist() == want[2].tolist()
+
+
+def test_boxes_and_areas_of_masks():
+    masks = np.stack([rect(3, 9, 5, 20), np.zeros((H, W), bool), rect(0, H, 0, W), rect(10, 11, 7, 8) | rect(30, 31, 2, 3)])
+    boxes, areas = boxes_and_areas(masks)
+    assert boxes.tolist() == [[3, 5, 9, 20], [0, 0, 0, 0], [0, 0, H, W], [10, 2, 31, 8]]
+    assert areas.tolist() == [90, 0, H * W, 2]
+
+
 @pytest.mark.parametrize("n_sam,n_det", [(0, 0), (0, 2), (3, 0)])
 def test_empty_inputs(n_sam, n_det):
     sam = np.zeros((n_sam, H, W), bool)
@@ -112,6 +189,8 @@ def test_settings_refuse_bad_values():
         LabelSettings(mode="points")
     with pytest.raises(ValueError, match="keep_overlap"):
         LabelSettings(keep_overlap=1.5)
+    with pytest.raises(ValueError, match="points_per_batch"):
+        LabelSettings(points_per_batch=0)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +214,16 @@ def test_tiny_labeler_end_to_end_shape_type_provenance(tiny_labeler):
     assert (again.masks == inst.masks).all()  # deterministic
 
 
+def test_batched_box_prompts_give_the_masks_of_one_box_at_a_time(tiny_labeler):
+    img = (np.random.default_rng(3).random((H, W, 3)) * 255).astype(np.uint8)
+    boxes = np.array([[4, 4, 60, 40], [50, 10, 120, 60], [0, 0, W, H]], np.float32)
+    batched = sam_masks_for_boxes(tiny_labeler.predictor, img, boxes)
+    assert batched.shape == (3, H, W) and batched.dtype == bool
+    one_by_one = np.concatenate([sam_masks_for_boxes(tiny_labeler.predictor, img, b[None]) for b in boxes])
+    assert (batched == one_by_one).all() and batched.any()
+    assert sam_masks_for_boxes(tiny_labeler.predictor, img, np.zeros((0, 4))).shape == (0, H, W)
+
+
 def test_no_detections_gives_empty_instances(tiny_labeler):
     strict = build_labeler("tiny", "tiny", score_threshold=0.99)
     strict.detector, strict.sam = tiny_labeler.detector, tiny_labeler.sam
@@ -150,7 +239,8 @@ def test_bad_image_is_refused(tiny_labeler):
 @pytest.mark.slow
 def test_tiny_labeler_auto_mode():
     lab = build_labeler("tiny", "tiny", mode="auto", score_threshold=0.1, keep_overlap=0.0,
-                        points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+                        points_per_side=2, points_per_batch=3, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    assert lab._generator().points_per_batch == 3
     inst = lab((np.random.default_rng(2).random((H, W, 3)) * 255).astype(np.uint8))
     assert isinstance(inst, Instances) and inst.masks.shape[1:] == (H, W)
 
