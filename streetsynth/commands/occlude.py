@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_OCCLUDERS = ("a parked bicycle", "a green trash bin", "a stack of cardboard boxes",
-                     "a road sign on a pole=sign", "a pedestrian walking=pedestrian")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("occlude", help="inpaint occluders over parts of real objects into a synthetic version",
@@ -28,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--placement", choices=("bottom", "side", "random", "any"), default="random")
     p.add_argument("--share", type=float, default=0.4, help="share of the box area to cover")
     p.add_argument("--occluder", dest="occluders", action="append", default=None,
-                   help="occluder prompt, 'TEXT' or 'TEXT=CLASS' to label it (repeatable)")
+                   help="occluder prompt, 'TEXT' or 'TEXT=CLASS' to label it (repeatable; default: a bicycle, a trash "
+                   "bin, boxes, a road sign, a pedestrian)")
     p.add_argument("--mask-mode", choices=("diff", "sam"), default="diff", help="how the occluder's mask is found")
     p.add_argument("--sam", default="tiny", help="SAM spec for --mask-mode sam")
     p.add_argument("--drop-below", type=float, default=0.2, help="drop objects keeping less of their pixels")
@@ -47,13 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.occlude import OccludeConfig, run_occlude
 
+    extra = {"occluders": tuple(args.occluders)} if args.occluders else {}
     res = run_occlude(OccludeConfig(
         real=args.real, out=args.out, model=args.model, revision=args.revision, split=args.split,
         classes=tuple(args.classes), min_size=args.min_size, min_visible=args.min_visible, per_row=args.per_row,
         num=args.num, placement=args.placement, share=args.share,
-        occluders=tuple(args.occluders or DEFAULT_OCCLUDERS), mask_mode=args.mask_mode, sam=args.sam,
+        mask_mode=args.mask_mode, sam=args.sam,
         drop_below=args.drop_below, size=args.size, steps=args.steps, guidance=args.guidance, seed=args.seed,
-        device=args.device, dtype=args.dtype, version=args.version, rows_per_shard=args.rows_per_shard))
+        device=args.device, dtype=args.dtype, version=args.version, rows_per_shard=args.rows_per_shard,
+        **extra))
     c = res["counts"]
     print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows")
     return 0
