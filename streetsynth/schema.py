@@ -65,7 +65,11 @@ def stitch_feature() -> dict:
 
 
 def generation_feature() -> dict:
-    """Provenance of one synthetic row: enough to regenerate it exactly."""
+    """Provenance of one synthetic row: enough to regenerate it exactly.
+
+    ``method`` names how the row was made (outpaint, occlude, rerender, ground; empty in rows
+    written before the field existed); ``method_details`` is that method's own provenance as JSON.
+    """
     return {
         "source_id": Value("string"),
         "model_id": Value("string"),
@@ -82,6 +86,8 @@ def generation_feature() -> dict:
         "attempts": Value("int32"),
         "labeler": Value("string"),
         "package_version": Value("string"),
+        "method": Value("string"),
+        "method_details": Value("string"),
     }
 
 

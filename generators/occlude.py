@@ -1,0 +1,330 @@
+"""Occluders inpainted inside object boxes: partly hidden pedestrians and vehicles, labelled exactly.
+
+For each sampled object of a real row, a region inside its box (its bottom, a side, or a random
+rectangle covering ``share`` of the box) is inpainted with an occluder prompt ("a parked bicycle",
+"a trash bin", ...). The model sees a square window around the object resized to its own size;
+only the region's pixels come back, so every pixel outside it is the real one, bit for bit.
+
+The occluder's mask is found inside the region (SAM prompted with the region's box, or the pixel
+difference to the real image), subtracted from every object's mask, objects left with less than
+``drop_below`` of their pixels are dropped, and the occluder becomes an instance itself when its
+prompt names one of our classes. Backends: a ``StableDiffusionGLIGENPipeline`` (box-grounded
+inpainting through ``gligen_inpaint_image``), or any diffusers inpainting pipeline with a box mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from streetsynth.contact_sheet import Tile
+from streetsynth.instances import Instances
+from streetsynth.schema import CLASS_NAMES, STITCHED
+from streetsynth.seeds import derive_seed
+
+from .method_run import decode_rgb, finish_run, open_run, synthetic_row
+
+METHOD = "occlude"
+PLACEMENTS = ("bottom", "side", "random")
+MASK_MODES = ("sam", "diff")
+#: Occluder prompts; ``text=class`` makes the occluder an instance of that class.
+DEFAULT_OCCLUDERS = ("a parked bicycle", "a green trash bin", "a stack of cardboard boxes",
+                     "a road sign on a pole=sign", "a pedestrian walking=pedestrian")
+DEFAULT_NEGATIVE = "cartoon, drawing, distorted, blurry"
+GLIGEN_MODEL = "masterful/gligen-1-4-inpainting-text-box"
+CARD = ("Each row is a real scene with an occluder inpainted over part of one object's box "
+        "(box-grounded GLIGEN inpainting, or SD inpainting with a box mask). Pixels outside the occluder "
+        "region are the real ones, bit for bit. The occluder's mask is cut out of every object's mask; "
+        "objects left mostly hidden are dropped; an occluder of one of our classes is labelled too.")
+
+
+def parse_occluder(text: str) -> tuple[str, int | None]:
+    """``"a road sign=sign"`` -> ("a road sign", class index); no ``=``: not one of our classes."""
+    prompt, _, name = text.rpartition("=") if "=" in text else (text, "", "")
+    if not name:
+        return text.strip(), None
+    if name.strip() not in CLASS_NAMES:
+        raise ValueError(f"occluder {text!r}: unknown class {name!r}; known: {', '.join(CLASS_NAMES)}")
+    return prompt.strip(), CLASS_NAMES.index(name.strip())
+
+
+def choose_region(box: np.ndarray, placement: str, share: float, rng: np.random.Generator) -> tuple[int, ...]:
+    """Integer xyxy region inside ``box`` covering about ``share`` of its area, at least one pixel."""
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    bw, bh = max(x1 - x0, 1), max(y1 - y0, 1)
+    if placement == "bottom":
+        h = min(bh, max(1, round(bh * share)))
+        return x0, y1 - h, x1, y1
+    if placement == "side":
+        w = min(bw, max(1, round(bw * share)))
+        return (x0, y0, x0 + w, y1) if rng.random() < 0.5 else (x1 - w, y0, x1, y1)
+    if placement == "random":
+        side = float(np.sqrt(share))
+        w, h = min(bw, max(1, round(bw * side))), min(bh, max(1, round(bh * side)))
+        rx, ry = x0 + int(rng.integers(0, bw - w + 1)), y0 + int(rng.integers(0, bh - h + 1))
+        return rx, ry, rx + w, ry + h
+    raise ValueError(f"unknown placement {placement!r}; known: {', '.join(PLACEMENTS)}")
+
+
+def context_window(region: tuple[int, ...], box: np.ndarray, height: int, width: int,
+                   context: float = 2.0) -> tuple[int, int, int]:
+    """``(x, y, side)`` of a square window around ``box`` (``context`` times its longer side), inside the image."""
+    bx0, by0, bx1, by1 = box
+    side = int(min(height, width, max(16, np.ceil(context * max(bx1 - bx0, by1 - by0)))))
+    cx, cy = (region[0] + region[2]) / 2, (region[1] + region[3]) / 2
+    x = int(np.clip(round(cx - side / 2), 0, width - side))
+    y = int(np.clip(round(cy - side / 2), 0, height - side))
+    return x, y, side
+
+
+def is_gligen(pipe) -> bool:
+    return type(pipe).__name__.startswith("StableDiffusionGLIGEN")
+
+
+def model_size(pipe, requested: int | None) -> int:
+    """Side of the square the model works on: GLIGEN's own sample size (it centre-crops to it), else ``requested``."""
+    if is_gligen(pipe):
+        return int(pipe.vae.config.sample_size)
+    return int(requested or 512)
+
+
+def inpaint_region(pipe, image: np.ndarray, box: np.ndarray, region: tuple[int, ...], prompt: str,
+                   negative: str, seed: int, steps: int, guidance: float, size: int | None = None,
+                   context: float = 2.0) -> np.ndarray:
+    """``image`` with only ``region`` replaced by the model's occluder; every other pixel is untouched."""
+    import torch
+
+    h, w = image.shape[:2]
+    x, y, side = context_window(region, box, h, w, context)
+    n = model_size(pipe, size)
+    crop = cv2.resize(image[y:y + side, x:x + side], (n, n), interpolation=cv2.INTER_AREA)
+    s = n / side
+    rx0, ry0, rx1, ry1 = region
+    r = [(rx0 - x) * s, (ry0 - y) * s, (rx1 - x) * s, (ry1 - y) * s]
+    device = getattr(pipe, "device", torch.device("cpu"))
+    gen = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(int(seed))
+    common = dict(prompt=prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance,
+                  generator=gen, output_type="np", height=n, width=n)
+    with torch.inference_mode():
+        if is_gligen(pipe):
+            out = pipe(gligen_phrases=[prompt], gligen_boxes=[[v / n for v in r]],
+                       gligen_inpaint_image=Image.fromarray(crop), **common).images[0]
+        else:
+            mask = np.zeros((n, n), np.uint8)
+            mask[int(np.floor(r[1])):int(np.ceil(r[3])), int(np.floor(r[0])):int(np.ceil(r[2]))] = 255
+            out = pipe(image=Image.fromarray(crop), mask_image=Image.fromarray(mask), strength=1.0,
+                       **common).images[0]
+    out = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
+    back = cv2.resize(out, (side, side), interpolation=cv2.INTER_CUBIC if side > n else cv2.INTER_AREA)
+    result = image.copy()
+    result[ry0:ry1, rx0:rx1] = back[ry0 - y:ry1 - y, rx0 - x:rx1 - x]
+    return result
+
+
+def region_mask(region: tuple[int, ...], height: int, width: int) -> np.ndarray:
+    m = np.zeros((height, width), bool)
+    m[region[1]:region[3], region[0]:region[2]] = True
+    return m
+
+
+def occluder_mask(before: np.ndarray, after: np.ndarray, region: tuple[int, ...], mode: str = "diff",
+                  diff_threshold: int = 24, predictor=None) -> np.ndarray:
+    """The occluder's pixels, always inside ``region``.
+
+    ``diff``: pixels whose largest channel difference to the real image exceeds ``diff_threshold``;
+    ``sam``: SAM's mask for the region's box (``predictor`` a ``SamPredictor``), cut to the region.
+    """
+    h, w = before.shape[:2]
+    inside = region_mask(region, h, w)
+    if mode == "diff":
+        diff = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2)
+        return inside & (diff > diff_threshold)
+    if mode == "sam":
+        predictor.set_image(after)
+        masks, _, _ = predictor.predict(box=np.asarray(region, np.float32), multimask_output=False)
+        predictor.reset_image()
+        return inside & masks[0].astype(bool)
+    raise ValueError(f"unknown occluder mask mode {mode!r}; known: {', '.join(MASK_MODES)}")
+
+
+def apply_occluder(inst: Instances, occ: np.ndarray, drop_below: float,
+                   occluder_class: int | None, occluder_source: str) -> tuple[Instances, dict[int, float]]:
+    """Objects with the occluder's pixels removed, nearly hidden ones dropped, the occluder added.
+
+    Returns the new instances and, per original id, the share of its pixels still visible.
+    """
+    area = inst.masks.reshape(len(inst), -1).sum(axis=1)
+    masks = inst.masks & ~occ[None]
+    left = masks.reshape(len(inst), -1).sum(axis=1)
+    kept_share = np.where(area > 0, left / np.maximum(area, 1), 0.0)
+    keep = kept_share >= drop_below
+    classes, ids, scores = inst.classes[keep], inst.ids[keep], inst.scores[keep]
+    sources = [s for s, k in zip(inst.sources, keep) if k]
+    masks = masks[keep]
+    if occluder_class is not None and occ.any():
+        new_id = int(inst.ids.max(initial=0)) + 1
+        masks = np.concatenate([masks, occ[None]])
+        classes, ids = np.append(classes, occluder_class), np.append(ids, new_id)
+        scores, sources = np.append(scores, 1.0), sources + [occluder_source]
+    out = Instances.from_masks(masks, classes, scores=scores, ids=ids, sources=sources)
+    return out, {int(i): float(f) for i, f in zip(inst.ids, kept_share)}
+
+
+def visible_fraction(mask: np.ndarray, box: np.ndarray) -> float:
+    """Share of a box's pixels its mask covers."""
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    return float(mask[y0:y1, x0:x1].sum()) / max((x1 - x0) * (y1 - y0), 1)
+
+
+@dataclass
+class OccludeConfig:
+    """An occlusion run; everything but the injected objects enters the fingerprint."""
+
+    real: str  # real dataset repo (config "stitched")
+    out: str  # store of synthetic versions
+    model: str = "tiny"  # GLIGEN or inpainting model id/folder; "tiny" = tiny random inpainting pipeline
+    revision: str | None = None
+    split: str = "train"
+    classes: tuple[str, ...] = ("pedestrian", "vehicle")  # classes of objects to occlude
+    min_size: int = 16  # shorter box side, pixels
+    min_visible: float = 0.3  # mask share of the box an object needs to be chosen
+    per_row: int = 1  # objects occluded per real row (one row each)
+    num: int | None = None  # at most this many samples
+    placement: str = "random"  # bottom, side, random, or "any" (drawn per sample)
+    share: float = 0.4  # share of the box area covered by the region
+    occluders: tuple[str, ...] = DEFAULT_OCCLUDERS
+    negative_prompt: str = DEFAULT_NEGATIVE
+    mask_mode: str = "diff"  # how the occluder's mask is found: diff or sam
+    diff_threshold: int = 24
+    drop_below: float = 0.2  # objects keeping less than this share of their pixels are dropped
+    size: int = 512  # model working size (square) for inpainting pipelines
+    context: float = 2.0  # window side over the box's longer side
+    steps: int = 30
+    guidance: float = 7.5
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str | None = None
+    version: str | None = None
+    rows_per_shard: int = 64
+    sam: str = "tiny"  # SAM spec for mask_mode "sam"
+    sheet_samples: int = 4
+    pipeline: Any = field(default=None, repr=False)
+    sam_model: Any = field(default=None, repr=False)
+
+
+def load_occluder_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
+    """(pipeline, id, revision): GLIGEN when the id names it, else an inpainting pipeline."""
+    from .outpaint import load_inpaint_pipeline, resolve_dtype
+
+    if "gligen" not in model.lower():
+        return load_inpaint_pipeline(model, revision, device, dtype)
+    from diffusers import StableDiffusionGLIGENPipeline
+
+    pipe = StableDiffusionGLIGENPipeline.from_pretrained(model, revision=revision,
+                                                         dtype=resolve_dtype(dtype, device)).to(device)
+    pipe.safety_checker = None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, model, revision or "main"
+
+
+def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:
+    """``(row index, object index, sample id)`` of every sample, derived from the run seed only."""
+    wanted = {CLASS_NAMES.index(c) for c in cfg.classes}
+    plan = []
+    for r, row in enumerate(rows):
+        if row.get("instance_mask") is None or not row["objects"]:
+            continue
+        inst = Instances.from_row(row)
+        if inst.masks is None:
+            continue
+        sides = np.minimum(inst.boxes[:, 2] - inst.boxes[:, 0], inst.boxes[:, 3] - inst.boxes[:, 1])
+        ok = [i for i in range(len(inst)) if inst.classes[i] in wanted and sides[i] >= cfg.min_size
+              and visible_fraction(inst.masks[i], inst.boxes[i]) >= cfg.min_visible]
+        rng = np.random.default_rng(derive_seed(cfg.seed, row["id"], 0))
+        for i in rng.permutation(ok)[:cfg.per_row] if ok else []:
+            plan.append((r, int(i), f"{row['id']}#o{int(inst.ids[i])}"))
+    return plan[:cfg.num] if cfg.num is not None else plan
+
+
+def run_occlude(cfg: OccludeConfig) -> dict[str, Any]:
+    """Write (or resume) an occlusion version; returns folder, tag, resumed and counts."""
+    from streetsynth.repo import load_split, read_info
+
+    if cfg.placement not in PLACEMENTS + ("any",):
+        raise ValueError(f"unknown placement {cfg.placement!r}; known: {', '.join(PLACEMENTS)}, any")
+    if cfg.mask_mode not in MASK_MODES:
+        raise ValueError(f"unknown mask mode {cfg.mask_mode!r}; known: {', '.join(MASK_MODES)}")
+    if not 0.0 < cfg.share <= 1.0:
+        raise ValueError(f"share must lie in (0, 1], got {cfg.share}")
+    occluders = [parse_occluder(t) for t in cfg.occluders]
+    if cfg.pipeline is not None:
+        pipe = cfg.pipeline
+        model_id, model_rev = getattr(pipe, "_streetsynth_model", (cfg.model, cfg.revision or "injected"))
+    else:
+        pipe, model_id, model_rev = load_occluder_pipeline(cfg.model, cfg.revision, cfg.device, cfg.dtype)
+    backend = "gligen" if is_gligen(pipe) else "inpaint"
+    predictor, sam_desc = None, None
+    if cfg.mask_mode == "sam":
+        from segment_anything import SamPredictor
+
+        if cfg.sam_model is not None:
+            sam, sam_desc = cfg.sam_model, "injected"
+        else:
+            from streetsynth.tiny.sam import load_sam
+
+            sam, sam_desc = load_sam(cfg.sam, device=cfg.device)
+        predictor = SamPredictor(sam)
+
+    source = load_split(cfg.real, STITCHED, cfg.split)
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("real", "out", "device", "dtype", "version", "pipeline", "sam_model", "sheet_samples")}
+    run = open_run(METHOD, cfg.out, {"source_fingerprint": read_info(cfg.real).get("fingerprint"),
+                                     "split": cfg.split, "model": [model_id, model_rev], "sam": sam_desc,
+                                     "settings": settings}, cfg.version, cfg.rows_per_shard)
+    plan = plan_samples(source, cfg)
+    done = run.done()
+    pairs = []
+    for r, obj, sid in plan:
+        if sid in done:
+            continue
+        row = source[r]
+        image = decode_rgb(row["image"])
+        inst = Instances.from_row(row)
+        h, w = image.shape[:2]
+        seed = derive_seed(cfg.seed, sid, 0)
+        rng = np.random.default_rng(seed)
+        placement = cfg.placement if cfg.placement != "any" else PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
+        region = choose_region(inst.boxes[obj], placement, cfg.share, rng)
+        prompt, occ_class = occluders[int(rng.integers(len(occluders)))]
+        after = inpaint_region(pipe, image, inst.boxes[obj], region, prompt, cfg.negative_prompt, seed,
+                               cfg.steps, cfg.guidance, cfg.size, cfg.context)
+        occ = occluder_mask(image, after, region, cfg.mask_mode, cfg.diff_threshold, predictor)
+        new, shares = apply_occluder(inst, occ, cfg.drop_below, occ_class, f"occluder:{backend}")
+        target = int(inst.ids[obj])
+        kept = new.masks[new.ids == target]
+        details = {
+            "source_id": row["id"], "object_id": target, "object_class": CLASS_NAMES[inst.classes[obj]],
+            "region": list(region), "placement": placement, "share": cfg.share, "backend": backend,
+            "prompt": prompt, "occluder_class": None if occ_class is None else CLASS_NAMES[occ_class],
+            "seed": seed, "mask_mode": cfg.mask_mode, "occluder_pixels": int(occ.sum()),
+            "visible_before": visible_fraction(inst.masks[obj], inst.boxes[obj]),
+            "visible_after": visible_fraction(kept[0], inst.boxes[obj]) if len(kept) else 0.0,
+            "kept_share": shares, "dropped_ids": sorted(set(map(int, inst.ids)) - set(map(int, new.ids))),
+        }
+        gen = {"source_id": row["id"], "model_id": model_id, "model_revision": model_rev, "prompt": prompt,
+               "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
+               "guidance_scale": cfg.guidance, "strength": 1.0, "attempts": 1,
+               "labeler": f"source-labels-minus-occluder:{cfg.mask_mode}"}
+        run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row), attempts=1, rejected=0)
+        if len(pairs) < cfg.sheet_samples:
+            pairs.append((Tile(image, f"{row['id']} before", inst),
+                          Tile(after, f"{sid}: {prompt} ({placement})", new)))
+    counts = finish_run(run, {"source": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split},
+                              "model": {"id": model_id, "revision": model_rev, "backend": backend},
+                              "settings": settings}, CARD, pairs)
+    return {"folder": run.folder, "tag": run.tag, "resumed": run.resumed, "counts": counts}

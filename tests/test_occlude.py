@@ -1,0 +1,103 @@
+"""Occluders inside boxes: exact pixels outside the region, the occluder cut out of the labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from factories_generate import make_real_repo
+
+from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
+                                            parse_occluder, run_occlude)
+from streetsynth.instances import Instances
+from streetsynth.repo import load_split
+from streetsynth.schema import CLASS_NAMES
+from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+
+PEDESTRIAN = CLASS_NAMES.index("pedestrian")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = build_tiny_inpaint_pipeline(seed=0)
+    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
+    return p
+
+
+def _cfg(tmp_path, pipe, **kw):
+    base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), classes=("pedestrian",), min_size=4,
+                placement="bottom", share=1 / 3, occluders=("a green trash bin",), size=64, steps=2, seed=5,
+                rows_per_shard=2, pipeline=pipe)
+    return OccludeConfig(**{**base, **kw})
+
+
+def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, pipe):
+    real = make_real_repo(tmp_path / "real", rows=2)
+    res = run_occlude(_cfg(tmp_path, pipe))
+    rows = {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
+    src = {r["id"]: r for r in load_split(real, "stitched", "train")}
+    assert sorted(rows) == ["seg0_000#o2", "seg0_001#o2"]
+    for sid, row in rows.items():
+        g = row["generation"]
+        d = json.loads(g["method_details"])
+        s = src[g["source_id"]]
+        before, after = np.asarray(s["image"]), np.asarray(row["image"])
+        old, new = Instances.from_row(s), Instances.from_row(row)
+        ped = old.masks[old.ids == 2][0]
+        y0, y1 = np.flatnonzero(ped.any(axis=1))[[0, -1]]
+        x0, x1 = np.flatnonzero(ped.any(axis=0))[[0, -1]]
+        # the lower third of the 16-pixel-tall pedestrian: its bottom 5 rows, full width
+        assert d["region"] == [x0, y1 + 1 - 5, x1 + 1, y1 + 1] and d["object_id"] == 2
+        region = np.zeros(ped.shape, bool)
+        region[y1 + 1 - 5:y1 + 1, x0:x1 + 1] = True
+        assert np.array_equal(after[~region], before[~region])  # the real pixels, bit for bit
+        occ = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 24
+        assert occ.any() and not (occ & ~region).any()
+        assert d["occluder_pixels"] == occ.sum()
+        new_ped = new.masks[new.ids == 2][0]
+        assert np.array_equal(new_ped, ped & ~occ)  # the pedestrian without the occluder's pixels
+        assert np.array_equal(new.masks[new.ids == 1][0], old.masks[old.ids == 1][0])  # the car untouched
+        assert g["method"] == "occlude" and d["backend"] == "inpaint" and d["prompt"] == g["prompt"]
+        assert d["visible_before"] == 1.0 and d["visible_after"] == pytest.approx(new_ped.sum() / ped.sum())
+    assert (res["folder"] / "meta" / "contact_sheet.png").exists()
+
+
+def test_occluder_of_our_class_becomes_an_instance_and_hidden_objects_drop():
+    masks = np.zeros((2, 20, 20), bool)
+    masks[0, 2:12, 2:6] = True
+    masks[1, 10:18, 10:18] = True
+    inst = Instances.from_masks(masks, [PEDESTRIAN, 0], ids=[3, 7])
+    occ = np.zeros((20, 20), bool)
+    occ[4:12, 2:6] = True  # hides 80 % of the pedestrian
+    new, shares = apply_occluder(inst, occ, drop_below=0.25, occluder_class=3, occluder_source="occ")
+    assert shares == {3: pytest.approx(0.2), 7: 1.0}
+    assert list(new.ids) == [7, 8] and list(new.classes) == [0, 3]
+    assert np.array_equal(new.masks[1], occ) and new.sources[1] == "occ"
+
+
+def test_regions_lie_inside_the_box_with_the_asked_share():
+    rng = np.random.default_rng(0)
+    box = np.array([10, 20, 40, 80], np.float32)
+    assert choose_region(box, "bottom", 0.25, rng) == (10, 65, 40, 80)
+    for placement in ("side", "random"):
+        for _ in range(20):
+            x0, y0, x1, y1 = choose_region(box, placement, 0.3, rng)
+            assert 10 <= x0 < x1 <= 40 and 20 <= y0 < y1 <= 80
+            assert abs((x1 - x0) * (y1 - y0) / 1800 - 0.3) < 0.05
+    assert parse_occluder("a road sign=sign") == ("a road sign", CLASS_NAMES.index("sign"))
+    with pytest.raises(ValueError, match="unknown class"):
+        parse_occluder("a dog=dog")
+
+
+def test_sam_mask_stays_inside_the_region():
+    from segment_anything import SamPredictor
+
+    from streetsynth.tiny.sam import build_tiny_sam
+
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    after = before.copy()
+    after[10:20, 5:15] = 0
+    occ = occluder_mask(before, after, (5, 10, 15, 20), "sam", predictor=SamPredictor(build_tiny_sam()))
+    assert not occ[:10].any() and not occ[20:].any() and not occ[:, :5].any() and not occ[:, 15:].any()

@@ -1,0 +1,73 @@
+"""Re-rendering keeps the real labels exactly and drops the instances the new image does not show."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+from factories_generate import make_real_repo
+
+from streetsynth.generators.rerender import ADE20K_COLORS, RerenderConfig, run_rerender, seg_condition
+from streetsynth.instances import Instances
+from streetsynth.repo import load_split, read_info
+
+PEDESTRIAN_COLOR = ADE20K_COLORS[1]
+
+
+class ErasingPipeline:
+    """Returns the conditioning layout itself with every pedestrian-coloured pixel erased."""
+
+    def __call__(self, image, **kw):
+        img = np.asarray(image).copy()
+        img[(img == PEDESTRIAN_COLOR).all(axis=2)] = 0
+        return SimpleNamespace(images=img[None].astype(np.float32) / 255.0)
+
+
+def colour_detector(image):
+    """A detector that follows the image: one mask per connected region of a class colour."""
+    masks, classes = [], []
+    for cls in (0, 1):
+        n, labels = cv2.connectedComponents((image == ADE20K_COLORS[cls]).all(axis=2).astype(np.uint8))
+        for k in range(1, n):
+            masks.append(labels == k)
+            classes.append(cls)
+    h, w = image.shape[:2]
+    return (np.stack(masks) if masks else np.zeros((0, h, w), bool)), np.asarray(classes, np.int64)
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), steps=2, seed=1, rows_per_shard=2,
+                pipeline=ErasingPipeline(), verifier=colour_detector)
+    return RerenderConfig(**{**base, **kw})
+
+
+def test_erased_instance_is_dropped_and_kept_labels_are_the_real_ones(tmp_path):
+    real = make_real_repo(tmp_path / "real", rows=2)
+    res = run_rerender(_cfg(tmp_path))
+    src = {r["id"]: r for r in load_split(real, "stitched", "train")}
+    rows = list(load_split(res["folder"], "synthetic", "synthetic"))
+    assert [r["id"] for r in rows] == ["seg0_000#rerender", "seg0_001#rerender"]
+    for row in rows:
+        s = src[row["generation"]["source_id"]]
+        d = json.loads(row["generation"]["method_details"])
+        assert d["agreement"] == {"1": 1.0, "2": 0.0} and d["dropped_ids"] == [2]
+        old, new = Instances.from_row(s), Instances.from_row(row)
+        assert list(new.ids) == [1] and np.array_equal(new.masks[0], old.masks[0])
+        assert np.array_equal(new.boxes, old.boxes[:1]) and row["generation"]["method"] == "rerender"
+        assert row["generation"]["prompt"].startswith(s["caption"] + ", ")
+
+
+def test_rows_with_too_few_surviving_instances_are_dropped(tmp_path):
+    make_real_repo(tmp_path / "real", rows=2)
+    res = run_rerender(_cfg(tmp_path, min_kept=2))
+    assert res["counts"]["accepted"] == 0 and res["counts"]["failed_samples"] == 2
+    assert read_info(res["folder"])["method"] == "rerender"
+
+
+def test_condition_uses_the_ade20k_palette():
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, :4], masks[1, 5:, 5:] = True, True
+    cond = seg_condition(Instances.from_masks(masks, [0, 1]))
+    assert tuple(cond[0, 0]) == (0, 102, 200) and tuple(cond[7, 7]) == (150, 5, 61) and not cond[5, 0].any()
