@@ -1,0 +1,1 @@
+"""Loading the models the stages run: which family a model belongs to, how to load it, what it is."""
