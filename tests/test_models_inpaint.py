@@ -89,3 +89,14 @@ def test_hub_model_records_the_commit_of_the_snapshot_it_was_loaded_from(tmp_pat
     monkeypatch.setattr(hconst, "HF_HUB_OFFLINE", True)
     model = load("org/inpaint")
     assert (model.model_id, model.revision, model.family.name) == ("org/inpaint", commit, "sd-inpaint")
+
+
+def test_train_inpaint_loads_through_the_registry_and_refuses_families_its_loss_does_not_cover(tmp_path):
+    from streetsynth.models.inpaint import build_tiny
+    from streetsynth.training.inpaint import load_pipeline
+
+    build_tiny("flux-fill").pipeline.save_pretrained(tmp_path / "flux", safe_serialization=True)
+    with pytest.raises(ValueError, match="flux-fill \\(transformer\\) is not supported"):
+        load_pipeline(str(tmp_path / "flux"))
+    save_tiny_inpaint_pipeline(tmp_path / "sd")
+    assert load_pipeline(str(tmp_path / "sd")).unet.config.in_channels == 9
