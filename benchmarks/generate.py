@@ -29,6 +29,7 @@ from streetsynth.generators.outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, ma
 from streetsynth.repo import load_split  # noqa: E402
 from streetsynth.seeds import derive_seed  # noqa: E402
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, build_tiny_tokenizer  # noqa: E402
+from streetsynth.models.inpaint import injected  # noqa: E402
 
 
 def full_size_pipeline(seed: int = 0):
@@ -110,7 +111,8 @@ def main() -> None:
         t_plain = plain_loop(pipe, rows, args.steps, 7.5, 0)
         pipe._seconds = 0.0
         t0 = time.perf_counter()
-        res = run_generation(GenerateConfig(real=str(real), out=str(Path(tmp) / "store"), pipeline=pipe,
+        res = run_generation(GenerateConfig(real=str(real), out=str(Path(tmp) / "store"),
+                                            pipeline=injected(pipe, "benchmark-random-weights", "seed-0"),
                                             batch_size=args.batch_size, steps=args.steps, seam_threshold=1e9,
                                             rows_per_shard=8, device=args.device, progress=False))
         t_ours = time.perf_counter() - t0

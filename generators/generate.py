@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_f
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint, resolve_version
 
-from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, load_inpaint_pipeline, make_canvas, outpaint_batch
+from streetsynth.models.inpaint import LoadedModel, injected, load
+
+from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import DEFAULT_THRESHOLD, SeamGate
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
 
@@ -49,13 +51,13 @@ class GenerateConfig:
 
     real: str  # source REAL dataset repo (a folder with the "stitched" config)
     out: str  # store folder holding one subfolder per synthetic version
-    model: str = "tiny"  # diffusers inpainting model id or local folder; "tiny" = tiny random pipeline
+    model: str = "tiny"  # inpainting model id or folder of any known family; "tiny[:family]" = tiny random
     revision: str | None = None  # Hub revision of the model
     split: str = "train"  # split of the real dataset to outpaint
     num: int | None = None  # number of samples (default: one per source row)
     batch_size: int = 4  # canvases per pipeline call
     steps: int = 30  # denoising steps
-    guidance: float = 7.5  # classifier-free guidance scale
+    guidance: float | None = None  # guidance scale (default: the model family's, e.g. 7.5 SD, 30 FLUX Fill)
     strength: float = 1.0  # inpainting strength (1.0: the invented region starts from noise)
     seam_threshold: float = DEFAULT_THRESHOLD  # seam scores above this reject an attempt
     max_attempts: int = 3  # attempts per sample before it is dropped
@@ -63,11 +65,12 @@ class GenerateConfig:
     device: str = "cpu"  # torch device for the pipeline
     dtype: str | None = None  # fp32/fp16/bf16 (default fp16 on CUDA, fp32 elsewhere)
     attention: str | None = None  # diffusers attention backend name, e.g. "native" or "flash"
-    compile: bool = False  # torch.compile the UNet
+    compile: bool = False  # torch.compile the denoiser (UNet or transformer)
     version: str | None = None  # version X.Y.Z to write (default: resume same fingerprint, else next patch)
     prompt_source: str = "default"  # "default": the fixed prompt; "caption": the source row's caption
     prompt: str = DEFAULT_PROMPT  # prompt when prompt_source is "default"
-    negative_prompt: str = DEFAULT_NEGATIVE  # negative prompt for every sample
+    negative_prompt: str | None = None  # negative prompt (default: ours where the family takes one)
+    allow_drop: tuple[str, ...] = ()  # call arguments the pipeline may ignore (otherwise refusing one is an error)
     size: tuple[int, int] | None = None  # canvas (H, W); default the source size rounded down to 8
     invent_fraction: float | None = None  # share of the width to invent; default from stitch.front_x1
     feather: int = 8  # columns right of the known edge that blend the colour difference away
@@ -77,7 +80,7 @@ class GenerateConfig:
     sheet_samples: int = 6  # accepted samples on the contact sheet
     keep_rejected: int = 6  # rejected attempts kept as thumbnails per process
     progress: bool = True  # show a tqdm bar
-    pipeline: Any = field(default=None, repr=False)  # injected pipeline (tests, benchmarks)
+    pipeline: Any = field(default=None, repr=False)  # injected LoadedModel (tests, benchmarks)
     labeler: Any = field(default=None, repr=False)  # injected labeler: image -> Instances, .description
 
 
@@ -159,12 +162,10 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
     num = len(source) if cfg.num is None else cfg.num
     ids = sample_ids(list(source["id"]), num)
 
-    if cfg.pipeline is not None:
-        pipe = cfg.pipeline
-        model_id, model_rev = getattr(pipe, "_streetsynth_model", (cfg.model, cfg.revision or "injected"))
-    else:
-        pipe, model_id, model_rev = load_inpaint_pipeline(cfg.model, cfg.revision, cfg.device, cfg.dtype,
-                                                          cfg.attention, cfg.compile)
+    model = _loaded(cfg)
+    pipe, family, model_id, model_rev = model.pipeline, model.family, model.model_id, model.revision
+    guidance = family.default_guidance if cfg.guidance is None else cfg.guidance
+    negative_prompt = _negative_prompt(cfg, family)
     labeler = cfg.labeler
     if labeler is None and cfg.detector is not None:
         from streetsynth.generators.label import build_labeler
@@ -173,10 +174,10 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
     labeler_desc = labeler.description if labeler is not None else CARRIED_LABELER
     gate = SeamGate(threshold=cfg.seam_threshold)
 
-    settings = {k: v for k, v in asdict(cfg).items()
+    settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",
                              "pipeline", "labeler", "model", "revision", "sheet_samples", "keep_rejected")}
-    settings["num"] = num
+    settings.update(num=num, guidance=guidance, negative_prompt=negative_prompt)
     fp = fingerprint({"source_fingerprint": real_info.get("fingerprint"), "source_split": cfg.split,
                       "model_id": model_id, "model_revision": model_rev, "labeler": labeler_desc,
                       "settings": settings, "package_version": streetsynth.__version__})
@@ -192,12 +193,12 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
 
     done = writer.done_ids()
     mine = [i for i in range(num) if i % world == rank and ids[i] not in done]
-    if rank == 0 and cfg.model == "tiny" and cfg.pipeline is None:
+    if rank == 0 and cfg.model.startswith("tiny") and cfg.pipeline is None:
         print("model: the TINY RANDOM pipeline (streetsynth.tiny): images are noise, for testing the flow only")
 
     def new_sample(i: int) -> _Sample:
         row = source[i % len(source)]
-        canvas = make_canvas(row, cfg.size, cfg.invent_fraction)
+        canvas = make_canvas(row, cfg.size, cfg.invent_fraction, family.size_multiple)
         prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
         return _Sample(i, ids[i], row, canvas, prompt)
 
@@ -214,8 +215,8 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                        "front_x1": s.canvas.known_width, "right_x0": s.canvas.known_width},
             "generation": {
                 "source_id": src["id"], "model_id": model_id, "model_revision": model_rev, "prompt": s.prompt,
-                "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
-                "guidance_scale": cfg.guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
+                "negative_prompt": negative_prompt, "seed": seed, "steps": cfg.steps,
+                "guidance_scale": guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
                 "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
                 "labeler": labeler_desc, "package_version": streetsynth.__version__,
             },
@@ -237,8 +238,9 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
         for group in _same_size(batch):
             seeds = [derive_seed(cfg.seed, s.id, s.attempt) for s in group]
             images = outpaint_batch(pipe, [s.canvas for s in group], [s.prompt for s in group],
-                                    [cfg.negative_prompt] * len(group), seeds, cfg.steps, cfg.guidance,
-                                    cfg.strength, cfg.feather, pad_to=cfg.batch_size)
+                                    None if negative_prompt is None else [negative_prompt] * len(group), seeds,
+                                    cfg.steps, guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
+                                    max_sequence_length=family.max_sequence_length, allow_drop=cfg.allow_drop)
             for s, image, seed in zip(group, images, seeds):
                 score = gate.score(image, s.canvas.mask)
                 stats["attempts"] += 1
@@ -284,6 +286,28 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
         sheet = _contact_sheet(folder, manifest, rejected_dir, cfg.sheet_samples, tag)
     barrier()
     return GenerateResult(Path(folder), tag, resumed, counts, sheet, model_id, model_rev, rank)
+
+
+def _loaded(cfg: GenerateConfig) -> LoadedModel:
+    """The injected model (which must declare its id and revision) or the one ``cfg.model`` names."""
+    if cfg.pipeline is None:
+        return load(cfg.model, cfg.device, cfg.dtype, cfg.revision, cfg.attention, cfg.compile)
+    if isinstance(cfg.pipeline, LoadedModel):
+        return cfg.pipeline
+    declared = getattr(cfg.pipeline, "_streetsynth_model", None)
+    if declared is None:
+        raise ValueError("an injected pipeline must declare its id and revision: pass "
+                         "streetsynth.models.inpaint.injected(pipeline, model_id, revision)")
+    return injected(cfg.pipeline, *declared)
+
+
+def _negative_prompt(cfg: GenerateConfig, family) -> str | None:
+    """Ours by default where the family takes one; none for FLUX Fill; a given one it cannot take is an error."""
+    if family.negative_prompt:
+        return DEFAULT_NEGATIVE if cfg.negative_prompt is None else cfg.negative_prompt
+    if cfg.negative_prompt is not None and "negative_prompt" not in cfg.allow_drop:
+        raise ValueError(f"{family.name} models take no negative prompt; leave --negative-prompt unset")
+    return None
 
 
 def _same_size(batch: list[_Sample]) -> list[list[_Sample]]:

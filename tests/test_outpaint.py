@@ -1,4 +1,4 @@
-"""Outpainting: canvases, exact paste of the known pixels, batching, and the pipeline loader."""
+"""Outpainting: canvases, exact paste of the known pixels, batching."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from factories_generate import stitched_row, street_image
 
-from streetsynth.generators.outpaint import (Canvas, known_width_for, load_inpaint_pipeline, make_canvas,
-                                             outpaint_batch, paste_known, _call_kwargs)
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, save_tiny_inpaint_pipeline
+from streetsynth.generators.outpaint import Canvas, known_width_for, make_canvas, outpaint_batch, paste_known
+from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -81,26 +80,3 @@ def test_feather_removes_the_colour_step_and_touches_only_its_band():
 
     natural = float(np.abs(np.diff(src[:, kw - 10:kw].astype(int), axis=1)).mean())
     assert jump(plain) > 25 and jump(pasted) < natural + 3
-
-
-def test_call_kwargs_follow_the_pipeline_signature():
-    class XL:
-        def __call__(self, prompt=None, prompt_2=None, image=None, mask_image=None, height=None, width=None,
-                     strength=1.0, num_inference_steps=50, denoising_start=None, guidance_scale=5.0,
-                     negative_prompt=None, generator=None, output_type="pil"):
-            pass
-
-    kw = _call_kwargs(XL(), {"prompt": "p", "negative_prompt": "n", "eta": 0.0, "strength": 0.9})
-    assert kw == {"prompt": "p", "negative_prompt": "n", "strength": 0.9}
-
-
-def test_loader_from_a_local_folder_names_a_weights_hash(tmp_path):
-    save_tiny_inpaint_pipeline(tmp_path / "m")
-    pipe, model_id, rev = load_inpaint_pipeline(str(tmp_path / "m"))
-    _, _, rev_again = load_inpaint_pipeline(str(tmp_path / "m"))
-    assert rev.startswith("sha256:") and rev == rev_again and model_id.endswith("m")
-    assert pipe.unet.config.in_channels == 9
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
-        load_inpaint_pipeline(str(tmp_path))
-    with pytest.raises(ValueError, match="dtype"):
-        load_inpaint_pipeline("tiny", dtype="fp8")

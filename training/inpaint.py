@@ -136,15 +136,19 @@ class InpaintCanvases(Dataset):
         return {"pixel_values": pixels, "mask": torch.from_numpy(mask)[None], "prompt": row.get("caption") or ""}
 
 
+#: Families whose denoiser and text encoding ``inpaint_loss`` implements (a 9-channel UNet, one CLIP).
+TRAINABLE_FAMILIES = ("sd-inpaint",)
+
+
 def load_pipeline(model: str, seed: int = 0):
-    """``tiny`` -> the tiny random pipeline; otherwise ``from_pretrained`` of an id or local path."""
-    if model == "tiny":
-        from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+    """``tiny`` -> the tiny random pipeline; otherwise an id or local path through the model registry."""
+    from streetsynth.models.inpaint import build_tiny, load
 
-        return build_tiny_inpaint_pipeline(seed=seed)
-    from diffusers import StableDiffusionInpaintPipeline
-
-    return StableDiffusionInpaintPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
+    loaded = build_tiny("sd-inpaint", seed) if model == "tiny" else load(model)
+    if loaded.family.name not in TRAINABLE_FAMILIES:
+        raise ValueError(f"{model}: train inpaint fine-tunes {', '.join(TRAINABLE_FAMILIES)} models; "
+                         f"{loaded.family.name} ({loaded.family.denoiser}) is not supported yet")
+    return loaded.pipeline
 
 
 def inpaint_loss(unet, vae, text_encoder, tokenizer, noise_scheduler, batch: dict[str, Any],

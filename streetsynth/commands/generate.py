@@ -24,13 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Runs under `accelerate launch` with one share of the samples per process.")
     p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
     p.add_argument("--out", required=True, help="store folder of synthetic versions")
-    p.add_argument("--model", default="tiny", help="inpainting model id or folder; 'tiny' = tiny random pipeline")
+    p.add_argument("--model", default="tiny", help="inpainting model id or folder (SD 1.5/2, SDXL, SD3, FLUX Fill); "
+                   "'tiny' or 'tiny:FAMILY' = a tiny random pipeline")
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     p.add_argument("--split", default="train", help="split of the real dataset")
     p.add_argument("--num", type=int, default=None, help="samples to generate (default: one per source row)")
     p.add_argument("--batch-size", type=int, default=4, help="canvases per pipeline call")
     p.add_argument("--steps", type=int, default=30, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=7.5, help="guidance scale")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the family's; 30 for FLUX Fill)")
     p.add_argument("--strength", type=float, default=1.0, help="inpainting strength")
     p.add_argument("--seam-threshold", type=float, default=DEFAULT_THRESHOLD, help="seam scores above this reject")
     p.add_argument("--max-attempts", type=int, default=3, help="attempts per sample")
@@ -38,12 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="default fp16 on CUDA")
     p.add_argument("--attention", default=None, help="diffusers attention backend (e.g. native, flash)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    p.add_argument("--compile", action="store_true", help="torch.compile the denoiser (UNet or transformer)")
     p.add_argument("--version", default=None, help="version X.Y.Z to write (default: resume or next patch)")
     p.add_argument("--prompt-source", choices=("default", "caption"), default="default",
                    help="the fixed prompt, or each source row's caption")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt for --prompt-source default")
-    p.add_argument("--negative-prompt", default=DEFAULT_NEGATIVE, help="negative prompt")
+    p.add_argument("--negative-prompt", default=None,
+                   help=f"negative prompt (default where the family takes one: {DEFAULT_NEGATIVE!r})")
+    p.add_argument("--allow-drop", nargs="*", default=(), metavar="ARG",
+                   help="call arguments the model may ignore (e.g. negative_prompt); otherwise an error")
     p.add_argument("--size", type=_size, default=None, help="canvas HxW (default: source size)")
     p.add_argument("--invent-fraction", type=float, default=None,
                    help="share of the width to invent (default: right of stitch.front_x1)")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype, attention=args.attention, compile=args.compile, version=args.version,
         prompt_source=args.prompt_source, prompt=args.prompt, negative_prompt=args.negative_prompt,
         size=args.size, invent_fraction=args.invent_fraction, rows_per_shard=args.rows_per_shard,
-        detector=args.detector, sam=args.sam,
+        detector=args.detector, sam=args.sam, allow_drop=tuple(args.allow_drop),
     )
     res = run_generation(cfg)
     if res.rank == 0:

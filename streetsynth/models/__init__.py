@@ -1,1 +1,1 @@
-"""Model loading and tiny random models for tests: the detector, SAM, inpainting."""
+"""Loading the models the stages run (inpainting families, the detector, SAM) and tiny random ones for tests."""
