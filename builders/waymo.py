@@ -362,10 +362,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
             src = _shard_files(builder, split)
             rows[split] = int(builder.info.splits[split].num_examples)
             for i, f in enumerate(src):
-                dst = repo_layout.shard_path(stage, config, split, i)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, dst)
-                shards.append(dst)
+                shards.append(repo_layout.copy_shard(f, stage, config, split, i))
             if not src:
                 shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
         reports = [json.loads(p.read_text()) for p in sorted((tmp / "reports").glob("*.json"))]

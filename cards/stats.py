@@ -54,7 +54,7 @@ class GenerationStats:
 
 def shard_files(repo: str | Path, config: str, split: str) -> list[Path]:
     """The Parquet shards of ``config``/``split``, in order."""
-    return sorted((Path(repo) / repo_layout.DATA_DIR / config).glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"))
+    return repo_layout.shard_files(repo, config, split)
 
 
 def _read_columns(files: list[Path], wanted: list[str]) -> pa.Table | None:

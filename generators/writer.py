@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streetsynth.repo import MANIFEST_PATH, atomic_write_text, shard_path, write_shard
+from streetsynth.repo import DATA_DIR, MANIFEST_PATH, atomic_write_text, parse_shard_name, write_shard
 
 #: Shard indices per process; the index of shard k of process r is r * SHARDS_PER_RANK + k.
 SHARDS_PER_RANK = 10000
@@ -107,7 +107,7 @@ class ShardWriter:
 
     def _clean_stray_files(self) -> None:
         """Remove this process's shards the manifest does not list, and leftover temporary files."""
-        folder = shard_path(self.repo, self.config, self.split, 0).parent
+        folder = self.repo / DATA_DIR / self.config
         if not folder.exists():
             return
         listed = {s["path"] for s in self.shards if s["path"]}
@@ -116,9 +116,9 @@ class ShardWriter:
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
                 continue
-            stem = path.stem.rsplit("-", 1)
-            if path.suffix == ".parquet" and len(stem) == 2 and stem[0] == self.split and stem[1].isdigit():
-                index = int(stem[1])
+            key = parse_shard_name(path.name)
+            if key is not None and key[0] == self.split:
+                index = key[1]
                 if lo <= index < lo + SHARDS_PER_RANK and path.relative_to(self.repo).as_posix() not in listed:
                     path.unlink()
 

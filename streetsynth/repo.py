@@ -4,10 +4,15 @@ A repo is a folder that ``datasets.load_dataset(folder, config, split=...)`` rea
 pushed to the Hub unchanged::
 
     README.md                      YAML front matter with the ``configs:`` block, then the card
-    data/<config>/<split>-NNNNN.parquet
+    data/<config>/<split>-NNNNN-<digest>.parquet
     meta/info.json                 kind, version, fingerprint, counts, skipped records, settings
 
 Every path is built from the constants here; nobody formats them by hand elsewhere.
+
+A shard's file name ends with a digest of its bytes, and the card's ``configs:`` block lists every
+file by name. ``datasets`` keys its cache of a local folder by the folder's name and a hash of that
+YAML (not of the files), so naming the content is what keeps two repos of one name, a repo rebuilt
+in place, or two versions of two stores from being served each other's cached rows.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +33,106 @@ INFO_PATH = "meta/info.json"
 #: Written by streaming writers: completed sample ids, shards and row counts (see generators.writer).
 MANIFEST_PATH = "meta/manifest.json"
 DATA_DIR = "data"
-SHARD_TEMPLATE = "data/{config}/{split}-{index:05d}.parquet"
+SHARD_TEMPLATE = "data/{config}/{split}-{index:05d}-{digest}.parquet"
+#: A shard's file name: split, index, the first DIGEST_CHARS hex digits of the SHA-256 of its bytes.
+SHARD_NAME = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-(?P<digest>[0-9a-f]{12})\.parquet$")
+DIGEST_CHARS = 12
 
 
 class RepoFormatError(ValueError):
     """A folder is not a streetsynth repo, or one of an incompatible format version."""
 
 
-def shard_path(repo: str | os.PathLike, config: str, split: str, index: int) -> Path:
-    """Where shard ``index`` of ``config``/``split`` lives."""
-    return Path(repo) / SHARD_TEMPLATE.format(config=config, split=split, index=index)
+def shard_path(repo: str | os.PathLike, config: str, split: str, index: int, digest: str) -> Path:
+    """Where shard ``index`` of ``config``/``split`` with content digest ``digest`` lives."""
+    return Path(repo) / SHARD_TEMPLATE.format(config=config, split=split, index=index, digest=digest)
+
+
+def parse_shard_name(name: str) -> tuple[str, int] | None:
+    """``(split, index)`` of a shard file name, None for any other file."""
+    m = SHARD_NAME.match(name)
+    return (m.group("split"), int(m.group("index"))) if m else None
+
+
+def shard_files(repo: str | os.PathLike, config: str, split: str) -> list[Path]:
+    """The Parquet shards of ``config``/``split``, in index order."""
+    folder = Path(repo) / DATA_DIR / config
+    if not folder.is_dir():
+        return []
+    found = [(parse_shard_name(f.name), f) for f in folder.iterdir()]
+    return [f for key, f in sorted((k, f) for k, f in found if k is not None and k[0] == split)]
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a synced temporary file in the same folder and a rename.
+
+    The file gets the mode the umask gives (0666 & ~umask), as a plain ``open`` would.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def place_shard(tmp: str | os.PathLike, repo: str | os.PathLike, config: str, split: str, index: int) -> Path:
+    """Move a complete Parquet file ``tmp`` (in the shard folder) to its final, content-named place.
+
+    The file is synced before the rename and the folder after it, so a manifest written next never
+    names a shard a power cut could leave empty. Older shards of the same index are removed.
+    """
+    tmp = Path(tmp)
+    digest = hashlib.sha256()
+    with open(tmp, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+        os.fsync(fh.fileno())
+    path = shard_path(repo, config, split, index, digest.hexdigest()[:DIGEST_CHARS])
+    os.replace(tmp, path)
+    for old in path.parent.glob(f"{split}-{index:05d}-*.parquet"):
+        if old != path and parse_shard_name(old.name) == (split, index):
+            old.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def copy_shard(src: str | os.PathLike, repo: str | os.PathLike, config: str, split: str, index: int) -> Path:
+    """Copy an existing Parquet file into ``repo`` as shard ``index`` (see :func:`place_shard`)."""
+    import shutil
+
+    folder = Path(repo) / DATA_DIR / config
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(folder / f"{split}-{index:05d}.parquet")
+    try:
+        shutil.copyfile(src, tmp)
+        return place_shard(tmp, repo, config, split, index)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_info(repo: str | os.PathLike) -> dict[str, Any]:
@@ -82,30 +156,61 @@ def write_info(repo: str | os.PathLike, info: dict[str, Any]) -> None:
     atomic_write_text(Path(repo) / INFO_PATH, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def data_configs(repo: str | os.PathLike) -> dict[str, dict[str, str]]:
-    """``{config: {split: glob}}`` for the Parquet shards present under ``data/``."""
-    out: dict[str, dict[str, str]] = {}
+def data_configs(repo: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
+    """``{config: {split: [shard paths relative to the repo]}}`` for the shards present under ``data/``."""
+    out: dict[str, dict[str, list[str]]] = {}
     root = Path(repo) / DATA_DIR
     if not root.exists():
         return out
     for cfg_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        splits = sorted({re.sub(r"-\d{5}$", "", f.stem) for f in cfg_dir.glob("*.parquet")})
+        splits = sorted({key[0] for key in map(parse_shard_name, (f.name for f in cfg_dir.iterdir())) if key})
         if splits:
-            out[cfg_dir.name] = {s: f"{DATA_DIR}/{cfg_dir.name}/{s}-*.parquet" for s in splits}
+            out[cfg_dir.name] = {s: [f.relative_to(repo).as_posix() for f in shard_files(repo, cfg_dir.name, s)]
+                                 for s in splits}
     return out
 
 
-def configs_yaml(configs: dict[str, dict[str, str]], default: str | None = None) -> list[dict[str, Any]]:
-    """The ``configs:`` block of a Hub dataset card for ``{config: {split: glob}}``."""
+def configs_yaml(configs: dict[str, dict[str, list[str]]], default: str | None = None) -> list[dict[str, Any]]:
+    """The ``configs:`` block of a Hub dataset card for ``{config: {split: [files]}}``.
+
+    Files are listed by name (never a glob): their names carry their content digests, and this block
+    is what ``datasets`` hashes into a local folder's cache key.
+    """
     block = []
     for name, splits in configs.items():
         entry: dict[str, Any] = {
             "config_name": name,
-            "data_files": [{"split": s, "path": p} for s, p in splits.items()],
+            "data_files": [{"split": s, "path": list(p)} for s, p in splits.items()],
         }
         if name == default:
             entry["default"] = True
         block.append(entry)
+    return block
+
+
+def dataset_info_yaml(repo: str | os.PathLike, configs: dict[str, dict[str, list[str]]]) -> list[dict[str, Any]]:
+    """The ``dataset_info:`` block ``push_to_hub`` writes: features, splits with ``num_examples`` and
+    ``num_bytes``, ``download_size`` and ``dataset_size``, one entry per config, from the Parquet footers."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    block = []
+    for name, splits in configs.items():
+        split_dict = datasets.SplitDict()
+        features = None
+        download = 0
+        for split, files in splits.items():
+            rows = size = 0
+            for rel in files:
+                meta = pq.ParquetFile(Path(repo) / rel)
+                features = features or datasets.Features.from_arrow_schema(meta.schema_arrow)
+                rows += meta.metadata.num_rows
+                size += sum(meta.metadata.row_group(i).total_byte_size for i in range(meta.metadata.num_row_groups))
+                download += (Path(repo) / rel).stat().st_size
+            split_dict.add(datasets.SplitInfo(name=split, num_bytes=size, num_examples=rows))
+        info = datasets.DatasetInfo(features=features, splits=split_dict, download_size=download,
+                                    dataset_size=sum(s.num_bytes for s in split_dict.values()), config_name=name)
+        block.append(info._to_yaml_dict())
     return block
 
 
@@ -127,7 +232,9 @@ def write_readme(repo: str | os.PathLike, body: str | None = None, metadata: dic
     path = Path(repo) / README_PATH
     old_meta, old_body = split_front_matter(path.read_text()) if path.exists() else ({}, "")
     meta = dict(old_meta if metadata is None else metadata)
-    meta["configs"] = configs_yaml(data_configs(repo), default=default)
+    configs = data_configs(repo)
+    meta["configs"] = configs_yaml(configs, default=default)
+    meta["dataset_info"] = dataset_info_yaml(repo, configs)
     text = "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + (old_body if body is None else body)
     atomic_write_text(path, text)
     return path
@@ -135,25 +242,23 @@ def write_readme(repo: str | os.PathLike, body: str | None = None, metadata: dic
 
 def write_shard(repo: str | os.PathLike, config: str, split: str, index: int, rows: list[dict[str, Any]],
                 features) -> Path:
-    """Encode ``rows`` with ``features`` and write them as one Parquet shard, atomically.
+    """Encode ``rows`` with ``features`` and write them as one Parquet shard, atomically and synced.
 
     The Features travel in the Parquet schema metadata, so ``load_dataset`` reads them back typed.
     """
     import datasets
     import pyarrow.parquet as pq
 
-    path = shard_path(repo, config, split, index)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(repo) / DATA_DIR / config
+    folder.mkdir(parents=True, exist_ok=True)
     table = datasets.Dataset.from_list(rows, features=features).data.table
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_path(folder / f"{split}-{index:05d}.parquet")
     try:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        return place_shard(tmp, repo, config, split, index)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def load_split(repo: str | os.PathLike, config: str, split: str):
@@ -161,12 +266,6 @@ def load_split(repo: str | os.PathLike, config: str, split: str):
     import datasets
 
     read_info(repo)
-    files = sorted((Path(repo) / DATA_DIR / config).glob(f"{split}-*.parquet"))
-    if not files:
+    if not shard_files(repo, config, split):
         raise FileNotFoundError(f"{repo}: no {config}/{split} shards under {DATA_DIR}/{config}/")
-    # datasets keys its Arrow cache of a local folder by folder name and file pattern, not by
-    # content, so a rebuilt repo (or another one of the same name) would be served stale.
-    # A cache folder per content version avoids that.
-    stamp = json.dumps([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    cache = Path(datasets.config.HF_DATASETS_CACHE) / "streetsynth" / hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    return datasets.load_dataset(str(repo), config, split=split, cache_dir=str(cache))
+    return datasets.load_dataset(str(repo), config, split=split)

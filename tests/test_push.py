@@ -17,7 +17,7 @@ from hub_server import FakeHub
 from streetsynth import hub
 from streetsynth.cli import main
 from streetsynth.hub import HubError, push, repo_files
-from streetsynth.repo import write_info
+from streetsynth.repo import shard_files, write_info
 
 TOKEN = "hf_testsecret0123456789abcdef"
 
@@ -69,7 +69,8 @@ def test_cli_push_versions_and_load_dataset_in_a_clean_process(tmp_path, fake_hu
     local = {p: f.read_bytes() for p, f in repo_files(repo)}
     assert set(tagged.files) == set(local) | {".gitattributes"}
     assert all(tagged.files[p] == b for p, b in local.items())
-    assert set(local) >= {"README.md", "meta/info.json", "assets/samples.png", "data/synthetic/synthetic-00000.parquet"}
+    assert set(local) >= {"README.md", "meta/info.json", "assets/samples.png",
+                          *(f.relative_to(repo).as_posix() for f in shard_files(repo, "synthetic", "synthetic"))}
     assert tagged.oid == remote.branches["main"] and tagged.parent is not None
     assert tagged.summary == "streetsynth v0.1.0"
     assert 'revision="v0.1.0"' in tagged.files["README.md"].decode()
@@ -92,7 +93,8 @@ def test_public_only_when_asked_and_the_warning_is_printed(tmp_path, fake_hub, o
     assert "Waymo Open Dataset" in captured.err and "https://waymo.com/open/terms" in captured.err
     assert TOKEN not in captured.out + captured.err
     assert fake_hub.repos["me/private"].private and not fake_hub.repos["me/public"].private
-    assert set(fake_hub.repos["me/public"].resolve("v0.1.0").files) >= {"data/stitched/train-00001.parquet"}
+    shards = {f.relative_to(repo).as_posix() for f in shard_files(repo, "stitched", "train")}
+    assert len(shards) == 2 and set(fake_hub.repos["me/public"].resolve("v0.1.0").files) >= shards
 
 
 def test_large_push_is_split_and_resumes_after_a_failure(tmp_path, fake_hub, online):
@@ -127,12 +129,14 @@ def test_existing_version_refused_unless_forced_and_stale_files_removed(tmp_path
     assert fake_hub.repos["me/r"].tags == {"v0.1.0": first.commit}
 
     # v0.2.0 has a single train shard: the second shard of v0.1.0 must not leak into it
-    (repo / "data/stitched/train-00001.parquet").unlink()
+    second_shard = shard_files(repo, "stitched", "train")[1]
+    second_shard.unlink()
+    second_shard = second_shard.relative_to(repo).as_posix()
     write_info(repo, {"kind": "real", "version": "0.2.0", "fingerprint": "realfp0002"})
     second = push(repo, "me/r", api=api)
     remote = fake_hub.repos["me/r"]
-    assert "data/stitched/train-00001.parquet" in remote.resolve("v0.1.0").files
-    assert "data/stitched/train-00001.parquet" not in remote.resolve("v0.2.0").files
+    assert second_shard in remote.resolve("v0.1.0").files
+    assert second_shard not in remote.resolve("v0.2.0").files
     assert [(v["tag"], v["fingerprint"]) for v in hub.hub_versions("me/r", api=api)] == \
         [("v0.1.0", "realfp0001"), ("v0.2.0", "realfp0002")]
 

@@ -10,6 +10,7 @@ from streetsynth.builders import waymo_v1, waymo_v2
 from streetsynth.builders.frames import FrameError
 from streetsynth.builders.waymo import build_real, source_format
 from streetsynth.builders.sample import make_sample
+from streetsynth.repo import shard_files
 
 VIEW = (96, 144)
 
@@ -56,8 +57,8 @@ def test_v1_and_v2_build_the_same_rows(sources, tmp_path):
     s2 = build_real(v2, tmp_path / "r2", size=(64, 160))
     assert s1["rows"] == s2["rows"] and s1["objects"] == s2["objects"]
     for split in ("train", "validation"):
-        t1 = pq.read_table(tmp_path / "r1" / "data" / "stitched" / f"{split}-00000.parquet")
-        t2 = pq.read_table(tmp_path / "r2" / "data" / "stitched" / f"{split}-00000.parquet")
+        (f1,), (f2,) = (shard_files(tmp_path / r, "stitched", split) for r in ("r1", "r2"))
+        t1, t2 = pq.read_table(f1), pq.read_table(f2)
         assert t1.to_pylist() == t2.to_pylist()
 
 

@@ -15,7 +15,7 @@ import pytest
 from factories_generate import make_real_repo
 
 from streetsynth.generators.writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
-from streetsynth.repo import MANIFEST_PATH, shard_path
+from streetsynth.repo import MANIFEST_PATH, parse_shard_name, shard_path
 
 
 
@@ -62,7 +62,7 @@ def test_resume_drops_unlisted_shards_and_temp_files_and_refuses_other_runs(tmp_
     w = _writer(tmp_path)
     for i in range(3):
         w.add(f"s{i}", {"id": f"s{i}", "x": i}, 1, 0)
-    stray = shard_path(tmp_path, "synthetic", "synthetic", 1)
+    stray = shard_path(tmp_path, "synthetic", "synthetic", 1, "0123456789ab")
     stray.write_bytes(b"half")
     tmp = stray.parent / ".synthetic-00002.parquet.abc.tmp"
     tmp.write_bytes(b"x")
@@ -79,8 +79,8 @@ def test_processes_write_their_own_shards_and_the_manifests_merge(tmp_path):
         w.add(f"r{rank}", {"id": f"r{rank}", "x": rank}, 1, 0)
         w.flush()
     merged = merge_manifests(tmp_path, 2, "fp1")
-    assert sorted(s["path"] for s in merged["shards"]) == ["data/synthetic/synthetic-00000.parquet",
-                                                          "data/synthetic/synthetic-10000.parquet"]
+    assert [parse_shard_name(Path(s["path"]).name) for s in sorted(merged["shards"], key=lambda s: s["path"])] == \
+        [("synthetic", 0), ("synthetic", 10000)]
     assert json.loads((tmp_path / MANIFEST_PATH).read_text())["processes"] == 2
 
 
