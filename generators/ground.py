@@ -17,7 +17,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from streetsynth.contact_sheet import Tile
+from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances, boxes_from_masks
 from streetsynth.schema import CLASS_NAMES
 from streetsynth.seeds import derive_seed
@@ -196,6 +196,6 @@ def run_ground(cfg: GroundConfig) -> dict[str, Any]:
 
 
 def _load_sam(cfg: GroundConfig):
-    from streetsynth.tiny.sam import load_sam
+    from streetsynth.models.sam import load_sam
 
     return load_sam(cfg.sam, device=cfg.device)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 import streetsynth
-from streetsynth.contact_sheet import Tile, render_sheet
+from streetsynth.cards.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.repo import write_info, write_readme
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from streetsynth.contact_sheet import Tile
+from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
@@ -275,7 +275,7 @@ def run_occlude(cfg: OccludeConfig) -> dict[str, Any]:
         if cfg.sam_model is not None:
             sam, sam_desc = cfg.sam_model, "injected"
         else:
-            from streetsynth.tiny.sam import load_sam
+            from streetsynth.models.sam import load_sam
 
             sam, sam_desc = load_sam(cfg.sam, device=cfg.device)
         predictor = SamPredictor(sam)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from streetsynth.contact_sheet import Tile
+from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
@@ -85,7 +85,7 @@ class MaskDetector:
 
     def __init__(self, spec: str = "tiny", device: str = "cpu", score_threshold: float = 0.5,
                  mask_threshold: float = 0.5) -> None:
-        from streetsynth.detector import load_detector
+        from streetsynth.models.detector import load_detector
 
         self.model, cmap, self.description = load_detector(spec, device=device)
         self.lut = np.full(max(cmap) + 1, -1, np.int64)

@@ -15,7 +15,7 @@ from factories_generate import make_real_repo
 from streetsynth.builders.waymo import build_real
 from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.repo import shard_files, split_front_matter
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 VIEW = (96, 144)
