@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ import datasets
 import multiprocess
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
 from streetsynth import __version__
 from streetsynth import repo as repo_layout
@@ -68,9 +68,11 @@ def clean_workers() -> Iterator[None]:
 
 
 def single_threaded_in_worker() -> None:
-    """One torch and OpenCV thread per worker process: the processes share the cores."""
+    """One torch and OpenCV thread per worker process: the processes share the cores. The builder
+    itself needs no torch; a captioner model brings it."""
     if multiprocess.parent_process() is not None:
-        torch.set_num_threads(1)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
         cv2.setNumThreads(1)
 
 
