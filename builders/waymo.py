@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from streetsynth import __version__
+from streetsynth import codec
 from streetsynth import repo as repo_layout
 from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, pairs_features, stitched_features
 from streetsynth.tfrecord import ReadStats
@@ -212,15 +213,6 @@ def cached_captioner(source: str, prompts: str | None, model: str | None) -> Cap
     return _CAPTIONERS[key]
 
 
-def encode_image(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:
-    """RGB uint8 -> JPEG or PNG bytes (OpenCV)."""
-    ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) if fmt == "jpeg" else (".png", [])
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"could not encode a {rgb.shape} image as {fmt}")
-    return buf.tobytes()
-
-
 def _common(rec: FrameRecord) -> dict[str, Any]:
     return {"id": rec.id, "segment": rec.segment, "timestamp_micros": int(rec.timestamp_micros),
             "metadata": {"time_of_day": rec.time_of_day, "location": rec.location, "weather": rec.weather}}
@@ -238,7 +230,7 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
     inst = stitched_instances(rec, st.geometry)
     caption = captioner(st.image, _context(rec, inst.classes, seg_index, frame_index))
     h, w = st.image.shape[:2]
-    return {**_common(rec), "image": {"bytes": encode_image(st.image, image_format, quality), "path": None},
+    return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality), "path": None},
             "width": w, "height": h, **inst.to_row(), "caption": caption, "caption_source": captioner.source,
             "stitch": st.to_feature()}
 

@@ -7,13 +7,13 @@ they are an :class:`Instances`: stacked boolean masks and aligned arrays.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from .codec import decode_unchanged, encode
 from .schema import CLASS_NAMES
 
 
@@ -166,19 +166,18 @@ def _area(boxes: np.ndarray) -> np.ndarray:
 
 def encode_id_mask(id_mask: np.ndarray) -> bytes:
     """Lossless 16-bit PNG of an instance-id image."""
-    buf = io.BytesIO()
-    Image.fromarray(id_mask.astype(np.uint16)).save(buf, format="PNG")
-    return buf.getvalue()
+    return encode(id_mask.astype(np.uint16), "png")
 
 
 def decode_id_mask(value: Any) -> np.ndarray | None:
-    """An instance-id image as uint16 from a PIL image, a ``{"bytes": ...}`` dict, or None."""
+    """An instance-id image as uint16 from a decoded image (PIL, as datasets gives it), PNG bytes,
+    a ``{"bytes": ..., "path": ...}`` dict, or None."""
     if value is None:
         return None
     if isinstance(value, dict):
         if value.get("bytes") is None and value.get("path") is None:
             return None
-        value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        value = value.get("bytes") or Path(value["path"]).read_bytes()
     if isinstance(value, (bytes, bytearray)):
-        value = Image.open(io.BytesIO(value))
+        value = decode_unchanged(bytes(value), "instance mask")
     return np.asarray(value).astype(np.uint16)
