@@ -133,12 +133,17 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inpaint(args: argparse.Namespace) -> int:
-    from streetsynth.training.inpaint import InpaintConfig, train_inpaint
+def _inpaint_config(args: argparse.Namespace):
+    from streetsynth.training.inpaint import InpaintConfig
 
     height, width = args.resolution
-    cfg = config_from_args(InpaintConfig, args, max_steps=args.steps, lora=not args.full, height=height,
-                           width=width, progress=not args.no_progress)
-    result = train_inpaint(cfg)
+    return config_from_args(InpaintConfig, args, max_steps=args.steps, lora=not args.full, height=height,
+                            width=width, progress=not args.no_progress)
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    from streetsynth.training.inpaint import train_inpaint
+
+    result = train_inpaint(_inpaint_config(args))
     print(f"trained {result.steps} steps; final loss {result.final_loss}; pipeline in {result.out}")
     return 0
