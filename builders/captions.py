@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from streetsynth.schema import CLASS_NAMES
 
@@ -121,6 +120,8 @@ class ManualCaptioner:
 
 def _features(out) -> torch.Tensor:
     """Embeddings from ``get_*_features`` whether it returns a tensor or a model output."""
+    import torch
+
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
@@ -134,6 +135,8 @@ class ClipCaptioner:
     source = "clip"
 
     def __init__(self, model, processor, vocabulary: dict[str, tuple[str, ...]] | None = None):
+        import torch
+
         self.model, self.processor = model.eval(), processor
         self.vocabulary = dict(vocabulary or CLIP_VOCABULARY)
         phrases = [p for group in self.vocabulary.values() for p in group]
@@ -146,6 +149,8 @@ class ClipCaptioner:
 
     def scores(self, image: np.ndarray) -> dict[str, dict[str, float]]:
         """Cosine similarity of every phrase to the image, by group."""
+        import torch
+
         pixels = self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             emb = _features(self.model.get_image_features(pixel_values=pixels.to(self.model.dtype)))
@@ -175,6 +180,8 @@ class BlipCaptioner:
         self.max_new_tokens, self.prefix = max_new_tokens, prefix
 
     def __call__(self, image: np.ndarray, ctx: CaptionContext) -> str:
+        import torch
+
         inputs = self.processor(images=image, text=self.prefix, return_tensors="pt")
         with torch.no_grad():
             ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)

@@ -9,15 +9,14 @@ Everything follows from the seed. No test or demo downloads data; they make it h
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, pitch_matrix, roll_matrix, yaw_matrix
+from streetsynth.codec import encode
 from streetsynth.instances import boxes_from_masks
 from streetsynth.proto import frame as fp
 from streetsynth.schema import (CAMERA_IDS, CLASS_NAMES, CLASS_TO_SEGMENTATION, SEG_BUILDING, SEG_ROAD, SEG_SKY,
@@ -216,19 +215,6 @@ def camera_objects(view_ids: np.ndarray, classes: dict[int, int], min_pixels: in
     return present, np.asarray([classes[int(g)] for g in present], np.int64), boxes_from_masks(masks)
 
 
-def _png16(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a.astype(np.uint16)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
-
-
 def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, panoptic: bool) -> fp.Frame:
     """A Waymo ``Frame`` proto of a rendered scene: images, calibrations, boxes, panoptic labels."""
     frame = fp.Frame(timestamp_micros=timestamp_micros)
@@ -241,7 +227,7 @@ def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, pano
         cal = frame.context.camera_calibrations.add(name=cid, width=cam.width, height=cam.height)
         cal.intrinsic.extend(cam.intrinsic())
         cal.extrinsic.transform.extend(cam.extrinsic())
-        image = frame.images.add(name=cid, image=_jpeg(scene.views[name]))
+        image = frame.images.add(name=cid, image=encode(scene.views[name], "jpeg"))
         gids, classes, boxes = camera_objects(scene.view_ids[name], scene.classes)
         labels = frame.camera_labels.add(name=cid)
         for g, c, b in zip(gids, classes, boxes):
@@ -258,7 +244,7 @@ def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, pano
             local = lut[scene.view_ids[name]]
             seg = image.camera_segmentation_label
             seg.panoptic_label_divisor = PANOPTIC_DIVISOR
-            seg.panoptic_label = _png16(scene.view_semantic[name].astype(np.int64) * PANOPTIC_DIVISOR + local)
+            seg.panoptic_label = encode((scene.view_semantic[name].astype(np.int64) * PANOPTIC_DIVISOR + local).astype(np.uint16), "png")
             seg.sequence_id = segment
             for g in present:
                 seg.instance_id_to_global_id_mapping.add(local_instance_id=int(lut[g]), global_instance_id=int(g), is_tracked=True)

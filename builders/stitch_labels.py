@@ -8,10 +8,8 @@ box is cut off at its own image edge, so only the part inside the zone is compar
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
-from streetsynth.instances import Instances
+from streetsynth.instances import Instances, box_iou
 from streetsynth.schema import SEGMENTATION_TO_CLASS, WAYMO_TYPE_TO_CLASS
 
 from .frames import CameraView, FrameRecord
@@ -63,7 +61,7 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
     cf, cr = front.copy(), right.copy()
     for b in (cf, cr):
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], x0, x1)
-    iou = box_iou(torch.from_numpy(cf), torch.from_numpy(cr)).numpy()
+    iou = box_iou(cf, cr)
     iou[fcls[:, None] != rcls[None, :]] = 0.0
     iou[(cf[:, 2] <= cf[:, 0])[:, None] | (cr[:, 2] <= cr[:, 0])[None, :]] = 0.0
     pairs, used_f, used_r = [], set(), set()

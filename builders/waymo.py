@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ import datasets
 import multiprocess
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
 from streetsynth import __version__
+from streetsynth import codec
 from streetsynth import repo as repo_layout
 from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, pairs_features, stitched_features
 from streetsynth.tfrecord import ReadStats
@@ -68,9 +69,11 @@ def clean_workers() -> Iterator[None]:
 
 
 def single_threaded_in_worker() -> None:
-    """One torch and OpenCV thread per worker process: the processes share the cores."""
+    """One torch and OpenCV thread per worker process: the processes share the cores. The builder
+    itself needs no torch; a captioner model brings it."""
     if multiprocess.parent_process() is not None:
-        torch.set_num_threads(1)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
         cv2.setNumThreads(1)
 
 
@@ -210,15 +213,6 @@ def cached_captioner(source: str, prompts: str | None, model: str | None) -> Cap
     return _CAPTIONERS[key]
 
 
-def encode_image(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:
-    """RGB uint8 -> JPEG or PNG bytes (OpenCV)."""
-    ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) if fmt == "jpeg" else (".png", [])
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"could not encode a {rgb.shape} image as {fmt}")
-    return buf.tobytes()
-
-
 def _common(rec: FrameRecord) -> dict[str, Any]:
     return {"id": rec.id, "segment": rec.segment, "timestamp_micros": int(rec.timestamp_micros),
             "metadata": {"time_of_day": rec.time_of_day, "location": rec.location, "weather": rec.weather}}
@@ -236,7 +230,7 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
     inst = stitched_instances(rec, st.geometry)
     caption = captioner(st.image, _context(rec, inst.classes, seg_index, frame_index))
     h, w = st.image.shape[:2]
-    return {**_common(rec), "image": {"bytes": encode_image(st.image, image_format, quality), "path": None},
+    return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality), "path": None},
             "width": w, "height": h, **inst.to_row(), "caption": caption, "caption_source": captioner.source,
             "stitch": st.to_feature()}
 

@@ -7,15 +7,13 @@ they are an :class:`Instances`: stacked boolean masks and aligned arrays.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from PIL import Image
-from torchvision.ops import masks_to_boxes
 
+from .codec import decode_unchanged, encode
 from .schema import CLASS_NAMES
 
 
@@ -142,32 +140,44 @@ class Instances:
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes of non-empty boolean masks, via ``torchvision.ops.masks_to_boxes``.
+    """Tight xyxy boxes of (N, H, W) boolean masks; the max corner is exclusive, so a box spans whole
+    pixels. An empty mask gets an all-zero box. NumPy only: the builder's workers need no torch."""
+    masks = np.asarray(masks, bool)
+    n, h, w = masks.shape
+    rows, cols = masks.any(axis=2), masks.any(axis=1)
+    boxes = np.stack([cols.argmax(axis=1), rows.argmax(axis=1),
+                      w - cols[:, ::-1].argmax(axis=1), h - rows[:, ::-1].argmax(axis=1)], axis=1).astype(np.float32)
+    boxes[~rows.any(axis=1)] = 0.0
+    return boxes.reshape(n, 4)
 
-    torchvision returns inclusive max coordinates; we add 1 so a box spans whole pixels.
-    """
-    if len(masks) == 0:
-        return np.zeros((0, 4), np.float32)
-    boxes = masks_to_boxes(torch.from_numpy(np.ascontiguousarray(masks))).numpy().astype(np.float32)
-    boxes[:, 2:] += 1.0
-    return boxes
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4); 0 where the union is empty."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = _area(a)[:, None] + _area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0).astype(np.float32)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
 def encode_id_mask(id_mask: np.ndarray) -> bytes:
     """Lossless 16-bit PNG of an instance-id image."""
-    buf = io.BytesIO()
-    Image.fromarray(id_mask.astype(np.uint16)).save(buf, format="PNG")
-    return buf.getvalue()
+    return encode(id_mask.astype(np.uint16), "png")
 
 
 def decode_id_mask(value: Any) -> np.ndarray | None:
-    """An instance-id image as uint16 from a PIL image, a ``{"bytes": ...}`` dict, or None."""
+    """An instance-id image as uint16 from a decoded image (PIL, as datasets gives it), PNG bytes,
+    a ``{"bytes": ..., "path": ...}`` dict, or None."""
     if value is None:
         return None
     if isinstance(value, dict):
         if value.get("bytes") is None and value.get("path") is None:
             return None
-        value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        value = value.get("bytes") or Path(value["path"]).read_bytes()
     if isinstance(value, (bytes, bytearray)):
-        value = Image.open(io.BytesIO(value))
+        value = decode_unchanged(bytes(value), "instance mask")
     return np.asarray(value).astype(np.uint16)

@@ -2,13 +2,16 @@
 
 The real configs (``stitched``, ``pairs``) and the synthetic config share the object and mask
 layout, so training reads both the same way. ``datasets.Features`` are derived from here and
-nowhere else.
+nowhere else. ``datasets`` is imported inside the feature functions: the names and constants here
+are read by every command while its parser is built, which must not wait for ``datasets``.
 """
 
 from __future__ import annotations
 
-import datasets
-from datasets import ClassLabel, Image, List, Value
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import datasets
 
 #: Classes we label, in ClassLabel order. Waymo's own types map onto these.
 CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign")
@@ -34,6 +37,8 @@ def object_feature() -> dict:
     ``instance_id`` is the value its pixels carry in the row's ``instance_mask`` (0 is
     background); ``source`` says which camera(s) saw it, or which labeler made it.
     """
+    from datasets import ClassLabel, List, Value
+
     return {
         "bbox": List(Value("float32"), length=4),
         "category": ClassLabel(names=list(CLASS_NAMES)),
@@ -45,6 +50,8 @@ def object_feature() -> dict:
 
 def metadata_feature() -> dict:
     """Scene conditions from Waymo's ``Context.Stats``."""
+    from datasets import Value
+
     return {"time_of_day": Value("string"), "location": Value("string"), "weather": Value("string")}
 
 
@@ -54,6 +61,8 @@ def stitch_feature() -> dict:
     Columns ``[0, right_x0)`` come from FRONT alone, ``[right_x0, front_x1)`` are the feathered
     blend zone, ``[front_x1, width)`` come from FRONT_RIGHT alone.
     """
+    from datasets import Value
+
     return {
         "method": Value("string"),
         "yaw_deg": Value("float32"),
@@ -70,6 +79,8 @@ def generation_feature() -> dict:
     ``method`` names how the row was made (outpaint, occlude, rerender, ground; empty in rows
     written before the field existed); ``method_details`` is that method's own provenance as JSON.
     """
+    from datasets import Value
+
     return {
         "source_id": Value("string"),
         "model_id": Value("string"),
@@ -92,6 +103,8 @@ def generation_feature() -> dict:
 
 
 def _common() -> dict:
+    from datasets import Value
+
     return {
         "id": Value("string"),
         "segment": Value("string"),
@@ -102,7 +115,9 @@ def _common() -> dict:
 
 def stitched_features() -> datasets.Features:
     """Features of the ``stitched`` config: one wide FRONT + FRONT_RIGHT scene per frame."""
-    return datasets.Features(
+    from datasets import Features, Image, List, Value
+
+    return Features(
         {
             **_common(),
             "image": Image(),
@@ -119,7 +134,9 @@ def stitched_features() -> datasets.Features:
 
 def pairs_features() -> datasets.Features:
     """Features of the ``pairs`` config: FRONT and FRONT_RIGHT as two image columns."""
-    return datasets.Features(
+    from datasets import Features, Image, List, Value
+
+    return Features(
         {
             **_common(),
             "front": Image(),
@@ -134,9 +151,11 @@ def pairs_features() -> datasets.Features:
 
 def synthetic_features() -> datasets.Features:
     """Features of a synthetic version: the stitched layout plus the generation provenance."""
+    from datasets import Features
+
     feats = dict(stitched_features())
     feats["generation"] = generation_feature()
-    return datasets.Features(feats)
+    return Features(feats)
 
 
 def features_for(config: str) -> datasets.Features:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Literal
 
 import google_crc32c
+
+from .repo import atomic_path
 
 OnError = Literal["raise", "skip"]
 _HEADER = struct.Struct("<QI")
@@ -130,17 +131,9 @@ def encode_record(payload: bytes) -> bytes:
 
 def write_tfrecord(path: str | os.PathLike, payloads: Iterable[bytes]) -> int:
     """Write payloads as a TFRecord file, atomically (temporary name, then rename). Returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for payload in payloads:
-                fh.write(encode_record(payload))
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        for payload in payloads:
+            fh.write(encode_record(payload))
+            n += 1
     return n

@@ -17,12 +17,6 @@ from streetsynth.cards.stats import split_stats
 from streetsynth.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    """datasets read HF_DATASETS_CACHE at import; a shared cache can serve another repo named alike."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
-
-
 def class_row(card: str, config: str, split: str) -> list[str]:
     """The cells of the class-count table row for config/split."""
     m = re.search(rf"^\| {config} \| {split} \| `objects` \|(.*)$", card, flags=re.M)

@@ -26,15 +26,6 @@ def pipe():
     return p
 
 
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    """datasets reads its cache folder at import; repos with the same folder name would share it."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
-
-
 def _cfg(tmp_path, pipe, **kw):
     base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), steps=2, batch_size=2, rows_per_shard=2,
                 seed=3, pipeline=pipe, progress=False)

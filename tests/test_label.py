@@ -14,14 +14,6 @@ from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES
 
 H, W = 64, 128
-
-
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    """datasets reads its cache folder at import; point it at this test's folder."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
 VEH, PED = CLASS_NAMES.index("vehicle"), CLASS_NAMES.index("pedestrian")
 
 

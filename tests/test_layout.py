@@ -1,4 +1,5 @@
-"""Rules of the house that the import graph can check: the core imports no stage and no command.
+"""Rules of the house that the import graph can check: the core imports no stage and no command,
+and the CLI starts (and the builder runs) without the heavy libraries.
 
 The core is every module under ``streetsynth/`` except the command layer: ``streetsynth/commands/``
 and its front door ``streetsynth/cli.py``, which exists to register the commands.
@@ -7,7 +8,11 @@ and its front door ``streetsynth/cli.py``, which exists to register the commands
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import streetsynth
 
@@ -71,3 +76,17 @@ def test_core_imports_no_stage_and_no_command():
     modules = core_modules()
     assert CORE / "schema.py" in modules and CORE / "models" / "detector.py" in modules
     assert [v for path in modules for v in violations(path)] == []
+
+
+HEAVY = ("torch", "torchvision", "diffusers", "transformers")
+
+
+@pytest.mark.parametrize("code", [
+    "import streetsynth.cli as c; c.build_parser()",  # streetsynth --help and every command's parser
+    "import streetsynth.builders.waymo, streetsynth.builders.summary",  # what `build`/`inspect` and workers run
+])
+def test_no_heavy_library_is_imported(code):
+    """A fresh interpreter: nothing the test session imported can hide a heavy import."""
+    probe = f"{code}; import sys; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == []

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from streetsynth import repo, schema
 from streetsynth.instances import Instances
 
 H, W = 64, 128
-
-
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
 
 
 def _row(i: int) -> dict:

@@ -18,16 +18,6 @@ from streetsynth.generators.writer import ShardWriter, manifest_counts, merge_ma
 from streetsynth.repo import MANIFEST_PATH, parse_shard_name, shard_path
 
 
-
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    """datasets reads its cache folder at import; repos with the same folder name would share it."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
-
-
 def _features():
     import datasets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.commands.make_sample import parse_size
+from streetsynth.config import parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.cards.render import render_card, write_card
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("card", help="render the dataset card (README.md) from the data",
@@ -19,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.cards.render import render_card, write_card
+
     if args.stdout:
         print(render_card(args.repo, repo_id=args.repo_id), end="")
     else:

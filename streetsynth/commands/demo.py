@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streetsynth.commands.make_sample import parse_size
+from streetsynth.config import config_from_args, parse_size
 
 if TYPE_CHECKING:
     from streetsynth.cards.report import Stage
@@ -75,11 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = DemoConfig(out=args.out, source=args.source, segments=args.segments, frames=args.frames, size=args.size,
-                     model=args.model, detector=args.detector, sam=args.sam, num=args.num, steps=args.steps,
-                     train_steps=args.train_steps, epochs=args.epochs,
-                     train_arch=args.train_arch, device=args.device, seed=args.seed)
-    run_demo(cfg)
+    run_demo(config_from_args(DemoConfig, args))
     return 0
 
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.generators.outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT
-from streetsynth.generators.seam import DEFAULT_THRESHOLD
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 512x1024, got {text!r}") from None
-    return h, w
+from streetsynth.config import config_from_args, parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=30, help="denoising steps")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the family's; 30 for FLUX Fill)")
     p.add_argument("--strength", type=float, default=1.0, help="inpainting strength")
-    p.add_argument("--seam-threshold", type=float, default=DEFAULT_THRESHOLD, help="seam scores above this reject")
+    p.add_argument("--seam-threshold", type=float, default=None,
+                   help="seam scores above this reject (default: the seam gate's calibrated threshold)")
     p.add_argument("--max-attempts", type=int, default=3, help="attempts per sample")
     p.add_argument("--seed", type=int, default=0, help="run seed")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
@@ -43,12 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--version", default=None, help="version X.Y.Z to write (default: resume or next patch)")
     p.add_argument("--prompt-source", choices=("default", "caption"), default="default",
                    help="the fixed prompt, or each source row's caption")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt for --prompt-source default")
+    p.add_argument("--prompt", default=None, help="prompt for --prompt-source default (default: a street-view prompt)")
     p.add_argument("--negative-prompt", default=None,
-                   help=f"negative prompt (default where the family takes one: {DEFAULT_NEGATIVE!r})")
+                   help="negative prompt (default where the family takes one: against cartoons and distortion)")
     p.add_argument("--allow-drop", nargs="*", default=(), metavar="ARG",
                    help="call arguments the model may ignore (e.g. negative_prompt); otherwise an error")
-    p.add_argument("--size", type=_size, default=None, help="canvas HxW (default: source size)")
+    p.add_argument("--size", type=parse_size, default=None, help="canvas HxW (default: source size)")
     p.add_argument("--invent-fraction", type=float, default=None,
                    help="share of the width to invent (default: right of stitch.front_x1)")
     p.add_argument("--rows-per-shard", type=int, default=64, help="rows per Parquet shard")
@@ -61,16 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.generate import GenerateConfig, run_generation
 
-    cfg = GenerateConfig(
-        real=args.real, out=args.out, model=args.model, revision=args.revision, split=args.split, num=args.num,
-        batch_size=args.batch_size, steps=args.steps, guidance=args.guidance, strength=args.strength,
-        seam_threshold=args.seam_threshold, max_attempts=args.max_attempts, seed=args.seed, device=args.device,
-        dtype=args.dtype, attention=args.attention, compile=args.compile, version=args.version,
-        prompt_source=args.prompt_source, prompt=args.prompt, negative_prompt=args.negative_prompt,
-        size=args.size, invent_fraction=args.invent_fraction, rows_per_shard=args.rows_per_shard,
-        detector=args.detector, sam=args.sam, allow_drop=tuple(args.allow_drop),
-    )
-    res = run_generation(cfg)
+    res = run_generation(config_from_args(GenerateConfig, args, allow_drop=tuple(args.allow_drop)))
     if res.rank == 0:
         c = res.counts
         print(f"{'resumed' if res.resumed else 'wrote'} {res.tag} at {res.folder}: {c['accepted']} accepted, "

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.builders.waymo_v1 import segment_files
-from streetsynth.builders.summary import format_summary, summarize_segment
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="summarise Waymo v1 segment files",
@@ -19,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.builders.summary import format_summary, summarize_segment
+    from streetsynth.builders.waymo_v1 import segment_files
+
     files = [f for fs in segment_files(args.path).values() for f in fs]
     if not files:
         raise FileNotFoundError(f"{args.path}: no .tfrecord segment files found")

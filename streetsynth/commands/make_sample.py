@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.builders.sample import make_sample
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"320x480"`` -> (320, 480), height first."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 320x480, got {text!r}") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least 16x16)")
-    return h, w
+from streetsynth.config import parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.builders.sample import make_sample
+
     paths = make_sample(args.out, args.segments, args.frames, args.seed, args.size, args.format, args.panoptic_every)
     for p in paths:
         print(p)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streetsynth.hub import WAYMO_PUBLIC_WARNING, push
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("push", help="publish a dataset repo to the Hub as a tagged version",
@@ -27,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.hub import WAYMO_PUBLIC_WARNING, push
+
     if args.public:
         print(WAYMO_PUBLIC_WARNING, file=sys.stderr)
     result = push(args.repo, args.repo_id, args.version, private=not args.public,

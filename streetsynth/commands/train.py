@@ -4,8 +4,9 @@ adapt an SD inpainting model to the real scenes."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
+
+from streetsynth.config import config_from_args, parse_size
 
 
 def _int_or_none(text: str) -> int | None:
@@ -48,10 +49,7 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace, **over):
     from streetsynth.training.maskrcnn import TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values.update(resume=not args.no_resume, progress=not args.no_progress, **over)
-    return TrainConfig(**values)
+    return config_from_args(TrainConfig, args, resume=not args.no_resume, progress=not args.no_progress, **over)
 
 
 def _split_list(text: str | None) -> list[str]:
@@ -104,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     p.add_argument("--full", action="store_true", help="fine-tune the whole UNet instead of LoRA")
     p.add_argument("--lora-rank", type=int, default=8, help="LoRA rank (default 8)")
-    p.add_argument("--resolution", default="512x1024", help="training canvas HxW, multiples of 8 (default 512x1024)")
+    p.add_argument("--resolution", type=parse_size, default="512x1024", help="training canvas HxW, multiples of 8 (default 512x1024)")
     p.add_argument("--random-mask-prob", type=float, default=0.5,
                    help="share of canvases with random masks instead of the outpainting mask (default 0.5)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the trained weights and save that")
@@ -143,19 +141,17 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inpaint(args: argparse.Namespace) -> int:
-    from streetsynth.training.inpaint import InpaintConfig, train_inpaint
+def _inpaint_config(args: argparse.Namespace):
+    from streetsynth.training.inpaint import InpaintConfig
 
-    try:
-        height, width = (int(v) for v in args.resolution.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--resolution {args.resolution!r}: expected HxW, e.g. 512x1024") from None
-    cfg = InpaintConfig(real=args.real, model=args.model, out=args.out, max_steps=args.steps,
-                        batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                        lora=not args.full, lora_rank=args.lora_rank, height=height, width=width,
-                        random_mask_prob=args.random_mask_prob, ema=args.ema,
-                        mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
-                        seed=args.seed, cpu=args.cpu, progress=not args.no_progress)
-    result = train_inpaint(cfg)
+    height, width = args.resolution
+    return config_from_args(InpaintConfig, args, max_steps=args.steps, lora=not args.full, height=height,
+                            width=width, progress=not args.no_progress)
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    from streetsynth.training.inpaint import train_inpaint
+
+    result = train_inpaint(_inpaint_config(args))
     print(f"trained {result.steps} steps; final loss {result.final_loss}; pipeline in {result.out}")
     return 0

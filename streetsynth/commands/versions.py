@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.hub import format_versions, hub_versions
-from streetsynth.versions import list_versions
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("versions", help="list dataset versions and their fingerprints",
@@ -20,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.hub import format_versions, hub_versions
+    from streetsynth.versions import list_versions
+
     versions = hub_versions(args.repo_id) if args.repo_id else list_versions(args.store)
     if not versions:
         print(f"no versions in {args.repo_id or args.store}")

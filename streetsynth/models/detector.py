@@ -9,7 +9,6 @@ safetensors, or ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from streetsynth.digest import file_digest
 from streetsynth.repo import atomic_write_bytes, atomic_write_text
 from streetsynth.schema import CLASS_NAMES
 
@@ -244,14 +244,6 @@ def save_checkpoint_dir(model: nn.Module, config: dict[str, Any], path: str | os
     return path
 
 
-def _file_digest(path: Path, chars: int = 12) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:chars]
-
-
 def build_tiny_detector(seed: int = 0, num_classes: int = COCO_NUM_CLASSES):
     """The seeded random tiny model with COCO-style labels, nudged to say person and car.
 
@@ -297,7 +289,7 @@ def load_detector(spec: str, device: str = "cpu", cyclist: bool = False, sign: b
         model = build_maskrcnn(arch, num_classes=n, min_size=cfg.get("min_size"), max_size=cfg.get("max_size"))
         _load_state(model, read_state_dict(path / WEIGHTS_FILE), str(path))
         cmap = own_class_map(cfg.get("class_names", list(CLASS_NAMES)))
-        desc = f"maskrcnn:{arch}:{path.name}@{_file_digest(path / WEIGHTS_FILE)}"
+        desc = f"maskrcnn:{arch}:{path.name}@{file_digest(path / WEIGHTS_FILE)}"
     elif path.suffix in (".safetensors", ".pth", ".pt", ".bin"):
         state = read_state_dict(path)
         arch, n = infer_arch(state), _state_num_classes(state)
@@ -310,7 +302,7 @@ def load_detector(spec: str, device: str = "cpu", cyclist: bool = False, sign: b
         else:
             raise ValueError(f"{path}: {n} labels is neither COCO ({COCO_NUM_CLASSES}) nor ours "
                              f"({len(CLASS_NAMES) + 1}); save it as a checkpoint folder with class_names")
-        desc = f"maskrcnn:{arch}:{path.name}@{_file_digest(path)}"
+        desc = f"maskrcnn:{arch}:{path.name}@{file_digest(path)}"
     elif "_Weights." not in spec and (path.suffix or os.sep in spec):
         raise FileNotFoundError(f"{spec}: no such detector checkpoint or weights file")
     else:

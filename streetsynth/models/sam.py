@@ -7,12 +7,13 @@ Real checkpoints are read with ``torch.load(weights_only=True)`` or safetensors,
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from pathlib import Path
 
 import torch
+
+from streetsynth.digest import file_digest
 
 SAM_TYPES = ("vit_h", "vit_l", "vit_b")
 
@@ -67,5 +68,4 @@ def load_sam(spec: str, device: str = "cpu"):
         sam.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit SAM {kind}: {str(exc).splitlines()[0]}") from exc
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return sam.eval().to(device), f"sam:{kind}:{path.name}@{digest}"
+    return sam.eval().to(device), f"sam:{kind}:{path.name}@{file_digest(path)}"
