@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -35,7 +36,7 @@ class Panoptic:
 
     @cached_property
     def label(self) -> np.ndarray:
-        """(H, W) int32."""
+        """(H, W) as stored (uint16 for Waymo's 16-bit PNGs)."""
         return decode_png_label(self.png, self.what)
 
     @property
@@ -62,6 +63,10 @@ class CameraView:
     def decode(self) -> np.ndarray:
         """RGB uint8 pixels; FrameError if the bytes are not an image."""
         return decode_image(self.image, what=f"camera {self.name}")
+
+    def decode_bgr(self, reduce: int = 1) -> np.ndarray:
+        """BGR uint8 pixels through OpenCV, at 1/``reduce`` size (1, 2, 4 or 8: JPEG's own DCT scaling)."""
+        return decode_bgr(self.image, reduce, what=f"camera {self.name}")
 
 
 @dataclass
@@ -90,13 +95,25 @@ def decode_image(data: bytes, what: str = "image") -> np.ndarray:
         raise FrameError(f"{what}: not a decodable image ({len(data)} bytes): {exc}") from None
 
 
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_bgr(data: bytes, reduce: int = 1, what: str = "image") -> np.ndarray:
+    """Decode JPEG/PNG bytes to BGR uint8 with OpenCV, optionally at 1/2, 1/4 or 1/8 size."""
+    if reduce not in _REDUCED:
+        raise ValueError(f"reduce must be one of {sorted(_REDUCED)}, got {reduce}")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduce]) if data else None
+    if img is None:
+        raise FrameError(f"{what}: not a decodable image ({len(data)} bytes)")
+    return img
+
+
 def decode_png_label(data: bytes, what: str = "panoptic label") -> np.ndarray:
-    """A 16-bit (or 8-bit) PNG label image as int32."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img).astype(np.int32)
-    except Exception as exc:
-        raise FrameError(f"{what}: not a decodable PNG ({len(data)} bytes): {exc}") from None
+    """A 16-bit (or 8-bit) PNG label image, as stored (OpenCV, ``IMREAD_UNCHANGED``)."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if img is None or img.ndim != 2:
+        raise FrameError(f"{what}: not a decodable single-channel PNG ({len(data)} bytes)")
+    return img
 
 
 def boxes_from_center(cx, cy, length, width) -> np.ndarray:

@@ -2,10 +2,14 @@
 
 An object both cameras see becomes one object: by its panoptic global instance id where the frame
 has panoptic labels, otherwise by the overlap of its two boxes inside the blend zone (each camera's
-box is cut off at its own image edge, so only the part inside the zone is comparable).
+box is cut off at its own image edge, so only the part inside the zone is comparable); its box is
+the bound of its carried outline, each view's part where that view dominates the blend. Boxes go
+through the same distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -22,21 +26,49 @@ MATCH_IOU = 0.5
 BOTH = "FRONT+FRONT_RIGHT"
 
 
-def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
-    """xyxy camera boxes -> xyxy canvas boxes: the bounds of their mapped edges, clipped to the canvas."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if not len(boxes):
-        return np.zeros((0, 4), np.float32)
+def _edge_points(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4 * samples) canvas x and y of points along each xyxy camera box's edges."""
     t = np.linspace(0.0, 1.0, samples)
     x0, y0, x1, y1 = (boxes[:, i : i + 1] for i in range(4))
     us = np.concatenate([x0 + (x1 - x0) * t, x0 + (x1 - x0) * t, np.repeat(x0, samples, 1), np.repeat(x1, samples, 1)], 1)
     vs = np.concatenate([np.repeat(y0, samples, 1), np.repeat(y1, samples, 1), y0 + (y1 - y0) * t, y0 + (y1 - y0) * t], 1)
-    xs, ys = geometry.to_canvas(view, us, vs)
-    h, w = geometry.size
-    out = np.stack([np.nanmin(xs, 1), np.nanmin(ys, 1), np.nanmax(xs, 1), np.nanmax(ys, 1)], 1)
+    return geometry.to_canvas(view, us, vs)
+
+
+def _bounds(xs: np.ndarray, ys: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: boxes wholly off the canvas
+        out = np.stack([np.nanmin(xs, 1), np.nanmin(ys, 1), np.nanmax(xs, 1), np.nanmax(ys, 1)], 1)
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
     return out.astype(np.float32)
+
+
+def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
+    """xyxy camera boxes -> xyxy canvas boxes: the bounds of their mapped (distortion-aware) edges, clipped."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros((0, 4), np.float32)
+    return _bounds(*_edge_points(geometry, view, boxes, samples), geometry.size)
+
+
+def merged_box(geometry: StitchGeometry, front_box: np.ndarray, right_box: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
+    """One box for an object both cameras see: the bounds of its carried outline, taking each view's
+    outline where that view dominates the blend (so a parallax ghost does not widen the box)."""
+    h, w = geometry.size
+    xs_all, ys_all = [], []
+    for name, box in (("FRONT", front_box), ("FRONT_RIGHT", right_box)):
+        xs, ys = _edge_points(geometry, name, np.asarray(box, np.float64).reshape(1, 4), samples)
+        xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
+        yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
+        own = geometry.weights[name][yi, xi] >= 0.5
+        xs_all.append(np.where(own, xs, np.nan))
+        ys_all.append(np.where(own, ys, np.nan))
+    xs, ys = np.concatenate(xs_all, 1), np.concatenate(ys_all, 1)
+    if not np.isfinite(xs).any():
+        return None
+    return _bounds(xs, ys, geometry.size)[0]
 
 
 def camera_classes(view: CameraView) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +111,12 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
 def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
     """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
     h, w = geometry.size
-    carried, classes = {}, {}
+    carried, classes, boxes_kept = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
         keep, classes[name] = camera_classes(view)
-        carried[name] = carry_boxes(geometry, name, view.boxes[keep])
+        boxes_kept[name] = view.boxes[keep]
+        carried[name] = carry_boxes(geometry, name, boxes_kept[name])
     pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
                    geometry.right_x0, geometry.front_x1, min_iou)
     merged_r = {j for _, j in pairs}
@@ -92,7 +125,8 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
             o = carried["FRONT_RIGHT"][by_front[i]]
-            b = np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
+            m = merged_box(geometry, boxes_kept["FRONT"][i], boxes_kept["FRONT_RIGHT"][by_front[i]])
+            b = m if m is not None else np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
         src.append(BOTH if i in by_front else "FRONT")
@@ -107,47 +141,47 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     return inst.select(keep) if not keep.all() else inst
 
 
-def global_ids(view: CameraView, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """(global instance ids, semantic classes) per pixel of a camera's panoptic label.
-
-    Local ids without a global mapping get ``offset + local`` so they stay distinct per camera.
-    """
-    pan = view.panoptic
-    label = pan.label
-    semantic, local = label // pan.divisor, label % pan.divisor
-    lut = offset + np.arange(int(local.max()) + 1, dtype=np.int64)
+def _local_lut(view: CameraView, size: int, offset: int) -> np.ndarray:
+    """Local instance id -> global id; ids without a mapping get ``offset + local`` (distinct per camera)."""
+    lut = offset + np.arange(size, dtype=np.int64)
     lut[0] = 0
-    for loc, glob in pan.local_to_global.items():
-        if 0 < loc < len(lut):
+    for loc, glob in view.panoptic.local_to_global.items():
+        if 0 < loc < size:
             lut[loc] = glob
-    return lut[local], semantic
+    return lut
 
 
 def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
 
-    Each camera's ids are warped nearest-neighbour; where both see, the view with the larger
-    feather weight decides the pixel. Classes come from the majority semantic class of each id.
+    Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once;
+    divide, modulo and the local->global lookup run on the (smaller) canvas. Where both see, the view
+    with the larger feather weight decides the pixel. Classes come from the majority semantic class
+    of each id, counted on a 1-D key (id, class).
     """
     h, w = geometry.size
     ids, sems = {}, {}
     for k, name in enumerate(VIEWS):
-        gid, sem = global_ids(rec.cameras[name], offset=(k + 1) * 10_000_000)
-        ids[name] = geometry.warp_labels(name, gid.astype(np.int32))
-        sems[name] = geometry.warp_labels(name, sem.astype(np.int32))
+        view = rec.cameras[name]
+        warped = geometry.warp_labels(name, view.panoptic.label).astype(np.int64)
+        div = view.panoptic.divisor
+        local = warped % div
+        ids[name] = _local_lut(view, int(local.max()) + 1, (k + 1) * 10_000_000)[local]
+        sems[name] = warped // div
     use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
-    gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"]).astype(np.int64)
-    sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"]).astype(np.int64)
+    gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"])
+    sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"])
     things = (gid > 0) & np.isin(sem, list(SEGMENTATION_TO_CLASS))
     if not things.any():
         return Instances.empty(h, w)
-    pairs, counts = np.unique(np.stack([gid[things], sem[things]], 1), axis=0, return_counts=True)
-    order = np.lexsort((-counts, pairs[:, 0]))  # by id, then most pixels first
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    uniq, major = pairs[first, 0], pairs[first, 1]
-    gid = np.where(things, gid, 0)
-    masks = gid[None] == uniq[:, None, None]
+    keys, counts = np.unique(gid[things] * 256 + sem[things], return_counts=True)
+    kid, ksem = keys // 256, keys % 256
+    order = np.lexsort((-counts, kid))  # by id, then most pixels first
+    kid, ksem = kid[order], ksem[order]
+    first = np.r_[True, kid[1:] != kid[:-1]]
+    uniq, major = kid[first], ksem[first]
+    index = np.where(things, np.searchsorted(uniq, gid) + 1, 0)  # 1..N per pixel, 0 = none
+    masks = index[None] == np.arange(1, len(uniq) + 1)[:, None, None]
     seen = {n: np.isin(uniq, ids[n]) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)

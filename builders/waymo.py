@@ -224,15 +224,29 @@ def _context(rec: FrameRecord, classes: np.ndarray, seg_index: int, frame_index:
 
 def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Captioner, seg_index: int = 0,
                  frame_index: int = 0, image_format: str = "jpeg", quality: int = 95) -> dict[str, Any]:
-    """One ``stitched`` row: decode, stitch, carry labels, caption, encode."""
+    """One ``stitched`` row: decode, stitch, carry labels, caption, encode.
+
+    Pixels stay BGR from OpenCV's decode to the encode. Where the canvas samples the views at half
+    their resolution or less, the JPEGs are decoded at half size (the maps follow the image size).
+    """
     front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
-    st = stitch(front.decode(), right.decode(), front.calibration, right.calibration, size, what=rec.source)
+    reduce = decode_reduction(front.calibration, right.calibration, size)
+    st = stitch(front.decode_bgr(reduce), right.decode_bgr(reduce), front.calibration, right.calibration, size,
+                bgr=True, what=rec.source)
     inst = stitched_instances(rec, st.geometry)
-    caption = captioner(st.image, _context(rec, inst.classes, seg_index, frame_index))
+    caption = captioner(st.image[..., ::-1], _context(rec, inst.classes, seg_index, frame_index))  # an RGB view, no copy
     h, w = st.image.shape[:2]
-    return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality), "path": None},
+    return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality, bgr=True), "path": None},
             "width": w, "height": h, **inst.to_row(), "caption": caption, "caption_source": captioner.source,
             "stitch": st.to_feature()}
+
+
+def decode_reduction(front_cam, right_cam, size: tuple[int, int] | None) -> int:
+    """2 when the calibrated canvas samples both views at half their resolution or less, else 1."""
+    if front_cam is None or right_cam is None or size is None:
+        return 1
+    g = calibrated_geometry(front_cam, right_cam, size)
+    return 2 if min(g.views["FRONT"].scale) >= 2.0 else 1
 
 
 def pairs_row(rec: FrameRecord, captioner: Captioner, seg_index: int = 0, frame_index: int = 0) -> dict[str, Any]:

@@ -8,12 +8,15 @@ import numpy as np
 FORMATS = ("jpeg", "png")
 
 
-def encode(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
-    """RGB (H, W, 3) uint8, or one channel (H, W) uint8/uint16 (PNG keeps 16 bits), -> PNG or JPEG bytes."""
+def encode(image: np.ndarray, fmt: str = "png", quality: int = 95, bgr: bool = False) -> bytes:
+    """RGB (H, W, 3) uint8, or one channel (H, W) uint8/uint16 (PNG keeps 16 bits), -> PNG or JPEG bytes.
+
+    ``bgr``: the image is already in OpenCV's channel order (a stage that stayed BGR from the decode).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}; known: {', '.join(FORMATS)}")
     image = np.ascontiguousarray(image)
-    if image.ndim == 3:
+    if image.ndim == 3 and not bgr:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) if fmt == "jpeg" else (".png", [])
     ok, buf = cv2.imencode(ext, image, params)

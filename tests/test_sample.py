@@ -142,3 +142,12 @@ def test_scene_with_no_objects_has_no_labels():
     frame = scene_to_frame(scene, "empty", 1, panoptic=True)
     assert all(len(cl.labels) == 0 for cl in frame.camera_labels)
     assert scene.classes == {}
+
+
+def test_flags_turn_each_part_of_the_real_camera_model_off(tmp_path):
+    make_sample(tmp_path, segments=1, frames=1, seed=2, view_size=(64, 96), distortion=False, offsets=False, tilt=False)
+    rec = next(read_records(segment_files(tmp_path)["train"][0]))
+    fc, rc = rec.cameras["FRONT"].calibration, rec.cameras["FRONT_RIGHT"].calibration
+    assert not fc.distorted and not rc.distorted
+    assert fc.translation == rc.translation and (fc.cu, fc.cv) == (48.0, 32.0)
+    assert np.allclose(rc.rotation[2], [0.0, 0.0, 1.0]) and np.allclose(fc.rotation, np.eye(3))
