@@ -9,6 +9,7 @@ nothing depends on the clock, so the same dataset always gives the same card.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,33 @@ def render_samples(repo: str | Path, config: str, split: str, n: int = 6, tile_w
                         heading=f"{config}/{split}: first {len(tiles)} rows")
 
 
+#: The generation counts the card states, as ``run_generation`` writes them in ``info.json``.
+COUNT_KEYS = ("accepted", "attempts", "rejected_attempts", "failed_samples")
+
+
+def _counts(info: dict[str, Any]) -> dict[str, Any]:
+    """The generation counts, each "?" where the info does not say."""
+    counts = info.get("counts") or {}
+    return {k: counts[k] if counts.get(k) is not None else "?" for k in COUNT_KEYS}
+
+
 def _acceptance_rate(counts: dict[str, Any]) -> str:
-    if counts.get("acceptance_rate") is not None:
-        return f"{float(counts['acceptance_rate']):.3f}"
-    accepted, rejected = counts.get("accepted"), counts.get("rejected")
-    if accepted is None or rejected is None or accepted + rejected == 0:
-        return "unknown"
-    return f"{accepted / (accepted + rejected):.3f}"
+    rate = counts.get("acceptance_rate")
+    return "unknown" if rate is None else f"{float(rate):.3f}"
+
+
+def _label_settings(info: dict[str, Any]) -> dict[str, Any]:
+    """How the labels were made: ``label`` (written by ``streetsynth label``) or ``labeler`` (by generate)."""
+    if isinstance(info.get("label"), dict):
+        return dict(sorted(info["label"].items()))
+    labeler = info.get("labeler")
+    if not labeler:
+        return {}
+    try:
+        parsed = json.loads(labeler)
+    except (TypeError, ValueError):
+        return {"labeler": labeler}
+    return dict(sorted(parsed.items())) if isinstance(parsed, dict) else {"labeler": labeler}
 
 
 def _source(info: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +123,6 @@ def card_context(repo: str | Path, repo_id: str | None = None, samples: bool = T
             samples_path, samples_from = SAMPLES_PATH, f"{sample_config}/{sample_split}"
             n_samples = min(6, next(s.rows for s in splits if (s.config, s.split) == (sample_config, sample_split)))
     settings = dict(sorted((info.get("settings") or {}).items()))
-    label_settings = info.get("label_settings") or info.get("labels") or {
-        k: v for k, v in settings.items() if "label" in k}
     image_sizes: dict[str, int] = {}
     for s in splits:
         for size, n in s.image_sizes.items():
@@ -130,16 +149,18 @@ def card_context(repo: str | Path, repo_id: str | None = None, samples: bool = T
         "image_sizes": dict(sorted(image_sizes.items())),
         "source": _source(info),
         "settings": settings,
-        "counts": info.get("counts") or {},
+        "counts": _counts(info),
         "acceptance_rate": _acceptance_rate(info.get("counts") or {}),
         "generation": gen,
-        "label_settings": dict(sorted(label_settings.items())),
+        "label_settings": _label_settings(info),
+        "skipped": info.get("skipped") if kind == "real" else None,
         "samples_path": samples_path,
         "samples_from": samples_from,
         "n_samples": n_samples,
         "repo_id": repo_id or REPO_ID_PLACEHOLDER,
         "license_link": WAYMO_TERMS_URL,
         "configs_block": repo_layout.configs_yaml(configs, default=default),
+        "dataset_info_block": repo_layout.dataset_info_yaml(repo, configs),
     }
 
 
@@ -156,6 +177,7 @@ def card_data(context: dict[str, Any]) -> DatasetCardData:
         tags=sorted({"autonomous-driving", "street-scenes", "waymo", "instance-segmentation", "streetsynth",
                      context["kind"]} | ({"synthetic", "diffusion-outpainting"} if context["kind"] == "synthetic" else set())),
         configs=context["configs_block"],
+        dataset_info=context["dataset_info_block"],
     )
 
 

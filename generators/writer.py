@@ -43,14 +43,15 @@ class ShardWriter:
     """Buffers rows of one process and writes full shards plus the manifest that lists them."""
 
     def __init__(self, repo: str | Path, config: str, split: str, features, rows_per_shard: int,
-                 fingerprint: str, rank: int = 0, world: int = 1) -> None:
+                 fingerprint: str, rank: int = 0, world: int = 1, manifest: str | None = None) -> None:
+        """``manifest``: a repo-relative manifest path of its own (one writer per split of one repo)."""
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
         if not 0 <= rank < world <= MAX_PROCESSES:
             raise ValueError(f"process {rank} of {world}: at most {MAX_PROCESSES} processes are supported")
         self.repo, self.config, self.split, self.features = Path(repo), config, split, features
         self.rows_per_shard, self.fingerprint, self.rank, self.world = rows_per_shard, fingerprint, rank, world
-        self.path = manifest_part_path(repo, rank, world)
+        self.path = Path(repo) / manifest if manifest else manifest_part_path(repo, rank, world)
         self.manifest = read_manifest(self.path)
         if self.manifest and self.manifest.get("fingerprint") != fingerprint:
             raise ValueError(f"{self.path}: written by a run with fingerprint {self.manifest.get('fingerprint')}, "

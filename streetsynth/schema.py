@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 #: Classes we label, in ClassLabel order. Waymo's own types map onto these.
 CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign")
 
+#: Where an object's mask came from: Waymo's panoptic label, SAM prompted with the object's box,
+#: a ground-truth mask of a test or import, or the Mask R-CNN + SAM labeler.
+MASK_SOURCES: tuple[str, ...] = ("panoptic", "sam-box", "ground-truth", "maskrcnn+sam")
+
 #: Waymo ``Label.Type`` number -> index into CLASS_NAMES (UNKNOWN=0 is dropped).
 WAYMO_TYPE_TO_CLASS: dict[int, int] = {1: 0, 2: 1, 4: 2, 3: 3}
 
@@ -35,7 +39,8 @@ def object_feature() -> dict:
     """One labelled object: an xyxy box in image pixels, its class, its instance id.
 
     ``instance_id`` is the value its pixels carry in the row's ``instance_mask`` (0 is
-    background); ``source`` says which camera(s) saw it, or which labeler made it.
+    background); ``source`` says which camera(s) saw it, or which labeler made it;
+    ``mask_source`` says where its mask came from (one of MASK_SOURCES; None where unrecorded).
     """
     from datasets import ClassLabel, List, Value
 
@@ -45,6 +50,7 @@ def object_feature() -> dict:
         "instance_id": Value("int32"),
         "score": Value("float32"),
         "source": Value("string"),
+        "mask_source": Value("string"),
     }
 
 

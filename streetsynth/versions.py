@@ -8,9 +8,12 @@ overwritten in place.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +96,23 @@ def resolve_version(store: str | Path, fp: str, requested: str | None = None) ->
         major, minor, patch = parse_version(tag)
         tag = version_tag((major, minor, patch + 1))
     return Path(store) / tag, tag, False
+
+
+LOCK_NAME = ".streetsynth.lock"
+
+
+@contextlib.contextmanager
+def store_lock(store: str | Path) -> Iterator[None]:
+    """Hold the store's lock file (``STORE/.streetsynth.lock``, an exclusive ``flock``).
+
+    Runs hold it from choosing a version until that version's first manifest is written, so two
+    runs with different settings never pick the same version folder.
+    """
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / LOCK_NAME, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
