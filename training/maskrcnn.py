@@ -253,7 +253,7 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
     loader = DataLoader(sources, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=config.num_workers)
     val_rows = None
-    if config.eval_each_epoch and main:
+    if config.eval_each_epoch:
         val_rows = load_split(config.real, schema.STITCHED, "validation")
         if config.max_eval_rows is not None:
             val_rows = val_rows.select(range(min(config.max_eval_rows, len(val_rows))))
@@ -313,13 +313,14 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
                 _append_jsonl(metrics_path, {"type": "train", "step": step, "epoch": epoch, **losses,
                                              "lr": scheduler.get_last_lr()[0], "images_per_s": ips})
         accelerator.wait_for_everyone()
+        unwrapped = accelerator.unwrap_model(model)
         if main:
-            unwrapped = accelerator.unwrap_model(model)
             _save_checkpoint(unwrapped, optimizer, scheduler, config, step, epoch + 1, datasets_used, out)
-            if val_rows is not None:
-                metrics = evaluate_model(unwrapped, val_rows, config.eval_batch_size, accelerator.device,
-                                         progress=config.progress)
-                unwrapped.train()
+        if val_rows is not None:
+            metrics = evaluate_model(unwrapped, val_rows, config.eval_batch_size, accelerator.device,
+                                     progress=config.progress, accelerator=accelerator)
+            unwrapped.train()
+            if main:
                 record = {"type": "eval", "step": step, "epoch": epoch + 1, "box_AP": metrics["box"]["AP"],
                           "mask_AP": (metrics["mask"] or {}).get("AP"), "metrics": metrics}
                 evals.append(record)
