@@ -34,7 +34,8 @@ from streetsynth.repo import atomic_write_text, load_split, read_info
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
-from .checkpoints import STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir
+from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir,
+                          trim_jsonl)
 from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix
 from .evaluate import evaluate_model, format_table, write_metrics
 
@@ -278,9 +279,11 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
         step = resumed_from = int(record["step"])
 
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    metrics_path = out / METRICS_FILE
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / METRICS_FILE
+        # Records past the checkpoint (a run killed mid-epoch) are written again by this run.
+        trim_jsonl(metrics_path, step)
     evals: list[dict[str, Any]] = []
     last_loss = None
     bar = tqdm(total=total_steps, initial=step, desc=f"maskrcnn {format_mix(mix)}",
