@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
+import numpy as np
 import pytest
 import torch
 
 from factories_train import make_real_repo, make_scene
 from streetsynth.instances import Instances
 from streetsynth.repo import load_split
-from streetsynth.training.evaluate import evaluate_predictions, format_table, write_metrics
+from streetsynth.training.evaluate import evaluate_model, evaluate_predictions, format_table, write_metrics
 
 
 def _scenes(n=4):
@@ -68,3 +71,50 @@ def test_box_only_predictions_give_no_mask_ap():
     boxes_only = [Instances(g.boxes, g.classes, g.height, g.width) for g in gts]
     m = evaluate_predictions(gts, boxes_only)
     assert m["box"]["AP"] == pytest.approx(1.0) and m["mask"] is None
+
+
+class _AlwaysRight(torch.nn.Module):
+    """A detector that answers each image, in order, with its row's ground truth as soft masks.
+
+    Its outputs live in NumPy-allocated buffers, so tracemalloc sees them if evaluation keeps them.
+    """
+
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+        self.next = 0
+
+    def forward(self, images):
+        outs = []
+        for _ in images:
+            inst = Instances.from_row(self.rows[self.next])
+            self.next += 1
+            outs.append({"boxes": torch.from_numpy(inst.boxes), "labels": torch.from_numpy(inst.classes + 1),
+                         "scores": torch.from_numpy(np.linspace(1.0, 0.9, len(inst), dtype=np.float32)),
+                         "masks": torch.from_numpy(inst.masks.astype(np.float32)[:, None])})
+        return outs
+
+
+def _peak_eval_memory(rows):
+    tracemalloc.start()
+    try:
+        metrics = evaluate_model(_AlwaysRight(rows), rows, batch_size=4, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, metrics
+
+
+def test_evaluation_memory_is_flat_in_the_number_of_images(tmp_path):
+    # 128x256 images with 2 objects: one float32 mask is 128 KiB, so keeping a single mask per row
+    # would add 22.5 MiB between 20 and 200 rows. Evaluation keeps RLEs only (about 4.4 KiB per
+    # row measured); the bound, 4 MiB for 180 more rows, covers those and COCOeval's per-image
+    # records (3.3 MiB measured in all).
+    real = make_real_repo(tmp_path / "real", n_train=1, n_val=200, height=128, width=256)
+    rows = load_split(real, "stitched", "validation")
+    small_peak, small = _peak_eval_memory(rows.select(range(20)))
+    large_peak, large = _peak_eval_memory(rows)
+    assert large["images"] == 200 and large["objects"] == 400
+    for m in (small, large):
+        assert m["box"]["AP"] == pytest.approx(1.0) and m["mask"]["AP"] == pytest.approx(1.0)
+    assert large_peak - small_peak < 4 * 2**20, (small_peak, large_peak)

@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler, StableDiffusionInpaintPipeline
 
 from factories_train import make_real_repo
 from streetsynth.repo import load_split
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.tiny.inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
 from streetsynth.training.inpaint import (InpaintCanvases, InpaintConfig, inpaint_loss, outpaint_mask, random_mask,
                                           train_inpaint)
 
@@ -79,11 +79,26 @@ def test_lora_run_saves_a_loadable_merged_pipeline_and_resumes(tmp_path):
     tuned = pipe.unet.state_dict()
     changed = [k for k in base if not torch.equal(base[k], tuned[k])]
     assert changed and all(any(t in k for t in ("to_q", "to_k", "to_v", "to_out")) for k in changed)
-    assert (tmp_path / "out" / "lora" / "adapter_model.safetensors").exists()
+    # the adapter alone, in the diffusers format, loads onto the base and gives the merged UNet's output
+    lora_pipe = build_tiny_inpaint_pipeline(seed=0)
+    args = _unet_inputs()
+    before = lora_pipe.unet(*args).sample
+    lora_pipe.load_lora_weights(tmp_path / "out" / "lora")
+    assert any("lora" in n for n, _ in lora_pipe.unet.named_parameters())
+    after = lora_pipe.unet(*args).sample
+    assert (after - before).abs().max() > 1e-3
+    torch.testing.assert_close(after, pipe.unet(*args).sample, atol=1e-4, rtol=1e-4)
     image = _grey()
     out = pipe("a street", image=image, mask_image=_grey(255), height=64, width=128, num_inference_steps=2,
                generator=torch.Generator().manual_seed(0), output_type="np").images
     assert out.shape == (1, 64, 128, 3)
+
+
+@torch.no_grad()
+def _unet_inputs():
+    """A fixed 9-channel latent, timestep and text embedding for the tiny UNet."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(1, 9, 8, 16, generator=g), torch.tensor([10]), torch.randn(1, 77, TEXT_DIM, generator=g)
 
 
 def _grey(value: int = 128):

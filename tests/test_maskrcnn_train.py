@@ -221,3 +221,70 @@ def test_cli_errors_are_one_line(repos, tmp_path, capsys):
     assert rc == 2 and "unknown source 'fake'" in capsys.readouterr().err
     rc = main(["train", "maskrcnn", "--real", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "not a streetsynth dataset repo" in capsys.readouterr().err
+
+
+def test_unfinished_checkpoint_folders_are_ignored(repos, tmp_path):
+    from streetsynth.training.checkpoints import commit_checkpoint, staging_dir
+
+    out = tmp_path / "out"
+    done = commit_checkpoint(staging_dir(out, 2), {"step": 2}, keep=2)
+    # a kill between writing trainer.json and the rename leaves a .tmp folder that looks complete
+    torn = staging_dir(out, 4)
+    (torn / "trainer.json").write_text(json.dumps({"step": 4}))
+    assert latest_checkpoint(out) == done
+
+
+KILL_SCRIPT = """
+import sys
+from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn
+cfg = TrainConfig(real=sys.argv[1], out=sys.argv[2], epochs=3, steps_per_epoch=3, arch="tiny", min_size=64,
+                  max_size=128, batch_size=2, warmup_steps=1, lr=0.01, progress=False, eval_each_epoch=False,
+                  cpu=True)
+print(train_maskrcnn(cfg).steps)
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_same_end(repos, tmp_path):
+    import signal
+    import time
+
+    real, _ = repos
+    out = tmp_path / "out"
+    script = tmp_path / "kill.py"
+    script.write_text(textwrap.dedent(KILL_SCRIPT))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(real), str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # kill inside the second epoch: after step 4's record (steps 4-6 follow the step-3 checkpoint)
+        deadline = time.monotonic() + 600
+        while not any(r.get("step", 0) >= 4 for r in _records(out)):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = max(r["step"] for r in _records(out))
+    assert killed_at < 9
+    resumed = subprocess.run([sys.executable, str(script), str(real), str(out)], env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.split()[-1] == "9"
+    assert [r["step"] for r in read_metrics(out) if r["type"] == "train"] == list(range(1, 10))
+    assert json.loads((latest_checkpoint(out) / "trainer.json").read_text())["step"] == 9
+
+
+def _records(out: Path) -> list[dict]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return records

@@ -2,12 +2,14 @@
 
 A checkpoint is written into ``step-N.tmp`` and renamed into place with its ``trainer.json``
 inside, so a folder named ``step-N`` holding ``trainer.json`` is always complete; a run killed
-mid-write leaves only a ``.tmp`` folder, which the next save replaces. Older ones are pruned.
+mid-write leaves only a ``.tmp`` folder (possibly holding a ``trainer.json`` already), which is
+never taken for a checkpoint and is replaced by the next save. Older ones are pruned.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_FILE = "trainer.json"
 STATE_FILE = "trainer_state.pt"
+_COMPLETE = re.compile(r"step-(\d+)")
 
 
 def checkpoint_step(path: Path) -> int:
@@ -25,7 +28,8 @@ def checkpoint_step(path: Path) -> int:
 def complete_checkpoints(out: str | Path) -> list[Path]:
     """Complete checkpoint folders under ``out``, oldest first."""
     root = Path(out) / CHECKPOINTS_DIR
-    done = [p for p in root.glob("step-*") if p.is_dir() and (p / TRAINER_FILE).exists()] if root.exists() else []
+    done = [p for p in root.glob("step-*") if _COMPLETE.fullmatch(p.name) and p.is_dir()
+            and (p / TRAINER_FILE).exists()] if root.exists() else []
     return sorted(done, key=checkpoint_step)
 
 
@@ -52,3 +56,27 @@ def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
     for old in complete_checkpoints(final.parent.parent)[: -max(keep, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def trim_jsonl(path: str | Path, step: int) -> int:
+    """Keep the records of a metrics file up to ``step`` (and drop a torn last line); records removed.
+
+    A resumed run repeats the steps after its checkpoint, so their old records must go.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if int(record.get("step", 0)) <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in keep))
+        tmp.replace(path)
+    return len(lines) - len(keep)

@@ -7,6 +7,12 @@ a hit nor a false positive; for box AP it is a normal object.
 
 Predictions are :class:`Instances` (``scores`` are the confidences) or torchvision detection
 outputs (``{"boxes", "labels", "scores", "masks"}`` with (N, 1, H, W) soft masks).
+
+Evaluation streams, as torchvision's detection reference does: each image's ground truth and
+predictions go into a :class:`CocoAccumulator` at once, masks thresholded and RLE-encoded, and
+nothing else of the image is kept, so memory grows with the number of objects (a few hundred bytes
+each), not with pixels. Under accelerate every process evaluates its share of the rows and the
+accumulators are gathered on the main process before COCOeval runs.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import contextlib
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,77 +47,128 @@ def _as_instances(item: Any) -> Instances:
     raise ValueError(f"ground truth must be rows or Instances, got {type(item).__name__}")
 
 
-def prediction_to_instances(pred: Any, height: int, width: int, mask_threshold: float = 0.5) -> Instances:
-    """A torchvision output dict (labels = class + 1) or an Instances, as Instances."""
-    if isinstance(pred, Instances):
-        return pred
-    boxes = torch.as_tensor(pred["boxes"]).detach().float().cpu().numpy().reshape(-1, 4)
-    n = len(boxes)
-    labels = torch.as_tensor(pred["labels"]).detach().cpu().numpy().reshape(-1).astype(np.int64)
-    scores = torch.as_tensor(pred.get("scores", torch.ones(n))).detach().float().cpu().numpy()
-    keep = (labels >= 1) & (labels <= len(CLASS_NAMES))
-    masks = None
-    if pred.get("masks") is not None:
-        m = torch.as_tensor(pred["masks"]).detach().float().cpu()
-        masks = (m.reshape(n, height, width) > mask_threshold).numpy()[keep]
-    return Instances(boxes[keep], labels[keep] - 1, height, width, masks=masks, scores=scores[keep])
-
-
-def _rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
-def _box_mask(box: np.ndarray, height: int, width: int) -> np.ndarray:
-    m = np.zeros((height, width), bool)
-    x0, y0, x1, y1 = np.round(box).astype(int)
-    m[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
-    return m
+def _rles(masks: np.ndarray | torch.Tensor) -> list[dict]:
+    """(N, H, W) bool/uint8 masks -> COCO RLEs with str counts, encoded in one pycocotools call."""
+    if isinstance(masks, torch.Tensor):
+        masks = masks.to(torch.uint8).cpu().numpy()
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(np.asarray(masks, np.uint8).transpose(1, 2, 0)))
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return rles
 
 
 def _xywh(box: np.ndarray) -> list[float]:
     return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
 
 
-def coco_ground_truth(gts: Sequence[Instances], iou_type: str) -> COCO:
-    """A COCO object for ``gts`` (image id = position); see the module notes on box-only objects."""
-    images, anns = [], []
-    for img_id, inst in enumerate(gts):
-        images.append({"id": img_id, "height": inst.height, "width": inst.width})
-        for k in range(len(inst)):
-            box = inst.boxes[k]
-            ann = {"id": len(anns) + 1, "image_id": img_id, "category_id": int(inst.classes[k]) + 1,
-                   "bbox": _xywh(box), "iscrowd": 0}
-            mask = None if inst.masks is None else inst.masks[k]
+def _prediction_parts(pred: Any, mask_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list | None]:
+    """boxes, class indices, scores and mask RLEs (None without masks) of one image's predictions."""
+    if isinstance(pred, Instances):
+        rles = None if pred.masks is None else _rles(pred.masks)
+        return pred.boxes, pred.classes, pred.scores, rles
+    boxes = torch.as_tensor(pred["boxes"]).detach().float().cpu().numpy().reshape(-1, 4)
+    n = len(boxes)
+    labels = torch.as_tensor(pred["labels"]).detach().cpu().numpy().reshape(-1).astype(np.int64)
+    scores = torch.as_tensor(pred.get("scores", torch.ones(n))).detach().float().cpu().numpy()
+    keep = (labels >= 1) & (labels <= len(CLASS_NAMES))
+    rles = None
+    if pred.get("masks") is not None:
+        m = torch.as_tensor(pred["masks"]).detach()
+        rles = _rles(m.reshape(n, *m.shape[-2:])[torch.from_numpy(keep).to(m.device)] > mask_threshold)
+    return boxes[keep], labels[keep] - 1, scores[keep], rles
+
+
+class CocoAccumulator:
+    """COCO ground truth and results added image by image, masks as RLE: all evaluation keeps.
+
+    ``add`` takes an image id (unique across processes), its ground truth (a row or Instances)
+    and its predictions; ``gather`` merges the accumulators of every process; ``summarize``
+    runs COCOeval. For mask AP a ground-truth object with no mask pixels (a box-only label) is a
+    crowd region over its box, neither a hit nor a false positive; for box AP it is a normal object.
+    """
+
+    def __init__(self, mask_threshold: float = 0.5):
+        self.mask_threshold = mask_threshold
+        self.images: list[dict] = []
+        self.gt: list[dict] = []
+        self.results: list[dict] = []
+        self.with_masks = True
+
+    def add(self, image_id: int, ground_truth: Any, prediction: Any) -> None:
+        gt = _as_instances(ground_truth)
+        h, w = gt.height, gt.width
+        self.images.append({"id": int(image_id), "height": h, "width": w})
+        masks = gt.masks if gt.masks is not None else np.zeros((len(gt), h, w), bool)
+        boxed = masks.copy()
+        empty = ~masks.reshape(len(gt), h * w).any(axis=1)
+        for k in np.flatnonzero(empty):
+            x0, y0, x1, y1 = np.round(gt.boxes[k]).astype(int)
+            boxed[k, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+        for k, rle in enumerate(_rles(boxed)):
+            box = gt.boxes[k]
+            self.gt.append({"image_id": int(image_id), "category_id": int(gt.classes[k]) + 1, "bbox": _xywh(box),
+                            "box_area": float((box[2] - box[0]) * (box[3] - box[1])), "segmentation": rle,
+                            "mask_area": float(boxed[k].sum()), "mask_crowd": int(empty[k])})
+        boxes, classes, scores, rles = _prediction_parts(prediction, self.mask_threshold)
+        self.with_masks = self.with_masks and rles is not None
+        for k in range(len(boxes)):
+            res = {"image_id": int(image_id), "category_id": int(classes[k]) + 1, "score": float(scores[k]),
+                   "bbox": _xywh(boxes[k])}
+            if rles is not None:
+                res["segmentation"] = rles[k]
+            self.results.append(res)
+
+    def gather(self) -> None:
+        """Merge every process's images, ground truth and results into each (accelerate, gloo/nccl)."""
+        from accelerate.utils import gather_object
+
+        parts = gather_object([(self.images, self.gt, self.results, self.with_masks)])
+        self.images = [i for p in parts for i in p[0]]
+        self.gt = [a for p in parts for a in p[1]]
+        self.results = [r for p in parts for r in p[2]]
+        self.with_masks = all(p[3] for p in parts)
+
+    def _coco(self, iou_type: str) -> COCO:
+        anns = []
+        for a in self.gt:
+            ann = {"id": len(anns) + 1, "image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"]}
             if iou_type == "segm":
-                if mask is None or not mask.any():
-                    mask = _box_mask(box, inst.height, inst.width)
-                    ann["iscrowd"] = 1
-                ann["segmentation"] = _rle(mask)
-                ann["area"] = float(mask.sum())
+                ann.update(segmentation=a["segmentation"], area=a["mask_area"], iscrowd=a["mask_crowd"])
             else:
-                ann["area"] = float((box[2] - box[0]) * (box[3] - box[1]))
+                ann.update(area=a["box_area"], iscrowd=0)
             anns.append(ann)
-    coco = COCO()
-    coco.dataset = {"images": images, "annotations": anns,
-                    "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
+        coco = COCO()
+        coco.dataset = {"images": self.images, "annotations": anns,
+                        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]}
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+        return coco
 
-
-def _coco_results(preds: Sequence[Instances], iou_type: str) -> list[dict]:
-    out = []
-    for img_id, inst in enumerate(preds):
-        for k in range(len(inst)):
-            res = {"image_id": img_id, "category_id": int(inst.classes[k]) + 1, "score": float(inst.scores[k])}
-            if iou_type == "segm":
-                res["segmentation"] = _rle(inst.masks[k])
-            else:
-                res["bbox"] = _xywh(inst.boxes[k])
-            out.append(res)
-    return out
+    def summarize(self) -> dict[str, Any]:
+        """Box and mask AP (AP, AP50, AP75, per class); mask is None when predictions had no masks."""
+        present = {a["category_id"] - 1 for a in self.gt}
+        out: dict[str, Any] = {"images": len(self.images), "objects": len(self.gt)}
+        for iou_type, name in IOU_TYPES.items():
+            if iou_type == "segm" and not self.with_masks:
+                out[name] = None
+                continue
+            if not self.results or not self.gt:
+                out[name] = _empty_summary(present)
+                continue
+            gt = self._coco(iou_type)
+            key = "bbox" if iou_type == "bbox" else "segmentation"
+            results = [{k: v for k, v in r.items() if k in ("image_id", "category_id", "score", key)}
+                       for r in self.results]
+            with contextlib.redirect_stdout(io.StringIO()):
+                dt = gt.loadRes(results)
+                ev = COCOeval(gt, dt, iou_type)
+                ev.evaluate()
+                ev.accumulate()
+                ev.summarize()
+            out[name] = _summary(ev)
+        return out
 
 
 def _summary(coco_eval: COCOeval) -> dict[str, Any]:
@@ -129,8 +186,7 @@ def _summary(coco_eval: COCOeval) -> dict[str, Any]:
     return {"AP": clean(stats[0]), "AP50": clean(stats[1]), "AP75": clean(stats[2]), "per_class": per_class}
 
 
-def _empty_summary(gts: Sequence[Instances]) -> dict[str, Any]:
-    present = {int(c) for inst in gts for c in inst.classes}
+def _empty_summary(present: set[int]) -> dict[str, Any]:
     value = 0.0 if present else None
     return {"AP": value, "AP50": value, "AP75": value,
             "per_class": {n: (0.0 if k in present else None) for k, n in enumerate(CLASS_NAMES)}}
@@ -143,67 +199,46 @@ def evaluate_predictions(ground_truth: Sequence[Any], predictions: Sequence[Any]
     are Instances or torchvision output dicts. Mask AP is reported when predictions carry masks.
     A value is None where there is nothing to measure (no ground truth of that class).
     """
-    gts = [_as_instances(g) for g in ground_truth]
-    if len(predictions) != len(gts):
-        raise ValueError(f"{len(predictions)} predictions for {len(gts)} ground-truth images")
-    preds = [prediction_to_instances(p, g.height, g.width) for p, g in zip(predictions, gts)]
-    with_masks = bool(preds) and all(p.masks is not None for p in preds)
-    out: dict[str, Any] = {"images": len(gts), "objects": int(sum(len(g) for g in gts))}
-    for iou_type, name in IOU_TYPES.items():
-        if iou_type == "segm" and not with_masks:
-            out[name] = None
-            continue
-        results = _coco_results(preds, iou_type)
-        if not results or not any(len(g) for g in gts):
-            out[name] = _empty_summary(gts)
-            continue
-        gt = coco_ground_truth(gts, iou_type)
-        with contextlib.redirect_stdout(io.StringIO()):
-            dt = gt.loadRes(results)
-            ev = COCOeval(gt, dt, iou_type)
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        out[name] = _summary(ev)
-    return out
+    if len(predictions) != len(ground_truth):
+        raise ValueError(f"{len(predictions)} predictions for {len(ground_truth)} ground-truth images")
+    acc = CocoAccumulator()
+    for i, (g, p) in enumerate(zip(ground_truth, predictions)):
+        acc.add(i, g, p)
+    return acc.summarize()
+
+
+def _row_image(row: dict[str, Any]) -> torch.Tensor:
+    """A row's image as a float CHW tensor in [0, 1]."""
+    return torch.from_numpy(np.array(row["image"].convert("RGB"))).permute(2, 0, 1).float().div_(255.0)
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: Iterable[torch.Tensor], batch_size: int = 2,
-            device: torch.device | str = "cpu") -> list[dict[str, torch.Tensor]]:
-    """Run a torchvision detector in eval mode over float CHW images; outputs moved to the CPU."""
+def evaluate_model(model: torch.nn.Module, rows: Sequence[dict], batch_size: int = 2,
+                   device: torch.device | str = "cpu", progress: bool = True, accelerator=None
+                   ) -> dict[str, Any] | None:
+    """Box and mask AP of ``model`` on dataset rows (e.g. the REAL validation split), streamed.
+
+    Rows are read batch by batch; each batch's predictions become COCO results at once. With an
+    ``accelerator`` of several processes, process ``r`` evaluates rows ``r, r + P, ...`` and the
+    main process returns the metrics of all rows (the others return None).
+    """
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     was_training = model.training
     model.eval()
-    outputs: list[dict[str, torch.Tensor]] = []
-    batch: list[torch.Tensor] = []
-
-    def flush() -> None:
-        for o in model([b.to(device) for b in batch]):
-            outputs.append({k: v.detach().cpu() for k, v in o.items()})
-        batch.clear()
-
-    for img in images:
-        batch.append(img)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
+    acc = CocoAccumulator()
+    mine = range(rank, len(rows), world)
+    for start in tqdm(range(0, len(mine), batch_size), desc="eval", disable=not progress or rank != 0, leave=False):
+        index = list(mine[start:start + batch_size])
+        batch = [rows[i] for i in index]
+        outputs = model([_row_image(r).to(device) for r in batch])
+        for i, row, out in zip(index, batch, outputs):
+            acc.add(i, Instances.from_row(row), out)
     model.train(was_training)
-    return outputs
-
-
-def evaluate_model(model: torch.nn.Module, rows: Sequence[dict], batch_size: int = 2,
-                   device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Box and mask AP of ``model`` on dataset rows (e.g. the REAL validation split)."""
-    from .data import row_to_sample
-
-    gts, images = [], []
-    for row in tqdm(rows, desc="eval", disable=not progress, leave=False):
-        img, _ = row_to_sample(row)
-        images.append(img.as_subclass(torch.Tensor).float() / 255.0)
-        gts.append(Instances.from_row(row, height=img.shape[-2], width=img.shape[-1]))
-    preds = predict(model, images, batch_size=batch_size, device=device)
-    return evaluate_predictions(gts, preds)
+    if world > 1:
+        acc.gather()
+        if rank != 0:
+            return None
+    return acc.summarize()
 
 
 def _fmt(v: float | None) -> str:

@@ -11,7 +11,8 @@ Layout of ``out``::
     model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/
                       the full pipeline with the LoRA merged (or the fine-tuned UNet):
                       StableDiffusionInpaintPipeline.from_pretrained(out) loads it
-    lora/             the LoRA adapter alone (LoRA runs only), safetensors
+    lora/             the LoRA adapter alone (LoRA runs only), in the diffusers LoRA format:
+                      StableDiffusionInpaintPipeline.from_pretrained(BASE).load_lora_weights(out / "lora")
     checkpoints/step-NNNNNNNN/   trainable weights, optimizer, EMA, trainer.json (resume)
     metrics.jsonl     one record per optimizer step
     training.json     config, steps, the dataset trained on
@@ -38,12 +39,14 @@ from streetsynth import schema
 from streetsynth.repo import atomic_write_text, load_split
 from streetsynth.seeds import derive_seed
 
-from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staging_dir
+from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staging_dir, trim_jsonl
 from .data import MixSampler
 from .maskrcnn import NonFiniteLossError, dataset_info, resolve_mixed_precision
 
 #: UNet attention projections LoRA adapts by default.
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+#: Where a LoRA run writes its adapter, under ``out``.
+LORA_DIR = "lora"
 TRAINABLE_FILE = "trainable.safetensors"
 
 
@@ -264,6 +267,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
         ema.to(accelerator.device)
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        trim_jsonl(out / "metrics.jsonl", step)
     bar = tqdm(total=config.max_steps, initial=step, desc="inpaint", disable=not (main and config.progress))
     loader.set_epoch(0)
     # One epoch holds every micro-step of the run, so a resume skips the micro-steps already done.
@@ -312,20 +316,31 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     return InpaintResult(out=out, steps=step, final_loss=last_loss, resumed_from=resumed_from)
 
 
+def save_lora_adapter(unet, directory: str | Path, pipeline_class=None) -> Path:
+    """Save a PEFT-adapted UNet's LoRA in the diffusers format with the pipeline class's saver.
+
+    The keys get the ``unet.`` prefix and the adapter's config (rank, alpha, targets) travels in
+    the safetensors metadata, so ``PIPELINE.from_pretrained(BASE).load_lora_weights(directory)``
+    restores it. ``pipeline_class`` defaults to StableDiffusionInpaintPipeline.
+    """
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    if pipeline_class is None:
+        from diffusers import StableDiffusionInpaintPipeline as pipeline_class
+    layers = {k: v.detach().float().cpu().contiguous()
+              for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()}
+    pipeline_class.save_lora_weights(directory, unet_lora_layers=layers, safe_serialization=True,
+                                     unet_lora_adapter_metadata=unet.peft_config["default"].to_dict())
+    return Path(directory)
+
+
 def _save_pipeline(pipe, unet, ema, params, config: InpaintConfig, out: Path) -> None:
     """Write the loadable pipeline: EMA weights if kept, LoRA saved alone and merged into the UNet."""
     if ema is not None:
         ema.copy_to(params)
     if config.lora:
-        from peft.utils import get_peft_model_state_dict
-
-        lora_dir = out / "lora"
-        lora_dir.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(unet).items()},
-                  str(lora_dir / "adapter_model.safetensors"))
-        (lora_dir / "adapter_config.json").write_text(json.dumps(
-            {"r": config.lora_rank, "lora_alpha": config.lora_alpha or config.lora_rank,
-             "target_modules": list(LORA_TARGETS)}, indent=2) + "\n")
+        save_lora_adapter(unet, out / LORA_DIR, type(pipe))
         unet.fuse_lora(lora_scale=1.0)
         unet.unload_lora()
     for module in (unet, pipe.vae, pipe.text_encoder):

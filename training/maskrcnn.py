@@ -34,7 +34,8 @@ from streetsynth.repo import atomic_write_text, load_split, read_info
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
-from .checkpoints import STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir
+from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir,
+                          trim_jsonl)
 from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix
 from .evaluate import evaluate_model, format_table, write_metrics
 
@@ -253,7 +254,7 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
     loader = DataLoader(sources, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=config.num_workers)
     val_rows = None
-    if config.eval_each_epoch and main:
+    if config.eval_each_epoch:
         val_rows = load_split(config.real, schema.STITCHED, "validation")
         if config.max_eval_rows is not None:
             val_rows = val_rows.select(range(min(config.max_eval_rows, len(val_rows))))
@@ -278,9 +279,11 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
         step = resumed_from = int(record["step"])
 
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    metrics_path = out / METRICS_FILE
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / METRICS_FILE
+        # Records past the checkpoint (a run killed mid-epoch) are written again by this run.
+        trim_jsonl(metrics_path, step)
     evals: list[dict[str, Any]] = []
     last_loss = None
     bar = tqdm(total=total_steps, initial=step, desc=f"maskrcnn {format_mix(mix)}",
@@ -313,13 +316,14 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
                 _append_jsonl(metrics_path, {"type": "train", "step": step, "epoch": epoch, **losses,
                                              "lr": scheduler.get_last_lr()[0], "images_per_s": ips})
         accelerator.wait_for_everyone()
+        unwrapped = accelerator.unwrap_model(model)
         if main:
-            unwrapped = accelerator.unwrap_model(model)
             _save_checkpoint(unwrapped, optimizer, scheduler, config, step, epoch + 1, datasets_used, out)
-            if val_rows is not None:
-                metrics = evaluate_model(unwrapped, val_rows, config.eval_batch_size, accelerator.device,
-                                         progress=config.progress)
-                unwrapped.train()
+        if val_rows is not None:
+            metrics = evaluate_model(unwrapped, val_rows, config.eval_batch_size, accelerator.device,
+                                     progress=config.progress, accelerator=accelerator)
+            unwrapped.train()
+            if main:
                 record = {"type": "eval", "step": step, "epoch": epoch + 1, "box_AP": metrics["box"]["AP"],
                           "mask_AP": (metrics["mask"] or {}).get("AP"), "metrics": metrics}
                 evals.append(record)
