@@ -16,6 +16,11 @@ Measured on 100 rendered street scenes (tests/test_seam.py) at the default thres
 16 / 24 / 32 gray levels pass 9% / 2% / 0% of the time; clean scenes are rejected 11%, with a
 pole on the edge 12%, with a building edge exactly on the mask edge 36% (a real step through a
 building's height looks like a seam). Calibrate on your data with ``streetsynth seam-calibrate``.
+
+The module also holds the calibration: realistic mismatches composited as the generator does
+(:func:`seamed_variants`), hard clean content on the edge (:func:`hard_clean_variants`), and
+ROC tables. An experimental ``row-band`` method scores row bands with colour and gradient
+continuity; on the calibration set it does not beat column-sum yet (see tests/test_seam.py).
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-#: Default rejection threshold (see ``streetsynth seam-calibrate`` for choosing one on your data).
+#: Default rejection threshold (of the default ``column-sum`` method; see ``streetsynth seam-calibrate``).
 DEFAULT_THRESHOLD = 5.0
+#: Threshold of the experimental ``row-band`` method at <= 3 % false rejects on the calibration set.
+ROW_BAND_THRESHOLD = 2.4
+METHODS = ("column-sum", "row-band")
 #: Percentile of the neighbourhood steps used as their scale.
 QUANTILE = 50.0
 #: Horizontal strips whose profiles are scored separately.
@@ -36,19 +44,91 @@ STRIPS = 4
 
 @dataclass(frozen=True)
 class SeamGate:
-    """Scores images for seams at their mask edges; ``score > threshold`` rejects."""
+    """Scores images for seams at their mask edges; ``score > threshold`` rejects.
+
+    ``method`` is ``"column-sum"`` (default, :func:`seam_score`) or the experimental ``"row-band"``
+    (:func:`row_band_score`, threshold ``ROW_BAND_THRESHOLD``); it does not beat column-sum yet
+    (measured in tests/test_seam.py and by ``streetsynth seam-calibrate``).
+    """
 
     threshold: float = DEFAULT_THRESHOLD  # scores above this reject the sample
+    method: str = "column-sum"  # "column-sum" or "row-band"
     band: int = 8  # columns each side whose median gives a level
-    window: int = 32  # neighbourhood half-width (columns) the edge step is compared against
-    floor: float = 1.0  # gray levels added to the neighbourhood scale, so flat images are not over-read
-    strips: int = STRIPS  # horizontal strips scored separately
+    window: int = 32  # column-sum: neighbourhood half-width (columns) the edge step is compared against
+    floor: float = 1.0  # column-sum: gray levels added to the neighbourhood scale
+    strips: int = STRIPS  # column-sum: horizontal strips scored separately
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown seam method {self.method!r}; known: {', '.join(METHODS)}")
 
     def score(self, image: np.ndarray, mask: np.ndarray) -> float:
+        if self.method == "row-band":
+            return row_band_score(image, mask, band=self.band)
         return seam_score(image, mask, self.band, self.window, self.floor, self.strips)
 
     def accepts(self, score: float) -> bool:
         return bool(score <= self.threshold)
+
+
+def _features(image: np.ndarray) -> np.ndarray:
+    """(H, W, 5) float32: R, G, B and the gray level's |d/dx| and |d/dy| (texture and orientation)."""
+    img = np.asarray(image)
+    rgb = img.astype(np.float32) if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2).astype(np.float32)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gx = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)) / 4
+    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)) / 4
+    return np.concatenate([rgb, gx[..., None], gy[..., None]], axis=2)
+
+
+def row_band_score(image: np.ndarray, mask: np.ndarray, band: int = 8, gap: int = 8, window: int = 48,
+                   rows: int = 16, coverage: float = 0.75, floor: float = 2.0, grad_floor: float = 1.0) -> float:
+    """Seam score of ``image`` at its mask edges, row band by row band; 0.0 when the mask has no edge.
+
+    Rows are cut into ``rows`` bands; in each, a *level* is the median over the band's rows and
+    ``band`` columns. The step across an edge compares the ``band`` known columns just before it
+    with the ``band`` invented columns after a ``gap`` (the generator's feather ramp). It is
+    divided by the band's typical step between such windows inside the known and inside the
+    invented side (median within ``window`` columns), plus a floor, separately for colour (RGB)
+    and for gradient energy along x and y (texture and orientation continuity); the band's score
+    is the larger. A seam runs the full height, so the edge's score is the band score that
+    ``coverage`` of the bands reach: a pole or a building corner, local in rows, does not carry it.
+    """
+    img = np.asarray(image)
+    m = np.asarray(mask)
+    edges = mask_edges(m)
+    if not len(edges):
+        return 0.0
+    feats = _features(img)
+    h, w = feats.shape[:2]
+    inside = (m > 127).mean(axis=0) > 0.5
+    chunks = np.array_split(np.arange(h), max(1, min(rows, h)))
+    colmed = np.stack([np.median(feats[r], axis=0) for r in chunks])  # (B, W, 5)
+    best = 0.0
+    for e in edges:
+        flip = bool(inside[e - 1]) and not inside[e]  # invented side on the left: mirror it to the right
+        cm, x = (colmed[:, ::-1], w - e) if flip else (colmed, e)
+        best = max(best, _band_score_at(cm, x, band, gap, window, coverage, floor, grad_floor))
+    return float(best)
+
+
+def _band_score_at(colmed: np.ndarray, e: int, band: int, gap: int, window: int, coverage: float,
+                    floor: float, grad_floor: float) -> float:
+    w = colmed.shape[1]
+    if w < 2 * band + gap + 1 or e - band < 0 or e + gap + band > w:
+        return 0.0
+    level = np.median(sliding_window_view(colmed, band, axis=1), axis=-1)  # level[:, i] = median(cols i..i+band)
+    xs = np.arange(band, w - gap - band + 1)  # step at x: right window [x+gap, x+gap+band) - left [x-band, x)
+    steps = level[:, xs + gap] - level[:, xs - band]  # (B, X, 5)
+    reach = band + gap
+    ref = (np.abs(xs - e) >= reach) & (np.abs(xs - e) <= window + reach)
+    at = int(np.flatnonzero(xs == e)[0])
+    score = np.zeros(colmed.shape[0])
+    for sl, fl in ((slice(0, 3), floor), (slice(3, 5), grad_floor)):
+        mag = np.linalg.norm(steps[:, :, sl], axis=2)  # (B, X)
+        scale = np.median(mag[:, ref], axis=1) if ref.any() else np.zeros(len(mag))
+        score = np.maximum(score, mag[:, at] / (scale + fl))
+    return float(np.quantile(score, 1.0 - coverage))
 
 
 def column_profile(image: np.ndarray) -> np.ndarray:
@@ -130,3 +210,107 @@ def threshold_for_far(seam_scores: np.ndarray, clean_scores: np.ndarray, target_
     if not table:
         raise ValueError(f"no threshold reaches a false-accept rate of {target_far}")
     return max(table, key=lambda r: r[0])
+
+
+def edge_mask(shape: tuple[int, ...], edge: int) -> np.ndarray:
+    """The generator's mask for a canvas of ``shape``: 255 (invented) from column ``edge`` on."""
+    mask = np.zeros(shape[:2], np.uint8)
+    mask[:, edge:] = 255
+    return mask
+
+
+def _composite(known: np.ndarray, generated: np.ndarray, edge: int, feather: int = 8) -> np.ndarray:
+    """What the generator writes: ``generated`` with ``known``'s left part pasted back and feathered."""
+    from .outpaint import Canvas, paste_known
+
+    return paste_known(generated, Canvas(known, edge_mask(known.shape, edge), edge, 1.0), feather)
+
+
+def plant_step(image: np.ndarray, edge: int, strength: float) -> np.ndarray:
+    """``image`` with ``strength`` gray levels added (or removed, if negative) right of ``edge``."""
+    out = image.astype(np.float32)
+    out[:, edge:] += strength
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def seamed_variants(image: np.ndarray, neighbour: np.ndarray, edge: int, rng: np.random.Generator,
+                    strength: float = 16.0) -> dict[str, np.ndarray]:
+    """Realistic outpaint mismatches of one scene at ``edge``, each composited as the generator does.
+
+    ``step``: a planted gray step; ``colour-cast``: the model's output with a colour cast;
+    ``blur``: a blurred output; ``shift``: the fill is the scene moved by several rows and
+    columns; ``neighbour``: the fill is another scene's right part.
+    """
+    h, w = image.shape[:2]
+    sign = float(rng.choice([-1.0, 1.0]))
+    cast = image.astype(np.float32) * rng.uniform(0.85, 1.15, 3) + sign * rng.uniform(6, 14, 3)
+    cast = np.clip(cast, 0, 255).astype(np.uint8)
+    blur = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(1.5, 3.0)))
+    dy, dx = int(rng.integers(6, max(7, h // 8))) * int(sign), int(rng.integers(4, 16))
+    shifted = np.roll(image, (dy, dx), axis=(0, 1))
+    shift_fill, nb_fill = image.copy(), image.copy()
+    shift_fill[:, edge:] = shifted[:, edge:]
+    nb_fill[:, edge:] = neighbour[:, edge:]
+    return {"step": plant_step(image, edge, sign * strength), "colour-cast": _composite(image, cast, edge),
+            "blur": _composite(image, blur, edge), "shift": _composite(image, shift_fill, edge),
+            "neighbour": _composite(image, nb_fill, edge)}
+
+
+def hard_clean_variants(image: np.ndarray, edge: int, rng: np.random.Generator,
+                        horizon: float | None = None) -> dict[str, np.ndarray]:
+    """Clean scenes with real content on the mask edge: ``pole``, ``building-edge``, ``lane-marks``,
+    ``shadow`` (a shadow on the road starting at the edge), and the scene itself (``clean``)."""
+    h, w = image.shape[:2]
+    hz = int(horizon if horizon is not None else h * 0.45)
+    pole = image.copy()
+    x = edge + int(rng.integers(-1, 2))
+    pole[int(rng.integers(0, hz // 2)):min(h, hz + h // 6), x:x + 3] = rng.integers(20, 80, 3)
+    building = image.copy()
+    building[int(rng.integers(2, max(3, hz // 2))):hz, edge:edge + w // 6] = rng.integers(40, 220, 3)
+    lanes = image.copy()
+    for y in rng.integers(hz + 4, h - 3, 2):
+        x0 = edge - int(rng.integers(4, 20))
+        lanes[y:y + 2, x0:x0 + int(rng.integers(16, 40))] = 235
+    shadow = image.astype(np.float32)
+    shadow[hz + int(rng.integers(2, 12)):, edge:] *= rng.uniform(0.55, 0.8)
+    return {"clean": image.copy(), "pole": pole, "building-edge": building, "lane-marks": lanes,
+            "shadow": np.clip(shadow, 0, 255).astype(np.uint8)}
+
+
+def calibration_scores(images: list[np.ndarray], edge: int, method: str = "column-sum", seed: int = 0,
+                       strength: float = 16.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(seamed scores by kind, clean scores by kind)`` of one method over :func:`seamed_variants`
+    and :func:`hard_clean_variants` of ``images`` (each image's neighbour is the next one)."""
+    gate = SeamGate(method=method)
+    rng = np.random.default_rng(seed)
+    seamed: dict[str, list[float]] = {}
+    clean: dict[str, list[float]] = {}
+    mask = edge_mask(images[0].shape, edge)
+    for k, img in enumerate(images):
+        for name, v in seamed_variants(img, images[(k + 1) % len(images)], edge, rng, strength).items():
+            seamed.setdefault(name, []).append(gate.score(v, mask))
+        for name, v in hard_clean_variants(img, edge, rng).items():
+            clean.setdefault(name, []).append(gate.score(v, mask))
+    return ({k: np.array(v) for k, v in seamed.items()}, {k: np.array(v) for k, v in clean.items()})
+
+
+def rates(seamed: dict[str, np.ndarray], clean: dict[str, np.ndarray], threshold: float) -> dict[str, float]:
+    """False-accept rate per seamed kind and false-reject rate per clean kind at ``threshold``, plus totals."""
+    out = {f"accept:{k}": float(np.mean(v <= threshold)) for k, v in seamed.items()}
+    out |= {f"reject:{k}": float(np.mean(v > threshold)) for k, v in clean.items()}
+    out["false_accept"] = float(np.mean(np.concatenate(list(seamed.values())) <= threshold))
+    out["false_reject"] = float(np.mean(np.concatenate(list(clean.values())) > threshold))
+    return out
+
+
+def calibrate(seam_images: list[np.ndarray], clean_images: list[np.ndarray], edge_fraction: float,
+              target_far: float) -> dict[str, dict]:
+    """Per method: scores, ROC table and the threshold for ``target_far`` on the same images."""
+    out = {}
+    for method in METHODS:
+        gate = SeamGate(method=method)
+        seam = np.array([gate.score(i, edge_mask(i.shape, int(round(i.shape[1] * edge_fraction)))) for i in seam_images])
+        clean = np.array([gate.score(i, edge_mask(i.shape, int(round(i.shape[1] * edge_fraction)))) for i in clean_images])
+        out[method] = {"seam": seam, "clean": clean, "roc": roc_table(seam, clean),
+                       "pick": threshold_for_far(seam, clean, target_far)}
+    return out

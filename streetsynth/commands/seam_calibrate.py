@@ -11,7 +11,7 @@ _EXTS = {".png", ".jpg", ".jpeg", ".webp"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("seam-calibrate", help="ROC of the seam gate and the threshold for a false-accept rate",
+    p = sub.add_parser("seam-calibrate", help="ROC of both seam-gate methods and their thresholds for a false-accept rate",
                        description="Score images with seams and clean ones, print the ROC table and the "
                        "threshold whose false-accept rate (seams let through) is at most --target-far, and "
                        "write roc.png. Images: --images DIR with subfolders seam/ and clean/ (the seam edge "
@@ -29,12 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _edge_mask(shape: tuple[int, ...], fraction: float) -> np.ndarray:
-    mask = np.zeros(shape[:2], np.uint8)
-    mask[:, int(round(shape[1] * fraction)):] = 255
-    return mask
-
-
 def _folder_images(folder: Path) -> list[np.ndarray]:
     from PIL import Image
 
@@ -44,32 +38,18 @@ def _folder_images(folder: Path) -> list[np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streetsynth.generators.seam import roc_table, seam_score, threshold_for_far
+    from streetsynth.generators.seam import calibrate, plant_step
 
     if args.images:
         seam_imgs, clean_imgs = _folder_images(Path(args.images) / "seam"), _folder_images(Path(args.images) / "clean")
     else:
         from streetsynth.repo import load_split
 
-        ds = load_split(args.dataset, args.config, args.split)
-        clean_imgs = [np.asarray(r["image"].convert("RGB")) for r in ds]
-        rng = np.random.default_rng(0)
-        seam_imgs = []
-        for img in clean_imgs:
-            e = int(round(img.shape[1] * args.edge_fraction))
-            planted = img.astype(np.float32)
-            planted[:, e:] += args.strength * rng.choice([-1.0, 1.0])
-            seam_imgs.append(np.clip(planted, 0, 255).astype(np.uint8))
-    seam = np.array([seam_score(i, _edge_mask(i.shape, args.edge_fraction)) for i in seam_imgs])
-    clean = np.array([seam_score(i, _edge_mask(i.shape, args.edge_fraction)) for i in clean_imgs])
-    table = roc_table(seam, clean)
-    print(f"{'threshold':>10} {'false-accept':>13} {'false-reject':>13}")
-    step = max(1, len(table) // 25)
-    for t, far, frr in table[::step]:
-        print(f"{t:10.3f} {far:13.3f} {frr:13.3f}")
-    t, far, frr = threshold_for_far(seam, clean, args.target_far)
-    print(f"threshold for false-accept <= {args.target_far}: {t:.3f} (false-accept {far:.3f}, "
-          f"false-reject {frr:.3f}; {len(seam)} seam / {len(clean)} clean images)")
+        clean_imgs = [np.asarray(r["image"].convert("RGB")) for r in load_split(args.dataset, args.config, args.split)]
+        signs = np.random.default_rng(0).choice([-1.0, 1.0], len(clean_imgs))
+        seam_imgs = [plant_step(i, int(round(i.shape[1] * args.edge_fraction)), s * args.strength)
+                     for i, s in zip(clean_imgs, signs)]
+    results = calibrate(seam_imgs, clean_imgs, args.edge_fraction, args.target_far)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import matplotlib
@@ -77,10 +57,19 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arr = np.array(table)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(arr[:, 1], 1 - arr[:, 2], marker=".")
-    ax.scatter([far], [1 - frr], color="red", zorder=3, label=f"threshold {t:.2f}")
+    for method, r in results.items():
+        table = r["roc"]
+        print(f"method {method}")
+        print(f"{'threshold':>10} {'false-accept':>13} {'false-reject':>13}")
+        for t, far, frr in table[::max(1, len(table) // 25)]:
+            print(f"{t:10.3f} {far:13.3f} {frr:13.3f}")
+        t, far, frr = r["pick"]
+        print(f"{method}: threshold for false-accept <= {args.target_far}: {t:.3f} (false-accept {far:.3f}, "
+              f"false-reject {frr:.3f}; {len(r['seam'])} seam / {len(r['clean'])} clean images)")
+        arr = np.array(table)
+        ax.plot(arr[:, 1], 1 - arr[:, 2], marker=".", label=f"{method} (threshold {t:.2f})")
+        ax.scatter([far], [1 - frr], zorder=3)
     ax.set_xlabel("false-accept rate (seams passed)")
     ax.set_ylabel("clean images passed")
     ax.set_title("seam gate ROC")
