@@ -11,6 +11,7 @@ from factories_generate import make_real_repo
 from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
                                             parse_occluder, run_occlude)
 from streetsynth.instances import Instances
+from streetsynth.models.tiny_gligen import build_tiny_gligen_pipeline
 from streetsynth.repo import load_split
 from streetsynth.schema import CLASS_NAMES
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
@@ -25,6 +26,11 @@ def pipe():
     return p
 
 
+@pytest.fixture(scope="module")
+def gligen():
+    return build_tiny_gligen_pipeline(seed=0)
+
+
 def _cfg(tmp_path, pipe, **kw):
     base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), classes=("pedestrian",), min_size=4,
                 placement="bottom", share=1 / 3, occluders=("a green trash bin",), size=64, steps=2, seed=5,
@@ -32,9 +38,10 @@ def _cfg(tmp_path, pipe, **kw):
     return OccludeConfig(**{**base, **kw})
 
 
-def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, pipe):
+@pytest.mark.parametrize("backend", ["inpaint", "gligen"])
+def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, backend, request):
     real = make_real_repo(tmp_path / "real", rows=2)
-    res = run_occlude(_cfg(tmp_path, pipe))
+    res = run_occlude(_cfg(tmp_path, request.getfixturevalue("pipe" if backend == "inpaint" else "gligen")))
     rows = {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
     src = {r["id"]: r for r in load_split(real, "stitched", "train")}
     assert sorted(rows) == ["seg0_000#o2", "seg0_001#o2"]
@@ -58,7 +65,7 @@ def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, pipe):
         new_ped = new.masks[new.ids == 2][0]
         assert np.array_equal(new_ped, ped & ~occ)  # the pedestrian without the occluder's pixels
         assert np.array_equal(new.masks[new.ids == 1][0], old.masks[old.ids == 1][0])  # the car untouched
-        assert g["method"] == "occlude" and d["backend"] == "inpaint" and d["prompt"] == g["prompt"]
+        assert g["method"] == "occlude" and d["backend"] == backend and d["prompt"] == g["prompt"]
         assert d["visible_before"] == 1.0 and d["visible_after"] == pytest.approx(new_ped.sum() / ped.sum())
     assert (res["folder"] / "meta" / "contact_sheet.png").exists()
 
