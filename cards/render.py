@@ -133,6 +133,7 @@ def card_context(repo: str | Path, repo_id: str | None = None, samples: bool = T
         "counts": info.get("counts") or {},
         "acceptance_rate": _acceptance_rate(info.get("counts") or {}),
         "generation": gen,
+        "quality": info.get("quality"),
         "label_settings": dict(sorted(label_settings.items())),
         "samples_path": samples_path,
         "samples_from": samples_from,
