@@ -152,6 +152,7 @@ def card_context(repo: str | Path, repo_id: str | None = None, samples: bool = T
         "counts": _counts(info),
         "acceptance_rate": _acceptance_rate(info.get("counts") or {}),
         "generation": gen,
+        "quality": info.get("quality"),
         "label_settings": _label_settings(info),
         "skipped": info.get("skipped") if kind == "real" else None,
         "samples_path": samples_path,

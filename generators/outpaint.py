@@ -2,10 +2,11 @@
 
 A :class:`Canvas` holds the known pixels on the left, a mask that is white (255) where pixels are
 invented, and the known width. :func:`outpaint_batch` runs an injected diffusers inpainting
-pipeline of any family in :mod:`streetsynth.models.inpaint` (SD 1.5 / 2, SDXL, SD3, FLUX Fill) on several canvases in one call with
-one ``torch.Generator`` per sample, then pastes the known pixels back exactly. The VAE round trip
-shifts colours slightly, so a narrow band just inside the invented region carries the difference
-between the known edge and the generated edge, fading to zero: the paste leaves no step.
+pipeline of any family in :mod:`streetsynth.models.inpaint` (SD 1.5 / 2, SDXL, SD3, FLUX Fill)
+on several canvases in one call with one ``torch.Generator`` per sample, then pastes the known
+pixels back exactly. The VAE round trip shifts colours slightly, so a narrow band just inside the
+invented region carries the difference between the known edge and the generated edge, fading to
+zero: the paste leaves no step.
 """
 
 from __future__ import annotations

@@ -137,6 +137,10 @@ def run_compare(args: argparse.Namespace) -> int:
     cfg = _config(args, synthetic=synthetic, mix="real=1", eval_each_epoch=True)
     rows = compare_mixes(cfg, args.mixes, args.out, seeds=args.seeds, steps=args.steps)
     print(format_comparison(rows))
+    from streetsynth.generators.quality import quality_lines
+
+    for line in quality_lines(synthetic):
+        print(line)
     print(f"wrote {Path(args.out) / RESULTS_FILE} and {Path(args.out) / CURVES_FILE}")
     return 0
 

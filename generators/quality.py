@@ -1,0 +1,253 @@
+"""How real a synthetic version looks: FID/KID against the real scenes and CLIP score to its prompts.
+
+Every metric is computed twice: on whole images, and on the *invented region* only (the synthetic
+columns right of ``generation.known_width`` against the same columns, right of
+``stitch.front_x1``, of the real scenes), so a user sees whether the outpaint, not the kept part,
+looks real. Features are extracted once per image set by an injected feature extractor (the
+Inception-v3 of torch-fidelity, through torchmetrics, by default) and fed to torchmetrics'
+FID and KID; the CLIP score comes from a transformers CLIP model named by id or path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from streetsynth.repo import load_split, read_info, write_info
+from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
+
+#: The Inception-v3 weights torch-fidelity (and torchmetrics' FID) use, and where they come from.
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+INCEPTION_SHA256_PREFIX = "6726825d"
+
+
+@dataclass
+class QualityConfig:
+    """What to compare and with which models."""
+
+    real: str  # REAL repo (config "stitched")
+    synthetic: str  # synthetic version folder (STORE/vX.Y.Z)
+    split: str = "train"  # split of the real scenes to compare against
+    inception: str | None = None  # path of the Inception weights (default: torch hub's checkpoint cache)
+    clip_model: str | None = None  # transformers CLIP id or folder; None skips the CLIP score
+    size: tuple[int, int] = (299, 299)  # every image and region is resized to this before the extractor
+    max_images: int | None = None  # at most this many images per set (the first ones)
+    batch_size: int = 16
+    device: str = "cpu"
+    feature: Any = field(default=None, repr=False)  # injected extractor: uint8 (N,3,H,W) -> (N,D); .description
+
+
+class _Features(torch.nn.Module):
+    """Identity over precomputed features, so FID and KID share one extraction per image set."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def inception_weights(path: str | Path | None = None) -> Path:
+    """The Inception weights file, checked (sha256 prefix, tensors only); says exactly what is missing."""
+    target = Path(path) if path else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    if not target.exists():
+        raise FileNotFoundError(f"FID/KID need the Inception-v3 weights {INCEPTION_FILE} ({INCEPTION_URL}); "
+                                f"no file at {target}: download it there or pass --inception PATH")
+    digest = hashlib.sha256()
+    with target.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(INCEPTION_SHA256_PREFIX):
+        raise ValueError(f"{target}: not {INCEPTION_FILE} (sha256 {digest.hexdigest()[:8]}, expected "
+                         f"{INCEPTION_SHA256_PREFIX}...)")
+    torch.load(target, map_location="cpu", weights_only=True)  # refuses anything but tensors
+    return target
+
+
+def inception_extractor(path: str | Path | None = None) -> torch.nn.Module:
+    """torchmetrics' Inception-v3 (2048 pool features) on uint8 images, from the checked weights."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                             feature_extractor_weights_path=str(inception_weights(path)))
+    net.description = f"inception-v3 ({INCEPTION_FILE})"
+    return net
+
+
+def decode(row: dict[str, Any]) -> np.ndarray:
+    """RGB uint8 of a row's image (a PIL image or ``{"bytes": ...}``)."""
+    img = row["image"]
+    if isinstance(img, dict):
+        img = Image.open(io.BytesIO(img["bytes"]))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def synthetic_region(row: dict[str, Any], image: np.ndarray) -> np.ndarray:
+    """The invented columns of a synthetic image."""
+    return image[:, int(row["generation"]["known_width"]):]
+
+
+def real_region(row: dict[str, Any], image: np.ndarray) -> np.ndarray:
+    """The columns of a real scene an outpaint invents: right of ``stitch.front_x1``."""
+    x1 = int((row.get("stitch") or {}).get("front_x1") or 0)
+    if not 0 < x1 < image.shape[1]:
+        raise ValueError(f"real row {row.get('id')!r}: stitch.front_x1={x1} is not inside its width")
+    return image[:, x1:]
+
+
+def features(images: Iterator[np.ndarray], extractor, size: tuple[int, int], batch_size: int,
+             device: str = "cpu") -> torch.Tensor:
+    """(N, D) float64 features of RGB uint8 images, each resized to ``size`` (H, W), in batches."""
+    out, batch = [], []
+
+    def flush() -> None:
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device)
+        with torch.inference_mode():
+            out.append(extractor(x).reshape(len(batch), -1).double().cpu())
+        batch.clear()
+
+    for img in images:
+        batch.append(cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if not out:
+        raise ValueError("no images to measure")
+    return torch.cat(out)
+
+
+def fid_kid(real: torch.Tensor, synthetic: torch.Tensor) -> dict[str, float]:
+    """FID and KID (mean, std over subsets) between two feature sets."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if min(len(real), len(synthetic)) < 2:
+        raise ValueError(f"FID/KID need at least 2 images per set, got {len(real)} real and {len(synthetic)}")
+    dims = real.shape[1]
+    fid = FrechetInceptionDistance(feature=_Features(dims))
+    kid = KernelInceptionDistance(feature=_Features(dims), subset_size=min(len(real), len(synthetic), 1000),
+                                  subsets=50)
+    for metric in (fid, kid):
+        metric.set_dtype(torch.float64)
+        metric.update(real, real=True)
+        metric.update(synthetic, real=False)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def load_clip(model: str, device: str = "cpu"):
+    """A transformers CLIP model and processor by id or folder."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    return CLIPModel.from_pretrained(model).to(device).eval(), CLIPProcessor.from_pretrained(model)
+
+
+def clip_score(pairs: Iterator[tuple[np.ndarray, str]], clip, batch_size: int = 16) -> float:
+    """CLIP score: mean over pairs of 100 x max(cosine(image, text), 0), texts truncated to the model's length.
+
+    Computed from ``CLIPModel``'s own projected embeddings (torchmetrics' ``CLIPScore`` 1.9 does not
+    read transformers 5's feature outputs).
+    """
+    model, processor = clip
+    max_len = model.config.text_config.max_position_embeddings
+    total, count = 0.0, 0
+    batch: list[tuple[np.ndarray, str]] = []
+
+    def flush() -> None:
+        nonlocal total, count
+        inputs = processor(text=[t for _, t in batch], images=[Image.fromarray(i) for i, _ in batch],
+                           return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+        with torch.inference_mode():
+            out = model(**{k: v.to(model.device) for k, v in inputs.items()})
+        cos = torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds, dim=-1)
+        total += float((100.0 * cos.clamp(min=0)).sum())
+        count += len(batch)
+        batch.clear()
+
+    for image, text in pairs:
+        batch.append((np.ascontiguousarray(image), text))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if not count:
+        raise ValueError("no image-text pairs to score")
+    return total / count
+
+
+def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
+    """The quality block of a synthetic version against the real scenes it came from."""
+    synth = load_split(cfg.synthetic, SYNTHETIC, SYNTHETIC_SPLIT)
+    real = load_split(cfg.real, STITCHED, cfg.split)
+    if cfg.max_images is not None:
+        synth, real = (d.select(range(min(cfg.max_images, len(d)))) for d in (synth, real))
+    extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
+    feats = {}
+    for name, rows, region in (("real", real, real_region), ("synthetic", synth, synthetic_region)):
+        feats[name] = features((decode(r) for r in rows), extractor, cfg.size, cfg.batch_size, cfg.device)
+        feats[name + "_region"] = features((region(r, decode(r)) for r in rows), extractor, cfg.size,
+                                           cfg.batch_size, cfg.device)
+    block: dict[str, Any] = {
+        "real": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split,
+                 "fingerprint": read_info(cfg.real).get("fingerprint")},
+        "counts": {"real": len(real), "synthetic": len(synth)},
+        "feature_extractor": getattr(extractor, "description", type(extractor).__name__),
+        "feature_dims": int(feats["real"].shape[1]), "image_size": list(cfg.size),
+        "images": fid_kid(feats["real"], feats["synthetic"]),
+        "invented_region": fid_kid(feats["real_region"], feats["synthetic_region"]),
+    }
+    if cfg.clip_model:
+        clip = load_clip(cfg.clip_model, cfg.device)
+        sources = {r["id"]: r for r in real}
+        paired = [r for r in synth if r["generation"]["source_id"] in sources]
+        block["clip"] = {
+            "model": cfg.clip_model,
+            "images": clip_score(((decode(r), r["generation"]["prompt"]) for r in synth), clip, cfg.batch_size),
+            "invented_region": clip_score(((synthetic_region(r, decode(r)), r["generation"]["prompt"])
+                                           for r in synth), clip, cfg.batch_size),
+            "real_region": clip_score(((real_region(s, decode(s)), r["generation"]["prompt"])
+                                       for r in paired for s in [sources[r["generation"]["source_id"]]]),
+                                      clip, cfg.batch_size) if paired else None,
+        }
+    return block
+
+
+def record_quality(folder: str | Path, block: dict[str, Any]) -> dict[str, Any]:
+    """Put the quality block into the version's ``meta/info.json``; returns the new info."""
+    info = {**read_info(folder), "quality": block}
+    write_info(folder, info)
+    return info
+
+
+def format_quality(block: dict[str, Any]) -> str:
+    """One line: FID, KID and CLIP score of whole images and of the invented region."""
+    img, reg = block["images"], block["invented_region"]
+    line = (f"FID {img['fid']:.2f} (invented region {reg['fid']:.2f}), KID {img['kid_mean']:.4f} "
+            f"(invented region {reg['kid_mean']:.4f})")
+    clip = block.get("clip")
+    if clip:
+        real = "n/a" if clip["real_region"] is None else f"{clip['real_region']:.2f}"
+        line += f", CLIP {clip['images']:.2f} (invented region {clip['invented_region']:.2f}, real region {real})"
+    return line + f"; {block['counts']['synthetic']} synthetic vs {block['counts']['real']} real images"
+
+
+def quality_lines(folders: list[str | Path]) -> list[str]:
+    """``<version>: <quality>`` for each synthetic version folder that has a quality block."""
+    lines = []
+    for folder in folders:
+        info = read_info(folder)
+        if info.get("quality"):
+            lines.append(f"{info.get('version') or folder} quality: {format_quality(info['quality'])}")
+    return lines

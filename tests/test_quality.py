@@ -1,0 +1,122 @@
+"""Quality of a synthetic version: FID/KID on injected features, CLIP score, the info.json block, the card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from factories_generate import make_real_repo
+
+from streetsynth.generators.generate import GenerateConfig, run_generation
+from streetsynth.generators.quality import (INCEPTION_FILE, QualityConfig, decode, features, fid_kid,
+                                            inception_weights, measure_quality, quality_lines, record_quality)
+from streetsynth.models.inpaint import build_tiny
+from streetsynth.repo import load_split, read_info
+
+
+class TinyFeatures(torch.nn.Module):
+    """A fixed random conv net: uint8 images -> 8 pooled responses (a stand-in for Inception)."""
+
+    description = "tiny-random-conv"
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x):
+        return 100.0 * self.net(x.float() / 255.0).flatten(1)  # responses of about Inception's magnitude
+
+
+@pytest.fixture(autouse=True)
+def _own_datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+
+
+def _real_images(tmp_path, n=24):
+    real = make_real_repo(tmp_path / "real", rows=n, seed=1)
+    return real, [decode(r) for r in load_split(real, "stitched", "train")]
+
+
+def test_fid_is_near_zero_for_the_same_images_and_grows_with_noise_and_shuffling(tmp_path):
+    _, images = _real_images(tmp_path)
+    extractor = TinyFeatures()
+    feats = lambda imgs: features(iter(imgs), extractor, (64, 64), 8)  # noqa: E731
+    rng = np.random.default_rng(0)
+    noised = [np.clip(i + rng.normal(0, 40, i.shape), 0, 255).astype(np.uint8) for i in images]
+    shuffled = [rng.permutation(i.reshape(-1, 3)).reshape(i.shape) for i in images]
+    same = fid_kid(feats(images), feats(list(reversed(images))))
+    noise = fid_kid(feats(images), feats(noised))
+    shuffle = fid_kid(feats(images), feats(shuffled))
+    half = fid_kid(feats(images[:12]), feats(images[12:]))  # two draws of one distribution: the noise floor
+    assert abs(same["fid"]) < 1e-6 * half["fid"]
+    assert noise["fid"] > 3 * half["fid"] and shuffle["fid"] > 3 * half["fid"]
+    assert noise["kid_mean"] > abs(same["kid_mean"]) and shuffle["kid_mean"] > abs(same["kid_mean"])
+
+
+def _tiny_clip(path):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from streetsynth.tiny.inpaint import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                num_hidden_layers=2, max_position_embeddings=77, bos_token_id=len(tok) - 2,
+                eos_token_id=len(tok) - 1, pad_token_id=len(tok) - 1)
+    vision = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                  image_size=32, patch_size=8)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(path)
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                              tokenizer=tok)
+    processor.save_pretrained(path)
+    return str(path)
+
+
+def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_lines(tmp_path):
+    from streetsynth.cards.render import render_card
+
+    real, _ = _real_images(tmp_path, n=6)
+    res = run_generation(GenerateConfig(real=str(real), out=str(tmp_path / "store"), steps=2, batch_size=2,
+                                        pipeline=build_tiny("sd-inpaint"), seam_threshold=1e9, progress=False))
+    block = measure_quality(QualityConfig(real=str(real), synthetic=str(res.folder), size=(64, 64),
+                                          clip_model=_tiny_clip(tmp_path / "clip"), feature=TinyFeatures()))
+    assert block["counts"] == {"real": 6, "synthetic": 6} and block["feature_extractor"] == "tiny-random-conv"
+    # the tiny pipeline invents noise: its region is farther from the real region than whole images are
+    assert block["invented_region"]["fid"] > block["images"]["fid"] > 0
+    assert all(0.0 <= block["clip"][k] <= 100.0 for k in ("images", "invented_region", "real_region"))
+    record_quality(res.folder, block)
+    info = read_info(res.folder)
+    assert info["quality"] == json.loads(json.dumps(block)) and info["counts"]["accepted"] == 6
+    card = render_card(res.folder, samples=False)
+    assert "Quality against the real scenes" in card and f"{block['invented_region']['fid']:.3f}" in card
+    [line] = quality_lines([res.folder])
+    assert line.startswith("v0.1.0 quality: FID") and f"{block['clip']['invented_region']:.2f}" in line
+
+
+def test_missing_inception_weights_name_the_file_needed(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match=INCEPTION_FILE) as err:
+        inception_weights()
+    assert str(tmp_path / "hub" / "checkpoints" / INCEPTION_FILE) in str(err.value)
+    (tmp_path / "w.pth").write_bytes(b"not the weights")
+    with pytest.raises(ValueError, match="not " + INCEPTION_FILE):
+        inception_weights(tmp_path / "w.pth")
+
+
+@pytest.mark.skipif(not (__import__("pathlib").Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE).exists(),
+                    reason="the Inception weights are not in torch hub's cache")
+def test_the_real_inception_path_when_its_weights_exist(tmp_path):
+    real, images = _real_images(tmp_path, n=4)
+    from streetsynth.generators.quality import inception_extractor
+
+    feats = features(iter(images), inception_extractor(), (299, 299), 4)
+    assert feats.shape == (4, 2048) and abs(fid_kid(feats, feats.flip(0))["fid"]) < 1e-3
