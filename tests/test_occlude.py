@@ -100,7 +100,7 @@ def test_regions_lie_inside_the_box_with_the_asked_share():
 def test_sam_mask_stays_inside_the_region():
     from segment_anything import SamPredictor
 
-    from streetsynth.tiny.sam import build_tiny_sam
+    from streetsynth.models.sam import build_tiny_sam
 
     rng = np.random.default_rng(0)
     before = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)

@@ -119,7 +119,7 @@ def test_seam_calibrate_command(tmp_path, scenes):
 def calibration():
     """Both methods' scores on the same 30 sample-maker scenes (96x192, edge at 128): realistic mismatches
     composited as the generator does, and hard clean content on the edge."""
-    from streetsynth.sample import render_panorama
+    from streetsynth.builders.sample import render_panorama
 
     imgs = [render_panorama(np.random.default_rng(s), H, W, H * 0.43, s % 5 == 4, 4, 3)[0] for s in range(30)]
     return {m: rates(*calibration_scores(imgs, EDGE, m), t)
