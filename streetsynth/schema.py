@@ -67,7 +67,7 @@ def stitch_feature() -> dict:
     Columns ``[0, right_x0)`` come from FRONT alone, ``[right_x0, front_x1)`` are the feathered
     blend zone, ``[front_x1, width)`` come from FRONT_RIGHT alone.
     """
-    from datasets import Value
+    from datasets import List, Value
 
     return {
         "method": Value("string"),
