@@ -163,7 +163,7 @@ def test_two_process_cpu_run_under_accelerate(repos, tmp_path):
 
 
 def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path):
-    from streetsynth.training.compare import compare_mixes, format_comparison
+    from streetsynth.training.compare import comparison_table, compare_mixes, format_comparison
 
     # 4 real rows and 8 synthetic: a pass over real+synthetic would take 3x the real-only steps.
     real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
@@ -189,6 +189,8 @@ def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path)
     text = format_comparison(rows)
     assert "mean±std over 2 seed(s)" in text
     assert f"{100 * np.mean(box):.1f}±{100 * np.std(box, ddof=1):.1f}" in text
+    table = comparison_table(rows)
+    assert table[0][:3] == ["mix", "box AP", "mask AP"] and table[2][1] in text and table[2][-1] == "2"
     # a steps budget overrides real-only's
     budget = compare_mixes(base, ["real=1,synthetic=1"], tmp_path / "cmp3", seeds=1, steps=3)
     assert [s["steps"] for s in budget[0]["seeds"]] == [3] and budget[0]["delta"] is None

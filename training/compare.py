@@ -211,6 +211,24 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Say it where the table is shown: on tiny random models the numbers carry no information.
+TINY_MODELS_NOTE = ("Tiny RANDOM models trained for a few steps: these AP numbers mean nothing about synthetic "
+                    "data; they only show the comparison runs end to end.")
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Header + one row per mix for a report: box and mask AP as mean±std over seeds (x100), the
+    paired Δ against real-only with its 95 % interval, steps, images and seeds."""
+    header = ["mix", "box AP", "mask AP", "Δ box AP [95%]", "Δ mask AP [95%]", "steps", "images", "seeds"]
+    body = []
+    for r in rows:
+        d = r.get("delta") or {}
+        body.append([r["mix"], _pm(r["summary"]["box"]["AP"]), _pm(r["summary"]["mask"]["AP"]),
+                     _delta((d.get("box") or {}).get("AP")), _delta((d.get("mask") or {}).get("AP")),
+                     str(r["steps"]), str(r["images"]), str(len(r["seeds"]))])
+    return [header, *body]
+
+
 def _spread(series: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x, mean and std over runs of (x, y) series, on the x values every run has."""
     common = sorted(set.intersection(*(set(x for x, _ in s) for s in series))) if series else []
