@@ -199,7 +199,8 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
              f"{'images':>7}"]
     for r in rows:
         d = r.get("delta") or {}
-        lines.append(f"{r['mix']:<{width}}  {_pm(r['summary']['box']['AP']):>10}  {_pm(r['summary']['mask']['AP']):>10}  "
+        box, mask = r["summary"]["box"]["AP"], r["summary"]["mask"]["AP"]
+        lines.append(f"{r['mix']:<{width}}  {_pm(box):>10}  {_pm(mask):>10}  "
                      f"{_delta((d.get('box') or {}).get('AP')):>20}  {_delta((d.get('mask') or {}).get('AP')):>20}  "
                      f"{r['steps']:>6}  {r['images']:>7}")
     keys = list(MEASURES) + list(schema.CLASS_NAMES)
