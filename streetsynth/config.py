@@ -36,3 +36,13 @@ def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -
         raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
     return cls(**(values | overrides))
+
+
+def add_version_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that writes a synthetic version shares (seed, device, version, shards)."""
+    parser.add_argument("--seed", type=int, default=0, help="run seed (every sample's seed derives from it)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="model dtype")
+    parser.add_argument("--version", default=None, help="version X.Y.Z to write (default: resume or next patch)")
+    parser.add_argument("--rows-per-shard", type=int, default=64, help="rows per Parquet shard")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.commands.rerender import _size
+from streetsynth.config import add_version_run_options, config_from_args, parse_size
+
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num", type=int, default=8, help="images to generate (prompts taken in turn)")
     p.add_argument("--model", default="tiny", help="SD 1.5/2.1 id or folder; 'tiny' = tiny random pipeline")
     p.add_argument("--revision", default=None)
-    p.add_argument("--size", type=_size, default=(512, 1024), help="HxW, multiples of 8")
+    p.add_argument("--size", type=parse_size, default=(512, 1024), help="HxW, multiples of 8")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--threshold", type=float, default=0.5, help="attention share of its maximum counted inside")
@@ -27,12 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iou-threshold", type=float, default=0.5, help="Mask R-CNN agreement to keep an instance")
     p.add_argument("--detector", default="tiny", help="detector spec for agreement")
     p.add_argument("--sam", default="tiny", help="SAM spec for refinement, or 'none'")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None)
-    p.add_argument("--version", default=None)
-    p.add_argument("--rows-per-shard", type=int, default=64)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version_run_options(p)
     p.set_defaults(func=run)
 
 
@@ -40,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.ground import GroundConfig, run_ground
 
     extra = {"prompts": tuple(args.prompts)} if args.prompts else {}
-    res = run_ground(GroundConfig(
-        out=args.out, num=args.num, model=args.model, revision=args.revision, size=args.size, steps=args.steps,
-        guidance=args.guidance, threshold=args.threshold, min_area=args.min_area, iou_threshold=args.iou_threshold,
-        detector=args.detector, sam=None if args.sam == "none" else args.sam, seed=args.seed, device=args.device,
-        dtype=args.dtype, version=args.version, rows_per_shard=args.rows_per_shard, **extra))
+    res = run_ground(config_from_args(GroundConfig, args, sam=None if args.sam == "none" else args.sam, **extra))
     c = res["counts"]
     print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows, "
           f"{c['failed_samples']} dropped (no instance agreed)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from streetsynth.config import add_version_run_options, config_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("occlude", help="inpaint occluders over parts of real objects into a synthetic version",
@@ -33,12 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=512, help="square working size of an inpainting model")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None)
-    p.add_argument("--version", default=None)
-    p.add_argument("--rows-per-shard", type=int, default=64)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version_run_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,14 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.occlude import OccludeConfig, run_occlude
 
     extra = {"occluders": tuple(args.occluders)} if args.occluders else {}
-    res = run_occlude(OccludeConfig(
-        real=args.real, out=args.out, model=args.model, revision=args.revision, split=args.split,
-        classes=tuple(args.classes), min_size=args.min_size, min_visible=args.min_visible, per_row=args.per_row,
-        num=args.num, placement=args.placement, share=args.share,
-        mask_mode=args.mask_mode, sam=args.sam,
-        drop_below=args.drop_below, size=args.size, steps=args.steps, guidance=args.guidance, seed=args.seed,
-        device=args.device, dtype=args.dtype, version=args.version, rows_per_shard=args.rows_per_shard,
-        **extra))
+    res = run_occlude(config_from_args(OccludeConfig, args, classes=tuple(args.classes), **extra))
     c = res["counts"]
     print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows")
     return 0

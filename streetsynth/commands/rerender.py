@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from streetsynth.config import add_version_run_options, config_from_args, parse_size
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 512x1024, got {text!r}") from None
-    return h, w
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phrase", dest="phrases", action="append", default=None,
                    help="condition phrase added to the prompt (repeatable; default: night, rain, snow, dusk, fog, cities)")
     p.add_argument("--prompt-source", choices=("caption", "default"), default="caption")
-    p.add_argument("--size", type=_size, default=None, help="generation HxW (default: source size)")
+    p.add_argument("--size", type=parse_size, default=None, help="generation HxW (default: source size)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--conditioning-scale", type=float, default=1.0)
@@ -36,12 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-kept", type=int, default=1, help="drop rows keeping fewer instances")
     p.add_argument("--detector", default="tiny", help="detector spec for verification")
     p.add_argument("--num", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None)
-    p.add_argument("--version", default=None)
-    p.add_argument("--rows-per-shard", type=int, default=64)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version_run_options(p)
     p.set_defaults(func=run)
 
 
@@ -49,13 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.rerender import RerenderConfig, run_rerender
 
     extra = {"phrases": tuple(args.phrases)} if args.phrases else {}
-    res = run_rerender(RerenderConfig(
-        real=args.real, out=args.out, model=args.model, controlnet=args.controlnet, revision=args.revision,
-        split=args.split, condition=args.condition, prompt_source=args.prompt_source, size=args.size,
-        steps=args.steps, guidance=args.guidance, conditioning_scale=args.conditioning_scale,
-        iou_threshold=args.iou_threshold, min_kept=args.min_kept, detector=args.detector, num=args.num,
-        seed=args.seed, device=args.device, dtype=args.dtype, version=args.version,
-        rows_per_shard=args.rows_per_shard, **extra))
+    res = run_rerender(config_from_args(RerenderConfig, args, **extra))
     c = res["counts"]
     print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows, "
           f"{c['failed_samples']} dropped by verification")
