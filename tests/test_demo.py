@@ -16,8 +16,11 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Tiny RANDOM models" in printed  # said plainly
     page = report.read_text()
-    for stage in ("Sample", "Real dataset", "Synthetic v0.1.0", "Training"):
+    for stage in ("Sample", "Real dataset", "Synthetic v0.1.0", "Occluders in boxes v0.1.0",
+                  "Layout-preserving re-rendering v0.1.0", "Grounded generation v0.1.0", "Training"):
         assert f"{stage}</h2>" in page
+    # The comparison is mean ± std over seeds at equal compute, and says the tiny numbers mean nothing.
+    assert "±" in page and "these AP numbers mean nothing" in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) >= 3 and all((report.parent / src).is_file() for src in images)
     # The stages handed real data to each other: the synthetic version points at the real repo...
@@ -29,3 +32,5 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     assert all("maskrcnn:tiny" in g["labeler"] for g in rows["generation"])
     results = json.loads((out / "train" / "results.json").read_text())
     assert [r["mix"] for r in results["runs"]] == ["real=1", "real=1,synthetic=0.5"]
+    assert [len(r["seeds"]) for r in results["runs"]] == [2, 2]
+    assert len({r["steps"] for r in results["runs"]}) == 1
