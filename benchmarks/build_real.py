@@ -99,7 +99,6 @@ from streetsynth.builders.waymo import build_real, hash_split
 from streetsynth.builders.waymo import segment_name as segment_name_of
 from streetsynth.builders.waymo_v1 import read_records
 from streetsynth.commands.make_sample import parse_size
-from streetsynth.builders.frames import decode_bgr
 from streetsynth.builders.captions import make_captioner
 from streetsynth.builders.waymo import stitched_row
 from streetsynth.sample import SCENE_SURFACE, make_sample, render_scene, segment_name
@@ -280,7 +279,7 @@ def builder_frames(files: list[Path], view: tuple[int, int], limit: int):
     n = 0
     for s, path in enumerate(files):
         name = segment_name(SEED, s)
-        for k, rec in enumerate(read_records(path)):  # noqa: B007
+        for k, rec in enumerate(read_records(path)):
             if n >= limit:
                 return
             f, r = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
@@ -364,11 +363,10 @@ def main() -> None:
         pan = [r for r in records if r.cameras["FRONT"].panoptic is not None][:4]
         box = [r for r in records if r.cameras["FRONT"].panoptic is None][:4]
         ms_box, ms_pan = row_ms(box, args.size, args.repeat), (row_ms(pan, args.size, args.repeat) if pan else float("nan"))
-        pan_files = make_sample(tmp / "pan", 2, 4, seed=SEED + 1, view_size=args.view, panoptic_every=1)
+        make_sample(tmp / "pan", 2, 4, seed=SEED + 1, view_size=args.view, panoptic_every=1)
         fps_pan = builder_fps(tmp / "pan", tmp / "realpan", args.size, 1, 8)
         s = compare(builder_frames(files, args.view, args.compare), MODES)
         n_cmp = len(s["ours"]["ms"])
-        del pan_files
 
     overlap = render_scene(0, (64, 96)).overlap_deg  # the sample's geometry
     print(f"builder: {n} frames ({args.segments} segments: " + ", ".join(f"{k} {v} files" for k, v in sorted(split_files.items()))
