@@ -25,11 +25,17 @@
    errors; it favours the Stitcher. Its PSNR is taken where its output lands (eroded by 2 px);
    ours is given both where ours covers and on the Stitcher's pixels of the same frames.
 
-    .venv/bin/python benchmarks/build_real.py [--segments 5 --frames 8 --view 640x960 --size 512x1024]
-                                              [--compare 16 --wide-yaw -25 --wide-scenes 12]
+    .venv/bin/python benchmarks/build_real.py [--segments 6 --frames 20 --panoptic-every 20 --view 1280x1920]
+                                              [--size 512x1024 --compare 6 --wide-yaw -25 --wide-scenes 4]
 
-Measured
---------
+Defaults are honest about real segments: Waymo's 1280x1920 views, panoptic labels on 5 % of the
+frames (plus a panoptic-on-every-frame line and a per-frame box-only vs panoptic comparison),
+segment files hashed into splits so each split holds several files, and the CPUs the machine
+actually gave (two concurrent busy loops against one) printed beside the 2-process scaling.
+Current figures: benchmarks/RESULTS.md, "Issue 12". The figures below are the previous model's.
+
+Measured (previous model, before issue 12)
+------------------------------------------
 
 2026-11-24, the 2-core CPU machine (2 CPU cores, no GPU), defaults, nothing else running
 (``time``: 1 min 7 s wall):
@@ -89,10 +95,13 @@ import numpy as np
 from streetsynth.builders import stitch as stitch_mod
 from streetsynth.builders.frames import decode_image
 from streetsynth.builders.stitch import psnr, stitch
-from streetsynth.builders.waymo import build_real
+from streetsynth.builders.waymo import build_real, hash_split
+from streetsynth.builders.waymo import segment_name as segment_name_of
 from streetsynth.builders.waymo_v1 import read_records
-from streetsynth.commands.make_sample import parse_size
-from streetsynth.builders.sample import make_sample, render_scene, segment_name
+from streetsynth.config import parse_size
+from streetsynth.builders.captions import make_captioner
+from streetsynth.builders.sample import SCENE_SURFACE, make_sample, render_scene, segment_name
+from streetsynth.builders.waymo import stitched_row
 from streetsynth.seeds import derive_seed
 
 SEED = 0
@@ -126,10 +135,55 @@ def floor_fps(jpegs: list[tuple[bytes, bytes]], size: tuple[int, int], repeat: i
 
 def builder_fps(source: Path, out: Path, size: tuple[int, int], num_proc: int, frames: int) -> float:
     t = time.perf_counter()
-    summary = build_real(source, out, size=size, num_proc=num_proc)
+    summary = build_real(source, out, size=size, num_proc=num_proc, validation_percent=40)
     took = time.perf_counter() - t
     assert sum(summary["rows"].values()) == frames, summary["rows"]
     return frames / took
+
+
+def flatten(files: list[Path], to: Path) -> dict[str, int]:
+    """Segment files moved into one folder, so the builder hashes them into splits (several per split)."""
+    to.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        f.rename(to / f.name)
+    counts: dict[str, int] = {}
+    for f in files:
+        split = hash_split(segment_name_of(f), 40)
+        counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+def _busy(seconds: float) -> int:
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def cores_given(seconds: float = 1.0) -> float:
+    """Work of two concurrent busy loops over one alone: the CPUs this run actually got (<= 2)."""
+    import multiprocessing as mp
+
+    one = _busy(seconds)
+    with mp.get_context("spawn").Pool(2) as pool:
+        two = sum(pool.map(_busy, [seconds, seconds]))
+    return two / max(one, 1)
+
+
+def row_ms(records, size: tuple[int, int], repeat: int) -> float:
+    """Median ms of ``stitched_row`` per frame, in this process (geometry cached after the first)."""
+    cap = make_captioner("template")
+    stitched_row(records[0], size, cap)
+    out = []
+    for _ in range(repeat):
+        for rec in records:
+            for v in rec.cameras.values():  # a fresh label decode each time, as in a build
+                if v.panoptic is not None:
+                    v.panoptic.__dict__.pop("label", None)
+            t = time.perf_counter()
+            stitched_row(rec, size, cap)
+            out.append(1e3 * (time.perf_counter() - t))
+    return float(np.median(out))
 
 
 # --------------------------------------------------------------------------------------- stitchers
@@ -184,15 +238,17 @@ def compare(frames, modes: dict[str, int]) -> dict:
     s: dict = {"ours": {"ms": [], "cold_ms": [], "psnr": [], "cover": []}}
     for name in modes:
         s[name] = {"ms": [], "ok_ms": [], "psnr": [], "cover": [], "ours_psnr": [], "residual": [], "fail": []}
-    for front, right, fcam, rcam, truth_rgb in frames:
-        truth = Truth(truth_rgb, sift)
+    for front, right, fcam, rcam, panorama in frames:
         stitch_mod._cached_calibrated.cache_clear()  # cold: the geometry (remap tables) is built
         t = time.perf_counter()
-        stitch(front, right, fcam, rcam, size=truth_rgb.shape[:2])
+        stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE)
         s["ours"]["cold_ms"].append(1e3 * (time.perf_counter() - t))
         t = time.perf_counter()  # cached: as in the builder, one geometry per calibration pair
-        ours = stitch(front, right, fcam, rcam, size=truth_rgb.shape[:2])
+        ours = stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE)
         s["ours"]["ms"].append(1e3 * (time.perf_counter() - t))
+        x0, y0, x1, y1 = ours.geometry.crop  # our output is the covered rectangle of the panorama's canvas
+        truth_rgb = np.ascontiguousarray(panorama[y0:y1, x0:x1])
+        truth = Truth(truth_rgb, sift)
         valid = ours.geometry.valid["FRONT"] | ours.geometry.valid["FRONT_RIGHT"]
         s["ours"]["psnr"].append(psnr(ours.image, truth_rgb, valid))
         s["ours"]["cover"].append(float(valid.mean()))
@@ -275,34 +331,47 @@ def print_comparison(title: str, s: dict, n: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--segments", type=int, default=5,
-                    help="sample segments; the last is validation (work is sharded by segment)")
-    ap.add_argument("--frames", type=int, default=8, help="frames per segment")
-    ap.add_argument("--view", type=parse_size, default=(640, 960), help="per-camera HxW of the sample")
+    ap.add_argument("--segments", type=int, default=6,
+                    help="sample segments, hashed into splits (work is sharded by segment)")
+    ap.add_argument("--frames", type=int, default=20, help="frames per segment")
+    ap.add_argument("--panoptic-every", type=int, default=20, help="panoptic labels on every N-th frame (20: 5%%)")
+    ap.add_argument("--view", type=parse_size, default=(1280, 1920), help="per-camera HxW of the sample (Waymo's)")
     ap.add_argument("--size", type=parse_size, default=(512, 1024), help="stitched HxW the builder writes")
     ap.add_argument("--repeat", type=int, default=3, help="floor timings: best of this many")
-    ap.add_argument("--compare", type=int, default=16, help="builder frames used for the stitcher comparison")
+    ap.add_argument("--compare", type=int, default=6, help="builder frames used for the stitcher comparison")
     ap.add_argument("--wide-yaw", type=float, default=-25.0, help="FRONT_RIGHT yaw (deg) of the wide-overlap scenes")
-    ap.add_argument("--wide-scenes", type=int, default=12, help="wide-overlap scenes (0: skip)")
+    ap.add_argument("--wide-scenes", type=int, default=4, help="wide-overlap scenes (0: skip)")
     args = ap.parse_args()
     t_all = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = make_sample(tmp / "sample", args.segments, args.frames, seed=SEED, view_size=args.view)
-        jpegs = [(r.cameras["FRONT"].image, r.cameras["FRONT_RIGHT"].image) for f in files for r in read_records(f)]
+        files = make_sample(tmp / "sample", args.segments, args.frames, seed=SEED, view_size=args.view,
+                            panoptic_every=args.panoptic_every)
+        split_files = flatten(files, tmp / "flat")
+        files = [tmp / "flat" / f.name for f in files]
+        records = [r for f in files for r in read_records(f)]
+        jpegs = [(r.cameras["FRONT"].image, r.cameras["FRONT_RIGHT"].image) for r in records]
         n = len(jpegs)
+        n_pan = sum(r.cameras["FRONT"].panoptic is not None for r in records)
         floor = floor_fps(jpegs, args.size, args.repeat)
         floor_pil = floor_fps(jpegs, args.size, args.repeat, pil=True)
-        fps = {1: builder_fps(tmp / "sample", tmp / "real1", args.size, 1, n)}
-        cold = builder_fps(tmp / "sample", tmp / "real2cold", args.size, 2, n)  # starts the fork server
-        fps[2] = builder_fps(tmp / "sample", tmp / "real2", args.size, 2, n)
+        fps = {1: builder_fps(tmp / "flat", tmp / "real1", args.size, 1, n)}
+        cold = builder_fps(tmp / "flat", tmp / "real2cold", args.size, 2, n)  # starts the fork server
+        fps[2] = builder_fps(tmp / "flat", tmp / "real2", args.size, 2, n)
+        cores = cores_given()
+        pan = [r for r in records if r.cameras["FRONT"].panoptic is not None][:4]
+        box = [r for r in records if r.cameras["FRONT"].panoptic is None][:4]
+        ms_box, ms_pan = row_ms(box, args.size, args.repeat), (row_ms(pan, args.size, args.repeat) if pan else float("nan"))
+        make_sample(tmp / "pan", 2, 4, seed=SEED + 1, view_size=args.view, panoptic_every=1)
+        fps_pan = builder_fps(tmp / "pan", tmp / "realpan", args.size, 1, 8)
         s = compare(builder_frames(files, args.view, args.compare), MODES)
         n_cmp = len(s["ours"]["ms"])
 
     overlap = render_scene(0, (64, 96)).overlap_deg  # the sample's geometry
-    print(f"builder: {n} frames ({args.segments} segments, the last one validation), {args.view[0]}x{args.view[1]} "
-          f"per camera -> {args.size[0]}x{args.size[1]} stitched JPEG, template captions")
+    print(f"builder: {n} frames ({args.segments} segments: " + ", ".join(f"{k} {v} files" for k, v in sorted(split_files.items()))
+          + f"), {args.view[0]}x{args.view[1]} per camera -> {args.size[0]}x{args.size[1]} stitched JPEG, template "
+          f"captions, panoptic labels on {n_pan} frames ({n_pan / n:.0%})")
     print(f"  {'':40}{'frames/s':>9}{'x floor':>9}")
     print(f"  {'floor: cv2 decode 2 JPEGs + encode 1':40}{floor:9.1f}{1:9.2f}")
     print(f"  {'floor with PIL decode (as the builder)':40}{floor_pil:9.1f}{floor_pil / floor:9.2f}")
@@ -310,7 +379,11 @@ def main() -> None:
         print(f"  {f'build_real, num_proc={p}':40}{v:9.1f}{v / floor:9.2f}")
     print(f"  {'build_real, num_proc=2, first of session':40}{cold:9.1f}{cold / floor:9.2f}"
           f"   (fork server start: {n / cold - n / fps[2]:.1f} s once)")
-    print(f"  num_proc=2 / num_proc=1: {fps[2] / fps[1]:.2f}x")
+    print(f"  {'build_real, panoptic on every frame':40}{fps_pan:9.1f}{fps_pan / floor:9.2f}   (8 frames, num_proc=1)")
+    print(f"  num_proc=2 / num_proc=1: {fps[2] / fps[1]:.2f}x, with {cores:.2f} CPUs actually given "
+          "(two concurrent busy loops / one)")
+    print(f"  stitched_row per frame, one process: box-only {ms_box:.1f} ms, panoptic {ms_pan:.1f} ms "
+          f"({ms_pan / ms_box:.2f}x)")
 
     print_comparison(f"stitchers on {n_cmp} of the builder's frames ({args.view[0]}x{args.view[1]} per camera, "
                      f"{overlap:.1f} deg overlap), PSNR against the rendered panorama", s, n_cmp)

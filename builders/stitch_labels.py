@@ -182,10 +182,17 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     uniq, major = kid[first], ksem[first]
     index = np.where(things, np.searchsorted(uniq, gid) + 1, 0)  # 1..N per pixel, 0 = none
     masks = index[None] == np.arange(1, len(uniq) + 1)[:, None, None]
-    seen = {n: np.isin(uniq, ids[n]) for n in VIEWS}
+    seen = {n: np.isin(uniq, np.unique(ids[n][ids[n] > 0])) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
-    return Instances.from_masks(masks, classes, ids=np.arange(1, len(uniq) + 1), sources=sources)
+    return Instances(_mask_boxes(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
+
+
+def _mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (exclusive max) of non-empty masks, from their row and column projections."""
+    rows, cols = masks.any(axis=2), masks.any(axis=1)
+    h, w = masks.shape[1:]
+    return np.stack([cols.argmax(1), rows.argmax(1), w - cols[:, ::-1].argmax(1), h - rows[:, ::-1].argmax(1)], 1).astype(np.float32)
 
 
 def stitched_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from streetsynth import __version__
 from streetsynth import codec
 from streetsynth import repo as repo_layout
+from streetsynth.camera import Surface
 from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, pairs_features, stitched_features
 from streetsynth.tfrecord import ReadStats
 from streetsynth.versions import fingerprint
@@ -40,7 +41,7 @@ from streetsynth.versions import fingerprint
 from . import waymo_v1, waymo_v2
 from .captions import SOURCES, CaptionContext, Captioner, class_counts, make_captioner
 from .frames import FrameError, FrameRecord
-from .stitch import VIEWS, calibrated_geometry, stitch
+from .stitch import DEFAULT_SURFACE, VIEWS, calibrated_geometry, stitch
 from .stitch_labels import box_instances, camera_instances, stitched_instances
 
 CONFIGS = (STITCHED, PAIRS)
@@ -91,6 +92,8 @@ class WaymoStitchedConfig(datasets.BuilderConfig):
     jpeg_quality: int = 95  # JPEG quality of stitched images
     validation_percent: int = 20  # unsplit sources: share of segments hashed into validation
     report_dir: str | None = None  # where each segment file's skip/method report is written
+    surface: str = "ground+cylinder"  # projection surface: ground+cylinder | cylinder | infinity (rotation only)
+    surface_radius: float = 30.0  # metres from the cameras to the cylinder (and where the ground plane ends)
 
 
 class WaymoStitched(datasets.GeneratorBasedBuilder):
@@ -127,7 +130,8 @@ class WaymoStitched(datasets.GeneratorBasedBuilder):
             for k, rec in enumerate(read_segment(path, cfg.on_error, stats)):
                 try:
                     if cfg.name == STITCHED:
-                        row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality)
+                        row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality,
+                                           Surface(cfg.surface, cfg.surface_radius))
                         methods[row["stitch"]["method"]] = methods.get(row["stitch"]["method"], 0) + 1
                     else:
                         row = pairs_row(rec, captioner, seg_index, k)
@@ -154,6 +158,7 @@ def check_settings(cfg: WaymoStitchedConfig) -> None:
         raise ValueError("captions 'manual' need a prompts file")
     if cfg.on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {cfg.on_error!r}")
+    Surface(cfg.surface, cfg.surface_radius)  # ValueError naming a bad surface or radius
     if cfg.image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {cfg.image_format!r}")
     h, w = cfg.size
@@ -223,16 +228,17 @@ def _context(rec: FrameRecord, classes: np.ndarray, seg_index: int, frame_index:
 
 
 def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Captioner, seg_index: int = 0,
-                 frame_index: int = 0, image_format: str = "jpeg", quality: int = 95) -> dict[str, Any]:
+                 frame_index: int = 0, image_format: str = "jpeg", quality: int = 95,
+                 surface: Surface = DEFAULT_SURFACE) -> dict[str, Any]:
     """One ``stitched`` row: decode, stitch, carry labels, caption, encode.
 
     Pixels stay BGR from OpenCV's decode to the encode. Where the canvas samples the views at half
     their resolution or less, the JPEGs are decoded at half size (the maps follow the image size).
     """
     front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
-    reduce = decode_reduction(front.calibration, right.calibration, size)
+    reduce = decode_reduction(front.calibration, right.calibration, size, surface)
     st = stitch(front.decode_bgr(reduce), right.decode_bgr(reduce), front.calibration, right.calibration, size,
-                bgr=True, what=rec.source)
+                surface=surface, bgr=True, what=rec.source)
     inst = stitched_instances(rec, st.geometry)
     caption = captioner(st.image[..., ::-1], _context(rec, inst.classes, seg_index, frame_index))  # an RGB view, no copy
     h, w = st.image.shape[:2]
@@ -241,11 +247,11 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
             "stitch": st.to_feature()}
 
 
-def decode_reduction(front_cam, right_cam, size: tuple[int, int] | None) -> int:
+def decode_reduction(front_cam, right_cam, size: tuple[int, int] | None, surface: Surface = DEFAULT_SURFACE) -> int:
     """2 when the calibrated canvas samples both views at half their resolution or less, else 1."""
     if front_cam is None or right_cam is None or size is None:
         return 1
-    g = calibrated_geometry(front_cam, right_cam, size)
+    g = calibrated_geometry(front_cam, right_cam, size, surface)
     return 2 if min(g.views["FRONT"].scale) >= 2.0 else 1
 
 
@@ -330,7 +336,8 @@ def _objects_per_class(files: list[Path], config: str) -> dict[str, int]:
 def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = STITCHED,
                size: tuple[int, int] = (512, 1024), captions: str = "template", prompts: str | None = None,
                clip_model: str | None = None, num_proc: int = 1, on_error: str = "raise",
-               image_format: str = "jpeg", validation_percent: int = 20) -> dict[str, Any]:
+               image_format: str = "jpeg", validation_percent: int = 20, surface: str = "ground+cylinder",
+               surface_radius: float = 30.0) -> dict[str, Any]:
     """Build config ``config`` of the real dataset from ``source`` into the repo folder ``out``.
 
     Everything is built in a temporary folder beside ``out`` and moved into place at the end, so
@@ -343,7 +350,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
     all_files = sorted(f for fs in files.values() for f in fs)
     settings = {"config": config, "size": list(size), "captions": captions, "prompts": prompts,
                 "caption_model": clip_model, "on_error": on_error, "image_format": image_format,
-                "validation_percent": validation_percent}
+                "validation_percent": validation_percent, "surface": surface, "surface_radius": surface_radius}
     fp = fingerprint({"files": source_fingerprint(all_files), "settings": settings, "version": __version__})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{config}-{os.getpid()}"
@@ -352,7 +359,8 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
         builder = WaymoStitched(config_name=config, cache_dir=str(tmp / "cache"), source_dir=str(source),
                                 size=tuple(size), captions=captions, prompts_file=None if prompts is None else str(prompts),
                                 caption_model=clip_model, on_error=on_error, image_format=image_format,
-                                validation_percent=validation_percent, report_dir=str(tmp / "reports"))
+                                validation_percent=validation_percent, report_dir=str(tmp / "reports"),
+                                surface=surface, surface_radius=float(surface_radius))
         try:
             with clean_workers():
                 builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")

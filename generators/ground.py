@@ -103,7 +103,8 @@ class GroundConfig:
 
 
 def load_text2img_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
-    from .outpaint import resolve_dtype
+    """(pipeline, id, revision) of ``StableDiffusionPipeline`` (or the tiny one)."""
+    from streetsynth.models.inpaint import resolve_dtype, weights_revision
 
     if model == "tiny":
         from streetsynth.models.tiny_controlnet import build_tiny_text2img_pipeline
@@ -115,7 +116,7 @@ def load_text2img_pipeline(model: str, revision: str | None, device: str, dtype:
                                                    dtype=resolve_dtype(dtype, device)).to(device)
     pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
-    return pipe, model, revision or "main"
+    return pipe, model, weights_revision(model, revision)
 
 
 def run_ground(cfg: GroundConfig) -> dict[str, Any]:

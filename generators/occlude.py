@@ -218,18 +218,20 @@ class OccludeConfig:
 
 
 def load_occluder_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
-    """(pipeline, id, revision): GLIGEN when the id names it, else an inpainting pipeline."""
-    from .outpaint import load_inpaint_pipeline, resolve_dtype
+    """(pipeline, id, revision): GLIGEN when the id names it, else an inpainting pipeline; the revision
+    is the snapshot's commit or a local folder's weights hash, never a branch name."""
+    from streetsynth.models import inpaint as models
 
     if "gligen" not in model.lower():
-        return load_inpaint_pipeline(model, revision, device, dtype)
+        loaded = models.load(model, device, dtype, revision)
+        return loaded.pipeline, loaded.model_id, loaded.revision
     from diffusers import StableDiffusionGLIGENPipeline
 
     pipe = StableDiffusionGLIGENPipeline.from_pretrained(model, revision=revision,
-                                                         dtype=resolve_dtype(dtype, device)).to(device)
+                                                         dtype=models.resolve_dtype(dtype, device)).to(device)
     pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
-    return pipe, model, revision or "main"
+    return pipe, model, models.weights_revision(model, revision)
 
 
 def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:

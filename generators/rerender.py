@@ -139,7 +139,7 @@ class RerenderConfig:
 
 def load_controlnet_pipeline(model: str, controlnet: str, revision: str | None, device: str, dtype: str | None):
     """(pipeline, id, revision) of ``StableDiffusionControlNetPipeline`` (or the tiny one)."""
-    from .outpaint import resolve_dtype
+    from streetsynth.models.inpaint import resolve_dtype, weights_revision
 
     if model == "tiny":
         from streetsynth.models.tiny_controlnet import build_tiny_controlnet_pipeline
@@ -153,7 +153,7 @@ def load_controlnet_pipeline(model: str, controlnet: str, revision: str | None, 
                                                              dtype=torch_dtype).to(device)
     pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
-    return pipe, f"{model}+{controlnet}", revision or "main"
+    return pipe, f"{model}+{controlnet}", f"{weights_revision(model, revision)}+{weights_revision(controlnet, None)}"
 
 
 def render(pipe, condition: np.ndarray, prompt: str, negative: str, seed: int, steps: int, guidance: float,

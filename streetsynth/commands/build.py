@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-proc", type=int, default=1, help="processes (work is sharded by segment file)")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="a bad frame stops the build (raise) or is counted and skipped (skip)")
+    p.add_argument("--surface", choices=("ground+cylinder", "cylinder", "infinity"), default="ground+cylinder",
+                   help="projection surface of the stitch (README: what ghosting each leaves)")
+    p.add_argument("--surface-radius", type=float, default=30.0, help="metres to the cylinder / end of the ground plane")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -49,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-proc must be at least 1, got {args.num_proc}")
     summary = build_real(args.source, args.out, config=args.config, size=args.size, captions=args.captions,
                          prompts=args.prompts, clip_model=args.caption_model, num_proc=args.num_proc,
-                         on_error=args.on_error)
+                         on_error=args.on_error, surface=args.surface, surface_radius=args.surface_radius)
     print(format_summary(summary))
     return 0

@@ -203,10 +203,8 @@ def load(spec: str, device: str = "cpu", dtype: str | None = None, revision: str
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # street scenes; a blacked-out image would be a silent bad row
         local = Path(spec)
-        if local.exists():
-            model = LoadedModel(pipe, family, str(local.resolve()), "sha256:" + weights_hash(local))
-        else:
-            model = LoadedModel(pipe, family, spec, snapshot_commit(spec, revision))
+        model = LoadedModel(pipe, family, str(local.resolve()) if local.exists() else spec,
+                            weights_revision(spec, revision))
     pipe, denoiser = model.pipeline, model.denoiser
     pipe = pipe.to(device) if denoiser.dtype == torch_dtype else pipe.to(device=device, dtype=torch_dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -215,6 +213,13 @@ def load(spec: str, device: str = "cpu", dtype: str | None = None, revision: str
     if compile_denoiser:
         setattr(pipe, model.family.denoiser, torch.compile(model.denoiser))
     return model
+
+
+def weights_revision(spec: str, revision: str | None) -> str:
+    """What a just-loaded model's weights are: ``sha256:<hash>`` of a local folder, or the commit of the
+    Hub snapshot they came from (never a branch name)."""
+    local = Path(spec)
+    return "sha256:" + weights_hash(local) if local.exists() else snapshot_commit(spec, revision)
 
 
 def snapshot_commit(repo_id: str, revision: str | None) -> str:
