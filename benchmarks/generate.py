@@ -2,7 +2,7 @@
 
 Both sides outpaint the same realistic 512x1024 street scenes (the sample maker's renderer) with
 the same model, batch size, steps and seeds; the plain loop keeps the images in memory. Ours adds
-the seam gate, labels, PNG encoding (on a worker thread overlapping the next call), Parquet shards
+the seam gate, labels, lossless WebP encoding (on a worker thread overlapping the next call), Parquet shards
 and the manifest. One-off costs (reading the source, version resolution, info/README, contact
 sheet) are timed apart; the per-sample overhead is (ours - one-off - plain) / samples. Also prints
 PNG/WebP encoding time and size per image on the same scenes.
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from factories_generate import stitched_row  # noqa: E402
+from factories_generate import _png, stitched_row  # noqa: E402
 
 import streetsynth.generators.generate as gen  # noqa: E402
 from streetsynth import repo  # noqa: E402
@@ -87,7 +87,7 @@ def scene_repo(path: Path, rows: int, height: int, width: int) -> Path:
     for i in range(rows):
         row = stitched_row(i, rng, height, width, front_x1=int(width * 0.7))
         scene = render_panorama(np.random.default_rng(i), height, width, height * 0.43, i % 4 == 3, 5, 4)[0]
-        row["image"] = {"bytes": gen._png(scene), "path": None}
+        row["image"] = {"bytes": _png(scene), "path": None}
         data.append(row)
     repo.write_shard(path, STITCHED, "train", 0, data, stitched_features())
     repo.write_info(path, {"kind": "real", "fingerprint": f"scenes-{rows}-{height}x{width}"})
@@ -141,8 +141,8 @@ def encoders(images: list[np.ndarray]) -> None:
         return enc
 
     options = {"PNG, PIL default level 6": pil("PNG"), "PNG, PIL compress_level=1": pil("PNG", compress_level=1),
-               "PNG, OpenCV level 1 (ours)": lambda a: cv2.imencode(".png", a[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1],
-               "WebP lossless, method 0": pil("WEBP", lossless=True, method=0, quality=0)}
+               "PNG, OpenCV level 1": lambda a: cv2.imencode(".png", a[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1],
+               "WebP lossless, method 0 (ours)": pil("WEBP", lossless=True, method=0, quality=0)}
     for name, enc in options.items():
         t = time.perf_counter()
         sizes = [len(enc(a)) for a in images]
@@ -158,11 +158,18 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--full-size", action="store_true", help="SD-2-inpainting-sized UNet/VAE, random weights")
+    p.add_argument("--attention", default=None, help="diffusers attention backend for the UNet, e.g. native, flash")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (both sides)")
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     pipe = full_size_pipeline() if args.full_size else build_tiny_inpaint_pipeline()
-    pipe = timed(pipe.to(args.device) if dtype == torch.float32 else pipe.to(args.device, dtype))
+    pipe = pipe.to(args.device) if dtype == torch.float32 else pipe.to(args.device, dtype)
+    if args.attention:
+        pipe.unet.set_attention_backend(args.attention)
+    if args.compile:
+        pipe.unet = torch.compile(pipe.unet)
+    pipe = timed(pipe)
     with tempfile.TemporaryDirectory() as tmp:
         real = scene_repo(Path(tmp) / "real", args.num, h, w)
         rows = list(load_split(real, "stitched", "train"))
@@ -181,7 +188,7 @@ def main() -> None:
     overhead = (t_ours - one_off - t_plain) / n
     model = "full-size (SD-2-inpainting UNet/VAE, random)" if args.full_size else "tiny random"
     print(f"model {model}, {n} samples {h}x{w}, batch {args.batch_size} both sides, {args.steps} steps, "
-          f"device {args.device} {args.dtype}")
+          f"device {args.device} {args.dtype}, attention {args.attention or 'default'}, compile {args.compile}")
     print(f"plain loop of the same pipeline calls: {t_plain / n * 1e3:9.0f} ms per sample")
     print(f"streetsynth generate, written:         {t_ours / n * 1e3:9.0f} ms per sample "
           f"({t_plain / t_ours:.2f}x the plain loop's throughput, one-off costs included)")

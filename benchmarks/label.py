@@ -146,7 +146,7 @@ def main() -> None:
         same = len(ours[0]) == len(loop[0]) and all(np.array_equal(a, b) for a, b in zip(ours[0], loop[0]))
         if not same:
             raise SystemExit(f"box-first and loop answers differ for {n} masks")
-        share = f"{t_ours / t_models:>11.3f}" if t_models else f"{'-':>11}"
+        share = f"{t_ours / t_models:>11.3%}" if t_models else f"{'-':>11}"
         print(f"{n:>9} {t_ours * 1e3:>9.1f} {t_loop * 1e3:>9.1f} {t_loop / t_ours:>9.1f} {share}"
               f"   ({len(ours[0])} objects, same answer)")
 
