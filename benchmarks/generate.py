@@ -173,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         real = scene_repo(Path(tmp) / "real", args.num, h, w)
         rows = list(load_split(real, "stitched", "train"))
-        plain_loop(pipe, rows[:1], 1, args.steps, 7.5, 0)  # warm-up
+        plain_loop(pipe, rows[:args.batch_size], args.batch_size, args.steps, 7.5, 0)  # warm-up at the batch shape
         t_plain = plain_loop(pipe, rows, args.batch_size, args.steps, 7.5, 0)
         spent = one_off_timers()
         pipe._seconds = 0.0

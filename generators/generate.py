@@ -231,7 +231,15 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
     kept_rejected = 0
     # Labelling and image encoding of accepted images run on one worker thread while the next
     # pipeline call runs; the seam gate stays inline because it decides the next batch (retries).
+    # Source rows are decoded and made into canvases ahead, on another thread, for the same reason.
     post = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-post")
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-load")
+    ahead: deque[Future] = deque()
+
+    def load_ahead() -> None:
+        while todo and len(ahead) < 2 * cfg.batch_size:
+            ahead.append(loader.submit(new_sample, todo.popleft()))
+
     finished: dict[int, tuple[Future | None, _Sample]] = {}
     order = deque(mine)  # emission order
     todo = deque(mine)  # not yet started
@@ -239,10 +247,12 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
     stats = {"accepted": 0, "rejected": 0, "attempts": 0}
     bar = tqdm(total=len(mine), desc=f"generate[{rank}]" if world > 1 else "generate", unit="sample",
                disable=not cfg.progress)
-    while todo or retry:
+    load_ahead()
+    while ahead or retry:
         batch: list[_Sample] = []
-        while len(batch) < cfg.batch_size and (retry or todo):
-            batch.append(retry.popleft() if retry else new_sample(todo.popleft()))
+        while len(batch) < cfg.batch_size and (retry or ahead):
+            batch.append(retry.popleft() if retry else ahead.popleft().result())
+        load_ahead()
         for group in _same_size(batch):
             seeds = [derive_seed(cfg.seed, s.id, s.attempt) for s in group]
             images = outpaint_batch(pipe, [s.canvas for s in group], [s.prompt for s in group],
@@ -270,7 +280,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                     bar.update(1)
         while order and order[0] in finished:
             job, s = finished[order[0]]
-            if job is not None and not job.done() and (todo or retry):
+            if job is not None and not job.done() and (ahead or retry):
                 break  # still labelling/encoding: write it after the next pipeline call
             finished.pop(order.popleft())
             writer.add(s.id, job.result() if job is not None else None, attempts=s.attempt + 1, rejected=s.rejected)
@@ -278,6 +288,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                         attempts_per_s=f"{stats['attempts'] / max(bar.format_dict['elapsed'], 1e-9):.2f}")
     bar.close()
     post.shutdown()
+    loader.shutdown()
     writer.flush()
     barrier()
 
