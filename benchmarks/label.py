@@ -93,7 +93,7 @@ def timed(fn, repeat: int):
     return best, out
 
 
-def model_seconds(height: int, width: int, n_boxes: int) -> tuple[float, float, float]:
+def model_seconds(height: int, width: int, n_boxes: int, device: str = "cpu") -> tuple[float, float, float]:
     """Seconds for one image through real-size Mask R-CNN v2, SAM vit_b box mode with ``n_boxes``
     boxes (one embedding, one batched decode), and SAM's image embedding alone; random weights."""
     import torch
@@ -104,12 +104,19 @@ def model_seconds(height: int, width: int, n_boxes: int) -> tuple[float, float, 
 
     torch.manual_seed(0)
     image = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
-    det = torchvision.models.detection.maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None).eval()
-    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    det = torchvision.models.detection.maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None).eval().to(device)
+    x = (torch.from_numpy(image).permute(2, 0, 1).float() / 255).to(device)
+
+    def detect():
+        out = det([x])
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out
+
     with torch.no_grad():
-        det([x])
-        t_det, _ = timed(lambda: det([x]), 1)
-    predictor = SamPredictor(sam_model_registry["vit_b"](checkpoint=None).eval())
+        detect()
+        t_det, _ = timed(detect, 1)
+    predictor = SamPredictor(sam_model_registry["vit_b"](checkpoint=None).eval().to(device))
     rng = np.random.default_rng(1)
     xy = rng.uniform([0, 0], [width - 64, height - 64], (n_boxes, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(16, 64, (n_boxes, 2))], axis=1)
@@ -127,14 +134,15 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[50, 200])
     ap.add_argument("--repeat", type=int, default=2, help="timings per side (best kept), the same for both")
     ap.add_argument("--boxes", type=int, default=20, help="boxes prompting SAM in the model timing")
+    ap.add_argument("--device", default="cpu", help="torch device for the model timing")
     ap.add_argument("--no-models", action="store_true", help="skip the real-size model timing")
     args = ap.parse_args()
     h, w = args.height, args.width
     t_models = None
     if not args.no_models:
-        t_det, t_sam, t_embed = model_seconds(h, w, args.boxes)
+        t_det, t_sam, t_embed = model_seconds(h, w, args.boxes, args.device)
         t_models = t_det + t_sam
-        print(f"image {h}x{w}; real-size models, random weights, one image on the CPU: maskrcnn_resnet50_fpn_v2 "
+        print(f"image {h}x{w}; real-size models, random weights, one image on {args.device}: maskrcnn_resnet50_fpn_v2 "
               f"{t_det:.2f} s; SAM vit_b box mode, {args.boxes} boxes in one call: {t_sam:.2f} s "
               f"({args.boxes / t_sam:.1f} masks/s; embedding alone {t_embed:.2f} s, so "
               f"{args.boxes / max(t_sam - t_embed, 1e-9):.0f} masks/s decoded after it)")
@@ -146,7 +154,7 @@ def main() -> None:
         same = len(ours[0]) == len(loop[0]) and all(np.array_equal(a, b) for a, b in zip(ours[0], loop[0]))
         if not same:
             raise SystemExit(f"box-first and loop answers differ for {n} masks")
-        share = f"{t_ours / t_models:>11.3f}" if t_models else f"{'-':>11}"
+        share = f"{t_ours / t_models:>11.3%}" if t_models else f"{'-':>11}"
         print(f"{n:>9} {t_ours * 1e3:>9.1f} {t_loop * 1e3:>9.1f} {t_loop / t_ours:>9.1f} {share}"
               f"   ({len(ours[0])} objects, same answer)")
 
