@@ -36,6 +36,7 @@ from streetsynth.versions import fingerprint, resolve_version
 
 from streetsynth.models.inpaint import LoadedModel, injected, load
 
+from .merge_labels import merge_labels
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import DEFAULT_THRESHOLD, SeamGate
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
@@ -210,7 +211,12 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
 
     def finish_row(s: _Sample, image: np.ndarray, score: float, seed: int) -> dict[str, Any]:
         h, w = image.shape[:2]
-        inst = labeler(image) if labeler is not None else carry_known_objects(s.row, s.canvas, h, w)
+        inst = carry_known_objects(s.row, s.canvas, h, w)
+        if labeler is not None:
+            # The source's ground truth in the known part, the labeler's instances in the invented part.
+            known = np.zeros((h, w), bool)
+            known[:, : s.canvas.known_width] = True
+            inst = merge_labels(inst, labeler(image), known, labeler_desc)
         src = s.row
         return {
             "id": s.id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
@@ -224,7 +230,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                 "negative_prompt": negative_prompt, "seed": seed, "steps": cfg.steps,
                 "guidance_scale": guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
                 "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
-                "labeler": labeler_desc, "package_version": streetsynth.__version__,
+                "labeler": labeler_desc, "package_version": streetsynth.__version__, "method": "outpaint",
             },
         }
 
