@@ -10,7 +10,6 @@ FID and KID; the CLIP score comes from a transformers CLIP model named by id or 
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,14 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from streetsynth.models.features import inception_extractor
 from streetsynth.repo import load_split, read_info, write_info
 from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
-
-#: The Inception-v3 weights torch-fidelity (and torchmetrics' FID) use, and where they come from.
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
-INCEPTION_SHA256_PREFIX = "6726825d"
-
 
 @dataclass
 class QualityConfig:
@@ -56,33 +50,6 @@ class _Features(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
-
-
-def inception_weights(path: str | Path | None = None) -> Path:
-    """The Inception weights file, checked (sha256 prefix, tensors only); says exactly what is missing."""
-    target = Path(path) if path else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if not target.exists():
-        raise FileNotFoundError(f"FID/KID need the Inception-v3 weights {INCEPTION_FILE} ({INCEPTION_URL}); "
-                                f"no file at {target}: download it there or pass --inception PATH")
-    digest = hashlib.sha256()
-    with target.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(INCEPTION_SHA256_PREFIX):
-        raise ValueError(f"{target}: not {INCEPTION_FILE} (sha256 {digest.hexdigest()[:8]}, expected "
-                         f"{INCEPTION_SHA256_PREFIX}...)")
-    torch.load(target, map_location="cpu", weights_only=True)  # refuses anything but tensors
-    return target
-
-
-def inception_extractor(path: str | Path | None = None) -> torch.nn.Module:
-    """torchmetrics' Inception-v3 (2048 pool features) on uint8 images, from the checked weights."""
-    from torchmetrics.image.fid import NoTrainInceptionV3
-
-    net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                             feature_extractor_weights_path=str(inception_weights(path)))
-    net.description = f"inception-v3 ({INCEPTION_FILE})"
-    return net
 
 
 def decode(row: dict[str, Any]) -> np.ndarray:
@@ -189,11 +156,12 @@ def clip_score(pairs: Iterator[tuple[np.ndarray, str]], clip, batch_size: int = 
 
 def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
     """The quality block of a synthetic version against the real scenes it came from."""
+    extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
+    clip = load_clip(cfg.clip_model, cfg.device) if cfg.clip_model else None
     synth = load_split(cfg.synthetic, SYNTHETIC, SYNTHETIC_SPLIT)
     real = load_split(cfg.real, STITCHED, cfg.split)
     if cfg.max_images is not None:
         synth, real = (d.select(range(min(cfg.max_images, len(d)))) for d in (synth, real))
-    extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
     feats = {}
     for name, rows, region in (("real", real, real_region), ("synthetic", synth, synthetic_region)):
         feats[name] = features((decode(r) for r in rows), extractor, cfg.size, cfg.batch_size, cfg.device)
@@ -208,8 +176,7 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         "images": fid_kid(feats["real"], feats["synthetic"]),
         "invented_region": fid_kid(feats["real_region"], feats["synthetic_region"]),
     }
-    if cfg.clip_model:
-        clip = load_clip(cfg.clip_model, cfg.device)
+    if clip is not None:
         sources = {r["id"]: r for r in real}
         paired = [r for r in synth if r["generation"]["source_id"] in sources]
         block["clip"] = {

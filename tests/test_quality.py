@@ -10,26 +10,11 @@ import torch
 from factories_generate import make_real_repo
 
 from streetsynth.generators.generate import GenerateConfig, run_generation
-from streetsynth.generators.quality import (INCEPTION_FILE, QualityConfig, decode, features, fid_kid,
-                                            inception_weights, measure_quality, quality_lines, record_quality)
+from streetsynth.generators.quality import (QualityConfig, decode, features, fid_kid, measure_quality,
+                                            quality_lines, record_quality)
+from streetsynth.models.features import INCEPTION_FILE, TinyFeatures, inception_extractor, inception_weights
 from streetsynth.models.inpaint import build_tiny
 from streetsynth.repo import load_split, read_info
-
-
-class TinyFeatures(torch.nn.Module):
-    """A fixed random conv net: uint8 images -> 8 pooled responses (a stand-in for Inception)."""
-
-    description = "tiny-random-conv"
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                                       torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
-                                       torch.nn.AdaptiveAvgPool2d(1))
-
-    def forward(self, x):
-        return 100.0 * self.net(x.float() / 255.0).flatten(1)  # responses of about Inception's magnitude
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +74,7 @@ def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_l
                                         pipeline=build_tiny("sd-inpaint"), seam_threshold=1e9, progress=False))
     block = measure_quality(QualityConfig(real=str(real), synthetic=str(res.folder), size=(64, 64),
                                           clip_model=_tiny_clip(tmp_path / "clip"), feature=TinyFeatures()))
-    assert block["counts"] == {"real": 6, "synthetic": 6} and block["feature_extractor"] == "tiny-random-conv"
+    assert block["counts"] == {"real": 6, "synthetic": 6} and block["feature_extractor"] == TinyFeatures.description
     # the tiny pipeline invents noise: its region is farther from the real region than whole images are
     assert block["invented_region"]["fid"] > block["images"]["fid"] > 0
     assert all(0.0 <= block["clip"][k] <= 100.0 for k in ("images", "invented_region", "real_region"))
@@ -116,7 +101,5 @@ def test_missing_inception_weights_name_the_file_needed(tmp_path, monkeypatch):
                     reason="the Inception weights are not in torch hub's cache")
 def test_the_real_inception_path_when_its_weights_exist(tmp_path):
     real, images = _real_images(tmp_path, n=4)
-    from streetsynth.generators.quality import inception_extractor
-
     feats = features(iter(images), inception_extractor(), (299, 299), 4)
     assert feats.shape == (4, 2048) and abs(fid_kid(feats, feats.flip(0))["fid"]) < 1e-3

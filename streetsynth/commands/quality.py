@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception", default=None,
                    help="Inception weights file (default: torch hub's checkpoints/weights-inception-2015-12-05-"
                    "6726825d.pth)")
+    p.add_argument("--tiny-features", action="store_true",
+                   help="a tiny random feature extractor instead of Inception (tests the flow; numbers mean nothing)")
     p.add_argument("--clip-model", default=None, help="transformers CLIP id or folder, e.g. "
                    "openai/clip-vit-large-patch14 (default: no CLIP score)")
     p.add_argument("--size", type=int, default=299, help="side images and regions are resized to")
@@ -29,13 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.quality import QualityConfig, format_quality, measure_quality, record_quality
+    from streetsynth.models.features import TinyFeatures
     from streetsynth.training.compare import resolve_synthetic
 
     folder = resolve_synthetic(args.synthetic)
     block = measure_quality(QualityConfig(
         real=args.real, synthetic=str(folder), split=args.split, inception=args.inception,
         clip_model=args.clip_model, size=(args.size, args.size), max_images=args.max_images,
-        batch_size=args.batch_size, device=args.device))
+        batch_size=args.batch_size, device=args.device, feature=TinyFeatures() if args.tiny_features else None))
     record_quality(folder, block)
     print(f"{folder}: {format_quality(block)}")
     print(f"wrote the quality block into {folder / 'meta' / 'info.json'}")
