@@ -19,6 +19,8 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     for stage in ("Sample", "Real dataset", "Synthetic v0.1.0", "Occluders in boxes v0.1.0",
                   "Layout-preserving re-rendering v0.1.0", "Grounded generation v0.1.0", "Training"):
         assert f"{stage}</h2>" in page
+    # The outpaint version's image quality against the real scenes is measured and on its card.
+    assert "FID (invented region)" in page and "quality" in repo.read_info(out / "synthetic" / "v0.1.0")
     # The comparison is mean ± std over seeds at equal compute, and says the tiny numbers mean nothing.
     assert "±" in page and "these AP numbers mean nothing" in page
     images = re.findall(r'<img src="([^"]+)"', page)

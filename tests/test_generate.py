@@ -81,21 +81,30 @@ def test_same_settings_resume_other_settings_make_a_new_version(tmp_path, pipe):
         run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, steps=3, version="0.1.0"))
 
 
-def test_injected_labeler_labels_the_whole_image(tmp_path, pipe):
+def test_injected_labeler_labels_the_invented_part_and_ground_truth_stays(tmp_path, pipe):
     make_real_repo(tmp_path / "real", rows=1)
 
     class Labeler:
         description = "fake-labeler"
 
         def __call__(self, image):
-            masks = np.zeros((1,) + image.shape[:2], bool)
-            masks[0, 5:20, 100:120] = True
-            return Instances.from_masks(masks, [1])
+            masks = np.zeros((2,) + image.shape[:2], bool)
+            masks[0, 5:20, 100:120] = True  # in the invented part
+            masks[1, 5:20, 2:12] = True  # in the known part, where the source's ground truth rules
+            return Instances.from_masks(masks, [1, 1])
 
     res = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, labeler=Labeler()))
     row = load_split(res.folder, "synthetic", "synthetic")[0]
-    assert row["generation"]["labeler"] == "fake-labeler"
-    assert row["objects"][0]["bbox"] == [100.0, 5.0, 120.0, 20.0]
+    known = row["generation"]["known_width"]
+    assert row["generation"]["labeler"] == "fake-labeler" and row["generation"]["method"] == "outpaint"
+    assert known <= 100
+    boxes = [o["bbox"] for o in row["objects"]]
+    assert [100.0, 5.0, 120.0, 20.0] in boxes and [2.0, 5.0, 12.0, 20.0] not in boxes
+    labelled = [o for o in row["objects"] if o["bbox"] == [100.0, 5.0, 120.0, 20.0]]
+    assert labelled[0]["source"] == "fake-labeler"
+    # Every other object is the source's ground truth, carried into the known part (there is some).
+    carried = [o for o in row["objects"] if o not in labelled]
+    assert carried and all(o["source"] == "ground-truth" for o in carried)
 
 
 def test_bad_input_is_a_clear_error(tmp_path, pipe):
