@@ -139,7 +139,8 @@ class WaymoStitched(datasets.GeneratorBasedBuilder):
                     if cfg.on_error == "raise" and not isinstance(exc, (FrameError, ValueError)):
                         raise
                     what = str(exc) if isinstance(exc, (FrameError, ValueError)) else f"{type(exc).__name__}: {exc}"
-                    err = FrameError(f"{rec.source}: frame {rec.timestamp_micros}: {what}") if rec.source not in what else FrameError(what)
+                    where = "" if rec.source in what else f"{rec.source}: frame {rec.timestamp_micros}: "
+                    err = FrameError(where + what)
                     if cfg.on_error == "raise":
                         raise err from None
                     stats.records -= 1
