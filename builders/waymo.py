@@ -126,17 +126,28 @@ class WaymoStitched(datasets.GeneratorBasedBuilder):
         single_threaded_in_worker()
         captioner = cached_captioner(cfg.captions, cfg.prompts_file, cfg.caption_model)
         for path, seg_index in zip(files, indices):
-            stats, methods = ReadStats(), {}
+            stats, methods, seen = ReadStats(), {}, set()
             for k, rec in enumerate(read_segment(path, cfg.on_error, stats)):
+                if rec.id in seen:  # a repeated frame would give a second row with the same id
+                    stats.records -= 1
+                    stats.skip(FrameError(f"{rec.source}: duplicate frame id {rec.id}: skipped"))
+                    continue
+                seen.add(rec.id)
                 try:
                     if cfg.name == STITCHED:
+                        check_calibrations(rec)
                         row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality,
                                            Surface(cfg.surface, cfg.surface_radius))
+                        check_stitch(row["stitch"], row["width"])
                         methods[row["stitch"]["method"]] = methods.get(row["stitch"]["method"], 0) + 1
                     else:
                         row = pairs_row(rec, captioner, seg_index, k)
-                except (FrameError, ValueError) as exc:
-                    err = FrameError(f"{rec.source}: frame {rec.timestamp_micros}: {exc}") if rec.source not in str(exc) else exc
+                except Exception as exc:  # under skip, any per-frame failure is a counted skip with its reason
+                    if cfg.on_error == "raise" and not isinstance(exc, (FrameError, ValueError)):
+                        raise
+                    what = str(exc) if isinstance(exc, (FrameError, ValueError)) else f"{type(exc).__name__}: {exc}"
+                    where = "" if rec.source in what else f"{rec.source}: frame {rec.timestamp_micros}: "
+                    err = FrameError(where + what)
                     if cfg.on_error == "raise":
                         raise err from None
                     stats.records -= 1
@@ -162,8 +173,68 @@ def check_settings(cfg: WaymoStitchedConfig) -> None:
     if cfg.image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {cfg.image_format!r}")
     h, w = cfg.size
-    if h < 16 or w < 16:
-        raise ValueError(f"size must be at least 16x16, got {h}x{w}")
+    if not (16 <= h <= MAX_SIDE and 16 <= w <= MAX_SIDE):
+        raise ValueError(f"size must lie between 16x16 and {MAX_SIDE}x{MAX_SIDE}, got {h}x{w}")
+
+
+#: The largest stitched side a build accepts (pixels).
+MAX_SIDE = 8192
+
+
+def check_calibrations(rec: FrameRecord) -> None:
+    """FrameError unless FRONT's and FRONT_RIGHT's calibrations are usable.
+
+    Focal lengths finite and positive, the principal point inside the image, the rotation finite
+    and orthonormal with determinant +1. A missing calibration is allowed (the stitch falls back
+    to feature matching).
+    """
+    for name in VIEWS:
+        cam = rec.cameras[name].calibration
+        if cam is None:
+            continue
+        what = f"camera {name} calibration"
+        if not (np.isfinite([cam.fu, cam.fv]).all() and cam.fu > 0 and cam.fv > 0):
+            raise FrameError(f"{what}: focal lengths must be finite and > 0, got fu={cam.fu}, fv={cam.fv}")
+        if not (np.isfinite([cam.cu, cam.cv]).all() and 0 <= cam.cu < cam.width and 0 <= cam.cv < cam.height):
+            raise FrameError(f"{what}: principal point ({cam.cu}, {cam.cv}) outside the {cam.width}x{cam.height} image")
+        if not np.isfinite(cam.distortion).all():
+            raise FrameError(f"{what}: distortion k1, k2, p1, p2, k3 must be finite, got {list(cam.distortion)}")
+        r = np.asarray(cam.rotation, np.float64)
+        if r.shape != (3, 3) or not np.isfinite(r).all() or not np.isfinite(cam.translation).all():
+            raise FrameError(f"{what}: extrinsic is not finite")
+        if np.abs(r @ r.T - np.eye(3)).max() > 1e-3 or np.linalg.det(r) < 0:
+            raise FrameError(f"{what}: rotation is not orthonormal with determinant +1")
+
+
+def check_stitch(stitch_fields: dict[str, Any], width: int) -> None:
+    """FrameError when either camera contributes no column to the stitched scene."""
+    if stitch_fields["front_x1"] <= 0 or stitch_fields["right_x0"] >= width:
+        raise FrameError(f"stitch: one view contributes nothing (front ends at column {stitch_fields['front_x1']}, "
+                         f"front_right starts at {stitch_fields['right_x0']} of {width})")
+
+
+def segment_context_name(path: str | os.PathLike) -> str:
+    """The segment a file holds, from its content (``context.name`` of its first frame, or v2's
+    ``key.segment_context_name``); the file name where the file holds no readable frame."""
+    if Path(path).suffix == ".parquet":
+        col = pq.read_table(path, columns=[waymo_v2.SEGMENT]).column(0)
+        return str(col[0]) if len(col) else segment_name(path)
+    for _, frame in waymo_v1.read_frames(path, "skip"):
+        return frame.context.name or segment_name(path)
+    return segment_name(path)
+
+
+def refuse_repeated_segments(files: dict[str, list[Path]]) -> None:
+    """ValueError naming both files when one segment (by content) is in two files, in one split or two."""
+    where: dict[str, tuple[str, Path]] = {}
+    for split, fs in sorted(files.items()):
+        for f in fs:
+            name = segment_context_name(f)
+            if name in where:
+                other_split, other = where[name]
+                raise ValueError(f"segment {name} is in both {other} ({other_split or 'unsplit'}) and {f} "
+                                 f"({split or 'unsplit'}); remove one copy")
+            where[name] = (split, f)
 
 
 def source_format(source: str | os.PathLike) -> str:
@@ -192,11 +263,13 @@ def hash_split(segment: str, validation_percent: int) -> str:
 
 
 def split_segments(files: dict[str, list[Path]], validation_percent: int = 20) -> dict[str, list[Path]]:
-    """Named splits kept; files under ``""`` assigned by :func:`hash_split` of their segment name."""
+    """Named splits kept; files under ``""`` assigned by :func:`hash_split` of their segment's own name
+    (``context.name``, not the file name); a segment in two files is refused."""
+    refuse_repeated_segments(files)
     out: dict[str, list[Path]] = {}
     for split, fs in files.items():
         for f in fs:
-            out.setdefault(split or hash_split(segment_name(f), validation_percent), []).append(f)
+            out.setdefault(split or hash_split(segment_context_name(f), validation_percent), []).append(f)
     return {s: sorted(fs) for s, fs in sorted(out.items())}
 
 
@@ -333,6 +406,45 @@ def _objects_per_class(files: list[Path], config: str) -> dict[str, int]:
     return counts
 
 
+def refuse_nested(source: Path, out: Path) -> None:
+    """ValueError when ``out`` is ``source``, lies inside it, or holds it: the build replaces ``out``."""
+    src, dst = source.resolve(), out.resolve()
+    if dst == src or src in dst.parents:
+        raise ValueError(f"--out {out} lies inside --source {source}: the repo would hold the raw segments; "
+                         "choose an --out outside the source folder")
+    if dst in src.parents:
+        raise ValueError(f"--source {source} lies inside --out {out}, which the build replaces; move one of them")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_builds(out: Path) -> list[Path]:
+    """Remove ``.OUT.building-*-PID`` folders left by builds whose process is gone; returns them."""
+    removed = []
+    for d in out.parent.glob(f".{out.name}.building-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def refuse_empty_splits(rows: dict[str, int], reasons: list[str]) -> None:
+    """ValueError when the build has no rows at all, or a split ends with 0 rows (with the first skip reason)."""
+    empty = sorted(s for s, n in rows.items() if n == 0)
+    if not rows or empty:
+        why = f"; {len(reasons)} frames skipped, first: {reasons[0]}" if reasons else ""
+        raise ValueError(f"split(s) {', '.join(empty) or 'all'} ended with 0 rows{why}")
+
+
 def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = STITCHED,
                size: tuple[int, int] = (512, 1024), captions: str = "template", prompts: str | None = None,
                clip_model: str | None = None, num_proc: int = 1, on_error: str = "raise",
@@ -346,6 +458,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
     """
     t0 = time.perf_counter()
     source, out = Path(source), Path(out)
+    refuse_nested(source, out)
     files = source_files(source)
     all_files = sorted(f for fs in files.values() for f in fs)
     settings = {"config": config, "size": list(size), "captions": captions, "prompts": prompts,
@@ -353,6 +466,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                 "validation_percent": validation_percent, "surface": surface, "surface_radius": surface_radius}
     fp = fingerprint({"files": source_fingerprint(all_files), "settings": settings, "version": __version__})
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(out)
     tmp = out.parent / f".{out.name}.building-{config}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -383,6 +497,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                 shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
         reports = [json.loads(p.read_text()) for p in sorted((tmp / "reports").glob("*.json"))]
         reasons = [e for r in reports for e in r["errors"]]
+        refuse_empty_splits(rows, reasons)
         methods: dict[str, int] = {}
         for r in reports:
             for m, n in r["methods"].items():

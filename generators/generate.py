@@ -32,7 +32,7 @@ from streetsynth.instances import Instances
 from streetsynth.repo import load_split, read_info, write_info, write_readme
 from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features
 from streetsynth.seeds import derive_seed
-from streetsynth.versions import fingerprint, resolve_version
+from streetsynth.versions import fingerprint, resolve_version, store_lock
 
 from streetsynth.models.inpaint import LoadedModel, injected, load
 
@@ -152,15 +152,43 @@ def sample_ids(source_ids: list[str], num: int) -> list[str]:
     return [source_ids[i % n] + (f"~{i // n}" if i >= n else "") for i in range(num)]
 
 
+#: The largest canvas side ``--size`` accepts (pixels).
+MAX_SIDE = 8192
+
+
+def validate_config(cfg: GenerateConfig) -> None:
+    """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
+    import math
+
+    if cfg.prompt_source not in PROMPT_SOURCES:
+        raise ValueError(f"unknown prompt source {cfg.prompt_source!r}; known: {', '.join(PROMPT_SOURCES)}")
+    for name in ("max_attempts", "batch_size", "steps", "rows_per_shard"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.num is not None and cfg.num < 1:
+        raise ValueError(f"--num must be >= 1, got {cfg.num}")
+    if not (math.isfinite(cfg.seam_threshold) and cfg.seam_threshold >= 0):
+        raise ValueError(f"--seam-threshold must be a finite number >= 0, got {cfg.seam_threshold}")
+    if not math.isfinite(cfg.guidance) or cfg.guidance < 0:
+        raise ValueError(f"--guidance must be a finite number >= 0, got {cfg.guidance}")
+    if not 0.0 < cfg.strength <= 1.0:
+        raise ValueError(f"--strength must lie in (0, 1], got {cfg.strength}")
+    if cfg.invent_fraction is not None and not 0.0 < cfg.invent_fraction < 1.0:
+        raise ValueError(f"--invent-fraction must lie in (0, 1), got {cfg.invent_fraction}")
+    if cfg.size is not None:
+        h, w = cfg.size
+        if not (8 <= h <= MAX_SIDE and 16 <= w <= MAX_SIDE):
+            raise ValueError(f"--size {h}x{w} out of range: height 8..{MAX_SIDE}, width 16..{MAX_SIDE}")
+    if cfg.feather < 0:
+        raise ValueError(f"feather must be >= 0, got {cfg.feather}")
+    if (cfg.detector is None) != (cfg.sam is None):
+        raise ValueError("--detector and --sam go together: give both or neither")
+
+
 def run_generation(config: GenerateConfig) -> GenerateResult:
     """Generate (or resume) a synthetic version; see the module docstring for the guarantees."""
     cfg = config
-    if cfg.prompt_source not in PROMPT_SOURCES:
-        raise ValueError(f"unknown prompt source {cfg.prompt_source!r}; known: {', '.join(PROMPT_SOURCES)}")
-    if cfg.max_attempts < 1 or cfg.batch_size < 1 or cfg.steps < 1:
-        raise ValueError("max_attempts, batch_size and steps must all be >= 1")
-    if (cfg.detector is None) != (cfg.sam is None):
-        raise ValueError("--detector and --sam go together: give both or neither")
+    validate_config(cfg)
     rank, world, barrier = _process_state(cfg.device)
     real_info = read_info(cfg.real)
     source = load_split(cfg.real, STITCHED, cfg.split)
@@ -189,8 +217,10 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                       "model_id": model_id, "model_revision": model_rev, "labeler": labeler_desc,
                       "settings": settings, "package_version": streetsynth.__version__})
     if rank == 0:
-        folder, tag, resumed = resolve_version(cfg.out, fp, cfg.version)
-        writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), cfg.rows_per_shard, fp, rank, world)
+        with store_lock(cfg.out):  # another run may be choosing a version in this store right now
+            folder, tag, resumed = resolve_version(cfg.out, fp, cfg.version)
+            writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), cfg.rows_per_shard, fp,
+                                 rank, world)
         if world > 1:
             merge_manifests(folder, world, fp)
     barrier()
@@ -303,6 +333,9 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
     sheet = None
     manifest = merge_manifests(folder, world, fp) if rank == 0 else read_manifest(writer.path)
     counts = manifest_counts(manifest)
+    if counts["accepted"] == 0:
+        raise ValueError(f"{folder}: 0 rows accepted from {counts['attempts']} attempts (every attempt scored above "
+                         f"--seam-threshold {cfg.seam_threshold}); {tag} is left unpublished (no info.json)")
     if rank == 0:
         write_info(folder, {
             "kind": "synthetic", "version": tag, "fingerprint": fp,

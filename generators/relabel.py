@@ -74,8 +74,8 @@ def sam_box_masks(labeler, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of each pair ``a[i]``, ``b[i]`` of boolean masks (N, H, W)."""
-    inter = (a & b).reshape(len(a), -1).sum(axis=1)
-    union = (a | b).reshape(len(a), -1).sum(axis=1)
+    inter = (a & b).sum(axis=(1, 2))
+    union = (a | b).sum(axis=(1, 2))
     return inter / np.maximum(union, 1)
 
 

@@ -1,8 +1,10 @@
 """Publishing dataset repos to the Hugging Face Hub as tagged versions, and listing versions.
 
-A push renders the card, uploads the repo folder (one commit, or several for a folder larger than
+A push takes the card text from its caller (``commands/push.py`` renders it with the cards stage;
+the core imports no stage), uploads the repo folder (one commit, or several for a folder larger than
 ``commit_bytes``; ``create_commit`` skips files the Hub already holds, so a failed push resumes),
-deletes files the new version no longer has, and tags the final commit ``vX.Y.Z``. Repos are
+deletes files the new version no longer has, and tags the final commit ``vX.Y.Z``; only then is the
+card written as the local README. Symlinks that point out of the repo are refused. Repos are
 created private unless asked otherwise: the Waymo Open Dataset terms forbid redistribution.
 
 The token is whatever huggingface_hub finds (``HF_TOKEN`` or a cached login). It is never printed,
@@ -12,6 +14,7 @@ logged or written anywhere; error messages are scrubbed of it before they are ra
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +56,20 @@ class PushResult:
 
 
 def repo_files(repo: str | Path) -> list[tuple[str, Path]]:
-    """``(path in repo, local path)`` of every file to publish; hidden and temporary files are left out."""
+    """``(path in repo, local path)`` of every file to publish; hidden and temporary files are left out.
+
+    A symlink whose target lies outside the repo is refused: a push must not publish other files.
+    """
     root = Path(repo)
+    inside = root.resolve()
     out = []
     for f in sorted(root.rglob("*")):
         rel = f.relative_to(root)
-        if f.is_file() and not any(part.startswith(".") for part in rel.parts) and not f.name.endswith(".tmp"):
+        if any(part.startswith(".") for part in rel.parts) or f.name.endswith(".tmp"):
+            continue
+        if f.is_symlink() and inside not in f.resolve().parents:
+            raise ValueError(f"{f}: a symlink to {f.resolve()}, outside the repo {root}; refusing to publish it")
+        if f.is_file():
             out.append((rel.as_posix(), f))
     return out
 
@@ -106,14 +117,15 @@ def make_api(endpoint: str | None = None, token: str | None = None) -> HfApi:
 
 def push(repo: str | Path, repo_id: str, version: str | None = None, *, private: bool = True,
          create_pr: bool = False, force: bool = False, api: HfApi | None = None,
-         commit_bytes: int = DEFAULT_COMMIT_BYTES, log: Callable[[str], None] | None = None) -> PushResult:
-    """Render the card of ``repo``, upload it to the Hub dataset ``repo_id`` and tag it ``vX.Y.Z``.
+         commit_bytes: int = DEFAULT_COMMIT_BYTES, log: Callable[[str], None] | None = None,
+         card: str | Callable[[str], str] | None = None) -> PushResult:
+    """Upload ``repo`` to the Hub dataset ``repo_id`` and tag it ``vX.Y.Z``.
 
+    ``card`` is the README text to publish, or a callable ``repo_id -> text``; without one the local
+    README goes as it is. The local README is replaced by the card only after the tag exists.
     ``version`` defaults to ``meta/info.json``'s; a tag that exists already is refused unless
     ``force``. The repo is created private unless ``private=False``.
     """
-    from streetsynth.cards.render import write_card
-
     log = log or (lambda msg: print(msg, file=sys.stderr))
     info = read_info(repo)
     if version is None and not info.get("version"):
@@ -126,7 +138,24 @@ def push(repo: str | Path, repo_id: str, version: str | None = None, *, private:
     if not (api.token or get_token()):
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
 
-    write_card(repo, repo_id=repo_id)
+    repo_files(repo)  # refuses symlinks out of the repo before anything reaches the Hub
+    card_text = card(repo_id) if callable(card) else card
+    staged = Path(repo) / f".{README_PATH}.push-{os.getpid()}.tmp"
+    try:
+        if card_text is not None:
+            staged.write_text(card_text, encoding="utf-8")
+        result = _upload(Path(repo), repo_id, tag, staged if card_text is not None else None, private=private,
+                         create_pr=create_pr, force=force, api=api, commit_bytes=commit_bytes, log=log)
+        if card_text is not None:
+            os.replace(staged, Path(repo) / README_PATH)
+    finally:
+        staged.unlink(missing_ok=True)
+    return result
+
+
+def _upload(repo: Path, repo_id: str, tag: str, readme: Path | None, *, private: bool, create_pr: bool, force: bool,
+            api: HfApi, commit_bytes: int, log: Callable[[str], None]) -> PushResult:
+    """Create the repo, commit the files (``readme`` in place of README.md when given), tag the last commit."""
     _hub_call(api, f"create {repo_id}", lambda: api.create_repo(
         repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True))
     refs = _hub_call(api, f"list refs of {repo_id}", lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE))
@@ -136,6 +165,8 @@ def push(repo: str | Path, repo_id: str, version: str | None = None, *, private:
                          "overwritten: bump the version, or pass --force to move the tag")
 
     files = repo_files(repo)
+    if readme is not None:
+        files = sorted([(p, f) for p, f in files if p != README_PATH] + [(README_PATH, readme)])
     groups = plan_commits(files, commit_bytes)
     remote = set(_hub_call(api, f"list files of {repo_id}", lambda: api.list_repo_files(
         repo_id, repo_type=REPO_TYPE)))

@@ -84,7 +84,8 @@ def make_synthetic_repo(path: Path, n: int = 4, version: str = "0.1.0", fingerpr
         "settings": {"model_id": "org/tiny-inpaint", "model_revision": "abc123", "prompt": "a city street",
                      "negative_prompt": "blurry", "steps": 2, "guidance_scale": 7.5, "seam_threshold": 0.5,
                      "max_attempts": 3, "labeler": "maskrcnn+sam"},
-        "counts": {"accepted": n, "rejected": 2, "acceptance_rate": n / (n + 2)},
+        "counts": {"accepted": n, "attempts": n + 2, "rejected_attempts": 2, "failed_samples": 0,
+                   "acceptance_rate": n / (n + 2)},
     })
     repo.write_readme(path)
     return path

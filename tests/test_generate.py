@@ -12,9 +12,11 @@ import pytest
 from factories_generate import make_real_repo
 
 from streetsynth import __version__
-from streetsynth.generators.generate import CARRIED_LABELER, GenerateConfig, run_generation
+from streetsynth.generators.generate import (CARRIED_LABELER, REJECTED_DIR, GenerateConfig, _rejected_examples,
+                                             run_generation)
+from streetsynth.generators.writer import manifest_counts, read_manifest
 from streetsynth.instances import Instances
-from streetsynth.repo import load_split, read_info
+from streetsynth.repo import MANIFEST_PATH, load_split, read_info
 from streetsynth.seeds import derive_seed
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
@@ -61,10 +63,13 @@ def test_rows_carry_true_provenance_and_exact_known_pixels(tmp_path, pipe):
 
 def test_seam_gate_rejects_retries_with_new_seeds_and_drops(tmp_path, pipe):
     make_real_repo(tmp_path / "real", rows=2)
-    res = run_generation(_cfg(tmp_path, pipe, seam_threshold=-1.0, max_attempts=2))
-    assert res.counts["accepted"] == 0 and res.counts["failed_samples"] == 2
-    assert res.counts["attempts"] == 4 and res.counts["rejected_attempts"] == 4
-    notes = read_info(res.folder)["rejected_examples"]
+    with pytest.raises(ValueError, match="0 rows accepted from 4 attempts"):  # an empty version is an error
+        run_generation(_cfg(tmp_path, pipe, seam_threshold=0.0, max_attempts=2))
+    folder = tmp_path / "store" / "v0.1.0"
+    counts = manifest_counts(read_manifest(folder / MANIFEST_PATH))
+    assert counts["accepted"] == 0 and counts["failed_samples"] == 2
+    assert counts["attempts"] == 4 and counts["rejected_attempts"] == 4
+    notes = _rejected_examples(folder / REJECTED_DIR)
     assert {(n["id"], n["attempt"]) for n in notes} == {(i, a) for i in ("seg0_000", "seg0_001") for a in (0, 1)}
     assert {n["seed"] for n in notes} == {derive_seed(3, n["id"], n["attempt"]) for n in notes}
 

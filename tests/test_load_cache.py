@@ -52,24 +52,27 @@ def test_same_named_repos_in_two_folders_and_a_rebuild_in_place(tmp_path, monkey
     assert [r["id"] for r in streamed] == real["id"]
 
 
-def test_two_versions_of_two_stores(tmp_path):
+def test_two_versions_of_two_stores(tmp_path, monkeypatch):
     pipe = build_tiny_inpaint_pipeline(seed=0)
     pipe._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    folders = []
-    for store, real_seed in (("store_a", 0), ("store_b", 1)):
-        make_real_repo(tmp_path / f"real_{store}", rows=2, seed=real_seed)
+    contents = {}
+    for where, real_seed in ((tmp_path, 0), (tmp_path / "b", 1)):
+        make_real_repo(where / "real", rows=2, seed=real_seed)
         for seed in (3, 4):
-            res = run_generation(GenerateConfig(real=str(tmp_path / f"real_{store}"), out=str(tmp_path / store),
-                                                num=2, steps=2, batch_size=2, rows_per_shard=2, seed=seed,
-                                                seam_threshold=1e9, pipeline=pipe, progress=False))
-            folders.append(res.folder)
-    assert sorted(f.name for f in folders) == ["v0.1.0", "v0.1.0", "v0.1.1", "v0.1.1"]
-    contents = [on_disk(f, "synthetic", "synthetic") for f in folders]
-    assert len({tuple(c) for c in contents}) == 4
-    for folder, rows in zip(folders, contents):
-        assert loaded(datasets.load_dataset(str(folder), "synthetic", split="synthetic")) == rows
-        streamed = datasets.load_dataset(str(folder), "synthetic", split="synthetic", streaming=True)
-        assert [r["id"] for r in streamed] == [i for i, _ in rows]
+            res = run_generation(GenerateConfig(real=str(where / "real"), out=str(where / "store"), num=2, steps=2,
+                                                batch_size=2, rows_per_shard=2, seed=seed, seam_threshold=1e9,
+                                                pipeline=pipe, progress=False))
+            contents[res.folder] = on_disk(res.folder, "synthetic", "synthetic")
+    assert sorted(f.name for f in contents) == ["v0.1.0", "v0.1.0", "v0.1.1", "v0.1.1"]
+    assert len({tuple(c) for c in contents.values()}) == 4
+    for where in (tmp_path, tmp_path / "b"):
+        monkeypatch.chdir(where)
+        syn = datasets.load_dataset("store/v0.1.0", "synthetic", split="synthetic")   # the README's example
+        assert loaded(syn) == contents[where / "store" / "v0.1.0"]
+        rows = datasets.load_dataset("store/v0.1.0", "synthetic", split="synthetic", streaming=True)
+        assert [r["id"] for r in rows] == [i for i, _ in contents[where / "store" / "v0.1.0"]]
+        assert loaded(datasets.load_dataset("store/v0.1.1", "synthetic", split="synthetic")) == \
+            contents[where / "store" / "v0.1.1"]
 
 
 def test_card_yaml_lists_files_and_dataset_info_like_push_to_hub(tmp_path):

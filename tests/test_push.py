@@ -187,3 +187,31 @@ def test_versions_of_a_local_store(tmp_path, capsys):
     assert main(["versions", "--store", str(tmp_path / "none")]) == 0
     assert "no versions" in capsys.readouterr().out
     assert Path(lines[1].split()[-1]) == store / "v0.1.0"
+
+
+def test_symlinks_leaving_the_repo_are_refused(tmp_path, fake_hub, online):
+    repo = make_real_repo(tmp_path / "real")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the Hub")
+    (repo / "data" / "notes.txt").symlink_to(secret)
+    with pytest.raises(ValueError, match="outside the repo"):
+        push(repo, "me/links", api=api_for(fake_hub))
+    assert "me/links" not in fake_hub.repos
+    (repo / "data" / "notes.txt").unlink()
+    (repo / "data" / "inside.md").symlink_to(repo / "README.md")  # a link inside the repo is fine
+    push(repo, "me/links", api=api_for(fake_hub))
+
+
+def test_the_local_card_changes_only_after_a_successful_push(tmp_path, fake_hub, online):
+    repo = make_real_repo(tmp_path / "real")
+    before = (repo / "README.md").read_text()
+    card = before.replace("---\n", "---\npretty_name: pushed card\n", 1)
+    fake_hub.fail_commits = {1}
+    with pytest.raises(HubError, match="HTTP 500"):
+        push(repo, "me/card", api=api_for(fake_hub), card=lambda repo_id: card)
+    assert (repo / "README.md").read_text() == before
+    assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
+    fake_hub.fail_commits = set()
+    push(repo, "me/card", api=api_for(fake_hub), card=lambda repo_id: card)
+    assert (repo / "README.md").read_text() == card
+    assert fake_hub.repos["me/card"].resolve("v0.1.0").files["README.md"].decode() == card

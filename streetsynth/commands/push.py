@@ -29,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.public:
         print(WAYMO_PUBLIC_WARNING, file=sys.stderr)
-    result = push(args.repo, args.repo_id, args.version, private=not args.public,
-                  create_pr=args.create_pr, force=args.force)
+    from streetsynth.cards.render import render_card
+
+    result = push(args.repo, args.repo_id, args.version, private=not args.public, create_pr=args.create_pr,
+                  force=args.force, card=lambda repo_id: render_card(args.repo, repo_id=repo_id))
     where = f" in {result.pr_revision}" if result.pr_revision else ""
     print(f"pushed {result.files} file(s) to {result.repo_id} in {result.commits} commit(s){where}; "
           f"tagged {result.tag} at {result.commit}")

@@ -1,0 +1,127 @@
+"""`label` on a real repo made by the sample maker and builder: ground-truth box prompts, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from streetsynth import repo
+from streetsynth.builders.waymo import build_real
+from streetsynth.cli import main
+from streetsynth.generators.label import build_labeler
+from streetsynth.generators.relabel import label_repo, mask_iou, sam_box_masks
+from streetsynth.instances import Instances, decode_id_mask
+from streetsynth.sample import make_sample
+
+VIEW = (96, 144)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    root = tmp_path_factory.mktemp("relabel")
+    make_sample(root / "sample", segments=2, frames=4, seed=0, view_size=VIEW)
+    build_real(root / "sample", root / "real", size=(64, 160))
+    return root / "real"
+
+
+@pytest.fixture(scope="module")
+def labeler():
+    return build_labeler("tiny", "tiny")
+
+
+def _rows(folder, split):
+    ds = repo.load_split(folder, "stitched", split)
+    return list(ds.cast_column("image", datasets.Image(decode=False)))
+
+
+@pytest.mark.slow
+def test_ground_truth_boxes_give_every_object_a_mask_panoptic_first(real, labeler, tmp_path):
+    res = label_repo(real, tmp_path / "store", labeler, prompt_boxes="ground-truth", shard_size=2, progress=False)
+    assert res.tag == "v0.1.0"
+    ious = []
+    n_panoptic = n_sam = 0
+    for split in ("train", "validation"):
+        src, out = _rows(real, split), _rows(res.folder, split)
+        assert [r["id"] for r in out] == [r["id"] for r in src]
+        for old, new in zip(src, out):
+            assert new["image"]["bytes"] == old["image"]["bytes"]
+            keep = ("bbox", "category", "instance_id", "source")
+            assert [{k: o[k] for k in keep} for o in new["objects"]] == [{k: o[k] for k in keep} for o in old["objects"]]
+            if not old["objects"]:
+                continue
+            h, w = old["height"], old["width"]
+            before, after = Instances.from_row(old, h, w), Instances.from_row(new, h, w)
+            panoptic = before.masks.any(axis=(1, 2)) if before.masks is not None else np.zeros(len(before), bool)
+            assert [o["mask_source"] for o in new["objects"]] == ["panoptic" if p else "sam-box" for p in panoptic]
+            rgb = np.asarray(Image.open(io.BytesIO(old["image"]["bytes"])).convert("RGB"))
+            sam = sam_box_masks(labeler, rgb, before.boxes)
+            taken = before.masks[panoptic].any(axis=0) if panoptic.any() else np.zeros((h, w), bool)
+            for k in np.flatnonzero(panoptic):
+                assert np.array_equal(after.masks[k], before.masks[k])  # panoptic masks win, untouched
+            # SAM's masks where no panoptic object is; overlapping SAM masks resolve as every id mask does
+            want = np.where(panoptic[:, None, None], after.masks, sam & ~taken)
+            want = Instances(before.boxes, before.classes, h, w, masks=want, ids=before.ids).id_mask()
+            assert np.array_equal(decode_id_mask(new["instance_mask"]), want)
+            if panoptic.any():
+                ious += mask_iou(sam[panoptic], before.masks[panoptic]).tolist()
+            n_panoptic += int(panoptic.sum())
+            n_sam += int((~panoptic).sum())
+    assert n_panoptic > 0 and n_sam > 0  # the sample has frames with and without panoptic labels
+    info = repo.read_info(res.folder)
+    assert info["mask_sources"] == {"panoptic": n_panoptic, "sam-box": n_sam}
+    assert info["mask_iou"]["sam_vs_panoptic"] == {"objects": len(ious), "mean": round(float(np.mean(ious)), 4),
+                                                   "median": round(float(np.median(ious)), 4)}
+
+
+def _label_cmd(real, store):
+    return [sys.executable, "-m", "streetsynth.cli", "label", "--data", str(real), "--out", str(store),
+            "--prompt-boxes", "ground-truth", "--shard-size", "1"]
+
+
+def _shards(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted((folder / "data").rglob("*.parquet"))}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_a_clean_run(real, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    clean = subprocess.run(_label_cmd(real, tmp_path / "clean"), env=env, capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stderr
+    assert "SAM vs panoptic mask IoU" in clean.stdout
+
+    store = tmp_path / "killed"
+    proc = subprocess.Popen(_label_cmd(real, store), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = store / "v0.1.0" / "meta" / "manifest-train.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and len(json.loads(manifest.read_text() or "{}").get("shards", [])) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (store / "v0.1.0" / repo.INFO_PATH).exists()
+
+    again = subprocess.run(_label_cmd(real, store), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in store.iterdir() if p.is_dir()) == ["v0.1.0"]
+    assert _shards(store / "v0.1.0") == _shards(tmp_path / "clean" / "v0.1.0")
+
+
+def test_label_refuses_bad_arguments_before_loading_models(real, tmp_path, capsys):
+    assert main(["label", "--data", str(real), "--out", str(tmp_path / "s"), "--shard-size", "0"]) == 2
+    assert "--shard-size must be >= 1" in capsys.readouterr().err
+    assert main(["label", "--data", str(real), "--out", str(tmp_path / "s"), "--prompt-boxes", "ground-truth",
+                 "--mode", "auto"]) == 2
+    assert "needs --mode box" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
