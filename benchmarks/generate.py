@@ -32,7 +32,7 @@ from streetsynth import repo  # noqa: E402
 from streetsynth.generators.generate import GenerateConfig, run_generation  # noqa: E402
 from streetsynth.generators.outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, make_canvas, outpaint_batch  # noqa: E402
 from streetsynth.repo import load_split  # noqa: E402
-from streetsynth.sample import render_panorama  # noqa: E402
+from streetsynth.builders.sample import render_panorama  # noqa: E402
 from streetsynth.schema import STITCHED, stitched_features  # noqa: E402
 from streetsynth.seeds import derive_seed  # noqa: E402
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, build_tiny_tokenizer  # noqa: E402

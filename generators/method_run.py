@@ -19,11 +19,12 @@ import numpy as np
 from PIL import Image
 
 import streetsynth
+from streetsynth import codec
 from streetsynth.cards.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.repo import write_info, write_readme
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features
-from streetsynth.versions import fingerprint, resolve_version
+from streetsynth.versions import fingerprint, resolve_version, store_lock
 
 from .writer import ShardWriter, manifest_counts, read_manifest
 
@@ -49,15 +50,10 @@ def open_run(method: str, out: str | Path, identity: dict[str, Any], version: st
              rows_per_shard: int) -> MethodRun:
     """Resume the version of the same fingerprint (``identity`` + method + package), or start the next."""
     fp = fingerprint({"method": method, **identity, "package_version": streetsynth.__version__})
-    folder, tag, resumed = resolve_version(str(out), fp, version)
-    writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), rows_per_shard, fp)
+    with store_lock(out):  # another run may be choosing a version in this store right now
+        folder, tag, resumed = resolve_version(str(out), fp, version)
+        writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), rows_per_shard, fp)
     return MethodRun(method, Path(folder), tag, resumed, fp, writer)
-
-
-def png(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def synthetic_row(sample_id: str, image: np.ndarray, inst: Instances, generation: dict[str, Any],
@@ -71,7 +67,7 @@ def synthetic_row(sample_id: str, image: np.ndarray, inst: Instances, generation
                package_version=streetsynth.__version__)
     return {
         "id": sample_id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
-        "metadata": src.get("metadata"), "image": {"bytes": png(image), "path": None}, "width": w, "height": h,
+        "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None}, "width": w, "height": h,
         **inst.to_row(), "caption": src.get("caption"), "caption_source": src.get("caption_source"),
         "stitch": {"method": method, "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
                    "front_x1": None, "right_x0": None},

@@ -13,7 +13,7 @@ from streetsynth import repo, schema
 from streetsynth.builders.frames import FrameError
 from streetsynth.builders.waymo import build_real
 from streetsynth.builders.waymo_v1 import read_frames
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 from streetsynth.tfrecord import write_tfrecord
 
 VIEW = (96, 144)

@@ -16,7 +16,7 @@ from streetsynth.cards.render import render_card
 from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.generators.label import build_labeler
 from streetsynth.generators.relabel import label_repo
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 

@@ -21,7 +21,7 @@ from streetsynth.cli import main
 from streetsynth.generators.label import build_labeler
 from streetsynth.generators.relabel import label_repo, mask_iou, sam_box_masks
 from streetsynth.instances import Instances, decode_id_mask
-from streetsynth.sample import make_sample
+from streetsynth.builders.sample import make_sample
 
 VIEW = (96, 144)
 
