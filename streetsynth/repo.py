@@ -23,7 +23,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -133,11 +133,17 @@ def copy_shard(src: str | os.PathLike, repo: str | os.PathLike, config: str, spl
     """Copy an existing Parquet file into ``repo`` as shard ``index`` (see :func:`place_shard`)."""
     import shutil
 
+    return _stage_shard(repo, config, split, index, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _stage_shard(repo: str | os.PathLike, config: str, split: str, index: int, write: Callable[[Path], Any]) -> Path:
+    """``write`` a temporary file in the shard folder, then place it as shard ``index``; no temporary
+    file is left behind if writing fails."""
     folder = Path(repo) / DATA_DIR / config
     folder.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(folder / f"{split}-{index:05d}.parquet")
     try:
-        shutil.copyfile(src, tmp)
+        write(tmp)
         return place_shard(tmp, repo, config, split, index)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -258,16 +264,8 @@ def write_shard(repo: str | os.PathLike, config: str, split: str, index: int, ro
     import datasets
     import pyarrow.parquet as pq
 
-    folder = Path(repo) / DATA_DIR / config
-    folder.mkdir(parents=True, exist_ok=True)
     table = datasets.Dataset.from_list(rows, features=features).data.table
-    tmp = _temp_path(folder / f"{split}-{index:05d}.parquet")
-    try:
-        pq.write_table(table, tmp)
-        return place_shard(tmp, repo, config, split, index)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return _stage_shard(repo, config, split, index, lambda tmp: pq.write_table(table, tmp))
 
 
 def load_split(repo: str | os.PathLike, config: str, split: str):
