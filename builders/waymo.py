@@ -315,8 +315,12 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
     inst = stitched_instances(rec, st.geometry)
     caption = captioner(st.image[..., ::-1], _context(rec, inst.classes, seg_index, frame_index))  # an RGB view, no copy
     h, w = st.image.shape[:2]
+    labels = inst.to_row()
+    if inst.masks is not None:  # the frame's panoptic label gave these masks; box-only objects have none yet
+        for obj, mask in zip(labels["objects"], inst.masks):
+            obj["mask_source"] = "panoptic" if mask.any() else None
     return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality, bgr=True), "path": None},
-            "width": w, "height": h, **inst.to_row(), "caption": caption, "caption_source": captioner.source,
+            "width": w, "height": h, **labels, "caption": caption, "caption_source": captioner.source,
             "stitch": st.to_feature()}
 
 

@@ -127,6 +127,26 @@ def carry_known_objects(row: dict[str, Any], canvas: Canvas, height: int, width:
                      ids=inst.ids[keep], sources=[s for s, k in zip(inst.sources, keep) if k])
 
 
+def _with_mask_sources(inst: Instances, source_row: dict[str, Any]) -> dict[str, Any]:
+    """``inst.to_row()`` with each masked object's ``mask_source``: the source row's for carried ground
+    truth (same instance id), ``maskrcnn+sam`` where the labeler drew the mask or part of it."""
+    labels = inst.to_row()
+    if inst.masks is None:
+        return labels
+    objects = source_row.get("objects") or []
+    if isinstance(objects, dict):  # columnar, as some datasets formats give it
+        objects = [dict(zip(objects, vals)) for vals in zip(*objects.values())]
+    carried = {o["instance_id"]: o.get("mask_source") for o in objects}
+    for obj, mask in zip(labels["objects"], inst.masks):
+        if not mask.any():
+            obj["mask_source"] = None
+        elif obj["source"] == "ground-truth":
+            obj["mask_source"] = carried.get(obj["instance_id"])
+        else:
+            obj["mask_source"] = "maskrcnn+sam"
+    return labels
+
+
 class _Sample:
     """One sample in flight: its source row, canvas, prompt and attempt history."""
 
@@ -238,10 +258,11 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
             known[:, : s.canvas.known_width] = True
             inst = merge_labels(inst, labeler(image), known, labeler_desc)
         src = s.row
+        labels = _with_mask_sources(inst, src)
         return {
             "id": s.id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
             "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None},
-            "width": w, "height": h, **inst.to_row(), "caption": src.get("caption"),
+            "width": w, "height": h, **labels, "caption": src.get("caption"),
             "caption_source": src.get("caption_source"),
             "stitch": {"method": "outpaint", "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
                        "front_x1": s.canvas.known_width, "right_x0": s.canvas.known_width},

@@ -62,6 +62,9 @@ def test_rows_have_unique_deterministic_keys_and_masks_where_panoptic(built):
     for r in with_mask:
         ids = np.asarray(r["instance_mask"])
         assert set(np.unique(ids)) - {0} == {o["instance_id"] for o in r["objects"]}
+        # Every masked object says its mask came from the frame's panoptic label.
+        assert {o["mask_source"] for o in r["objects"]} == {"panoptic"}
+    assert all(o["mask_source"] is None for r in ds if r["instance_mask"] is None for o in r["objects"])
 
 
 def test_info_and_summary(built):

@@ -106,7 +106,7 @@ def test_injected_labeler_labels_the_invented_part_and_ground_truth_stays(tmp_pa
     boxes = [o["bbox"] for o in row["objects"]]
     assert [100.0, 5.0, 120.0, 20.0] in boxes and [2.0, 5.0, 12.0, 20.0] not in boxes
     labelled = [o for o in row["objects"] if o["bbox"] == [100.0, 5.0, 120.0, 20.0]]
-    assert labelled[0]["source"] == "fake-labeler"
+    assert labelled[0]["source"] == "fake-labeler" and labelled[0]["mask_source"] == "maskrcnn+sam"
     # Every other object is the source's ground truth, carried into the known part (there is some).
     carried = [o for o in row["objects"] if o not in labelled]
     assert carried and all(o["source"] == "ground-truth" for o in carried)
