@@ -131,8 +131,10 @@ def run_demo(cfg: DemoConfig) -> Path:
     counts |= {f"stitched by {m}": n for m, n in summary["methods"].items()}
     counts["skipped frames"] = summary["skipped"]
     cfg.stages.append(Stage("Real dataset", counts,
-                            text="FRONT + FRONT_RIGHT stitched on a common cylinder with feathered blending; "
-                                 "boxes and panoptic masks carried into the stitched scene.",
+                            text="FRONT + FRONT_RIGHT warped with their full camera models (distortion, own "
+                                 "centres) onto a ground plane blended into a cylinder, exposure matched by a "
+                                 "per-channel gain, feather-blended and cropped to what both cover; boxes and "
+                                 "panoptic masks carried into the stitched scene.",
                             images=[(real_sheet, "Real stitched scenes with their instance masks")]))
     print(format_summary(summary), flush=True)
 
