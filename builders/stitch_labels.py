@@ -160,29 +160,37 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     of each id, counted on a 1-D key (id, class).
     """
     h, w = geometry.size
-    ids, sems = {}, {}
+    ids, sems, present = {}, {}, {}
     for k, name in enumerate(VIEWS):
         view = rec.cameras[name]
-        warped = geometry.warp_labels(name, view.panoptic.label).astype(np.int64)
+        warped = geometry.warp_labels(name, view.panoptic.label)
+        warped = warped.astype(np.int32 if warped.dtype.itemsize <= 2 else np.int64)  # exact, half int64's traffic
         div = view.panoptic.divisor
         local = warped % div
-        ids[name] = _local_lut(view, int(local.max()) + 1, (k + 1) * 10_000_000)[local]
+        counts = np.bincount(local.ravel())
+        lut = _local_lut(view, len(counts), (k + 1) * 10_000_000)
+        ids[name] = lut[local]
+        present[name] = lut[np.flatnonzero(counts)]  # the global ids this view shows (0 included)
         sems[name] = warped // div
     use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
     gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"])
     sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"])
-    things = (gid > 0) & np.isin(sem, list(SEGMENTATION_TO_CLASS))
+    is_thing = np.zeros(int(sem.max()) + 1, bool)
+    is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
+    things = (gid > 0) & is_thing[sem]
     if not things.any():
         return Instances.empty(h, w)
-    keys, counts = np.unique(gid[things] * 256 + sem[things], return_counts=True)
+    gid_t = gid[things]
+    keys, counts = np.unique(gid_t * 256 + sem[things], return_counts=True)
     kid, ksem = keys // 256, keys % 256
     order = np.lexsort((-counts, kid))  # by id, then most pixels first
     kid, ksem = kid[order], ksem[order]
     first = np.r_[True, kid[1:] != kid[:-1]]
     uniq, major = kid[first], ksem[first]
-    index = np.where(things, np.searchsorted(uniq, gid) + 1, 0)  # 1..N per pixel, 0 = none
+    index = np.zeros(gid.shape, np.intp)  # 1..N per pixel, 0 = none
+    index[things] = np.searchsorted(uniq, gid_t) + 1
     masks = index[None] == np.arange(1, len(uniq) + 1)[:, None, None]
-    seen = {n: np.isin(uniq, np.unique(ids[n][ids[n] > 0])) for n in VIEWS}
+    seen = {n: np.isin(uniq, present[n][present[n] > 0]) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
     return Instances(_mask_boxes(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
