@@ -53,13 +53,17 @@ def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples:
     return _bounds(*_edge_points(geometry, view, boxes, samples), geometry.size)
 
 
-def merged_box(geometry: StitchGeometry, front_box: np.ndarray, right_box: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
+def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
     """One box for an object both cameras see: the bounds of its carried outline, taking each view's
-    outline where that view dominates the blend (so a parallax ghost does not widen the box)."""
+    outline where that view dominates the blend (so a parallax ghost does not widen the box).
+
+    ``edges``: per view, the (1, 4 * samples) canvas x and y of its box's edge points
+    (:func:`_edge_points`, already computed when the view's boxes were carried).
+    """
     h, w = geometry.size
     xs_all, ys_all = [], []
-    for name, box in (("FRONT", front_box), ("FRONT_RIGHT", right_box)):
-        xs, ys = _edge_points(geometry, name, np.asarray(box, np.float64).reshape(1, 4), samples)
+    for name in VIEWS:
+        xs, ys = edges[name]
         xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
         yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
         own = geometry.weights[name][yi, xi] >= 0.5
@@ -111,12 +115,16 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
 def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
     """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
     h, w = geometry.size
-    carried, classes, boxes_kept = {}, {}, {}
+    carried, classes, edges = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
         keep, classes[name] = camera_classes(view)
-        boxes_kept[name] = view.boxes[keep]
-        carried[name] = carry_boxes(geometry, name, boxes_kept[name])
+        kept = np.asarray(view.boxes[keep], np.float64).reshape(-1, 4)
+        if len(kept):  # edge points once per view: the carried boxes and the merged ones both use them
+            edges[name] = _edge_points(geometry, name, kept, EDGE_SAMPLES)
+            carried[name] = _bounds(*edges[name], geometry.size)
+        else:
+            carried[name] = np.zeros((0, 4), np.float32)
     pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
                    geometry.right_x0, geometry.front_x1, min_iou)
     merged_r = {j for _, j in pairs}
@@ -125,7 +133,9 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
             o = carried["FRONT_RIGHT"][by_front[i]]
-            m = merged_box(geometry, boxes_kept["FRONT"][i], boxes_kept["FRONT_RIGHT"][by_front[i]])
+            j = by_front[i]
+            m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
+                                      "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])})
             b = m if m is not None else np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
