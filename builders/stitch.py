@@ -149,18 +149,28 @@ class StitchGeometry:
         both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
         return strips["FRONT"][:, x0 - f0 : x1 - f0], strips["FRONT_RIGHT"][:, x0 - r0 : x1 - r0], both
 
-    def blend(self, strips: dict[str, np.ndarray]) -> np.ndarray:
-        """Copy single-view columns, feather-blend the overlap (uint8, any channel order)."""
+    def blend(self, strips: dict[str, np.ndarray], gain: np.ndarray | None = None) -> np.ndarray:
+        """Copy single-view columns, feather-blend the overlap (uint8, any channel order).
+
+        ``gain``: FRONT_RIGHT's per-channel gain, applied on the way into the output (one pass, no
+        gained copy of its strip).
+        """
         a, b = strips["FRONT"], strips["FRONT_RIGHT"]
-        out = np.zeros((*self.size, *a.shape[2:]), a.dtype)
         (f0, f1), (r0, r1) = self.cols["FRONT"], self.cols["FRONT_RIGHT"]
         x0, x1 = self.overlap_cols
+        covered = f0 == 0 and r1 == self.size[1] and x1 >= x0  # every column written below
+        out = (np.empty if covered else np.zeros)((*self.size, *a.shape[2:]), a.dtype)
+        lut = gain_lut(gain, a.shape[2] if a.ndim == 3 else 1) if gain is not None else None
         out[:, f0:x0] = a[:, : x0 - f0]
-        out[:, x1:r1] = b[:, x1 - r0 :]
+        if lut is None:
+            out[:, x1:r1] = b[:, x1 - r0 :]
+        elif r1 > x1:
+            cv2.LUT(b[:, x1 - r0 :], lut, dst=out[:, x1:r1])
         if x1 > x0:
             fa, fb, _ = self.overlap(strips)
+            fb = np.ascontiguousarray(fb) if lut is None else cv2.LUT(fb, lut)
             wa = np.ascontiguousarray(self.weights["FRONT"][:, x0:x1])
-            out[:, x0:x1] = cv2.blendLinear(np.ascontiguousarray(fa), np.ascontiguousarray(fb), wa, 1.0 - wa)
+            out[:, x0:x1] = cv2.blendLinear(np.ascontiguousarray(fa), fb, wa, 1.0 - wa)
         return out
 
 
@@ -313,10 +323,16 @@ def exposure_gain(fa: np.ndarray, fb: np.ndarray, both: np.ndarray) -> np.ndarra
 
 def apply_gain(img: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """uint8 image times a per-channel gain, through one lookup table."""
+    lut = gain_lut(gain, img.shape[2] if img.ndim == 3 else 1)
+    return img if lut is None else cv2.LUT(img, lut)
+
+
+def gain_lut(gain: np.ndarray, channels: int) -> np.ndarray | None:
+    """(256, 1, C) uint8 lookup table of a per-channel gain; None for unit gain."""
     if np.allclose(gain, 1.0):
-        return img
-    lut = np.clip(np.arange(256, dtype=np.float64)[:, None] * gain[None, :] + 0.5, 0, 255).astype(np.uint8)
-    return cv2.LUT(img, lut.reshape(256, 1, -1))
+        return None
+    lut = np.clip(np.arange(256, dtype=np.float64)[:, None] * np.asarray(gain)[None, :] + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(lut.reshape(256, 1, -1), (256, 1, channels)))
 
 
 def band_shifts(ga: np.ndarray, gb: np.ndarray, both: np.ndarray, bands: int = BANDS) -> np.ndarray:
@@ -504,9 +520,8 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
         raise FrameError(f"{what}: cannot align FRONT_RIGHT to FRONT: calibration missing and too few "
                          "feature matches for a registration")
     g = agree.gain if gain else np.ones(3)
-    strips = {"FRONT": strips["FRONT"], "FRONT_RIGHT": apply_gain(strips["FRONT_RIGHT"], g)}
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
-    return Stitched(geo.blend(strips), geo, rgb_gain, agree.residual, agree.ncc,
+    return Stitched(geo.blend(strips, g), geo, rgb_gain, agree.residual, agree.ncc,
                     agree.error if gain else agree.error_raw, agree.error_raw)
 
 

@@ -53,13 +53,17 @@ def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples:
     return _bounds(*_edge_points(geometry, view, boxes, samples), geometry.size)
 
 
-def merged_box(geometry: StitchGeometry, front_box: np.ndarray, right_box: np.ndarray, samples: int = EDGE_SAMPLES) -> np.ndarray:
+def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
     """One box for an object both cameras see: the bounds of its carried outline, taking each view's
-    outline where that view dominates the blend (so a parallax ghost does not widen the box)."""
+    outline where that view dominates the blend (so a parallax ghost does not widen the box).
+
+    ``edges``: per view, the (1, 4 * samples) canvas x and y of its box's edge points
+    (:func:`_edge_points`, already computed when the view's boxes were carried).
+    """
     h, w = geometry.size
     xs_all, ys_all = [], []
-    for name, box in (("FRONT", front_box), ("FRONT_RIGHT", right_box)):
-        xs, ys = _edge_points(geometry, name, np.asarray(box, np.float64).reshape(1, 4), samples)
+    for name in VIEWS:
+        xs, ys = edges[name]
         xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
         yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
         own = geometry.weights[name][yi, xi] >= 0.5
@@ -111,12 +115,16 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
 def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
     """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
     h, w = geometry.size
-    carried, classes, boxes_kept = {}, {}, {}
+    carried, classes, edges = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
         keep, classes[name] = camera_classes(view)
-        boxes_kept[name] = view.boxes[keep]
-        carried[name] = carry_boxes(geometry, name, boxes_kept[name])
+        kept = np.asarray(view.boxes[keep], np.float64).reshape(-1, 4)
+        if len(kept):  # edge points once per view: the carried boxes and the merged ones both use them
+            edges[name] = _edge_points(geometry, name, kept, EDGE_SAMPLES)
+            carried[name] = _bounds(*edges[name], geometry.size)
+        else:
+            carried[name] = np.zeros((0, 4), np.float32)
     pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
                    geometry.right_x0, geometry.front_x1, min_iou)
     merged_r = {j for _, j in pairs}
@@ -125,7 +133,9 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
             o = carried["FRONT_RIGHT"][by_front[i]]
-            m = merged_box(geometry, boxes_kept["FRONT"][i], boxes_kept["FRONT_RIGHT"][by_front[i]])
+            j = by_front[i]
+            m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
+                                      "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])})
             b = m if m is not None else np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
@@ -160,29 +170,37 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     of each id, counted on a 1-D key (id, class).
     """
     h, w = geometry.size
-    ids, sems = {}, {}
+    ids, sems, present = {}, {}, {}
     for k, name in enumerate(VIEWS):
         view = rec.cameras[name]
-        warped = geometry.warp_labels(name, view.panoptic.label).astype(np.int64)
+        warped = geometry.warp_labels(name, view.panoptic.label)
+        warped = warped.astype(np.int32 if warped.dtype.itemsize <= 2 else np.int64)  # exact, half int64's traffic
         div = view.panoptic.divisor
         local = warped % div
-        ids[name] = _local_lut(view, int(local.max()) + 1, (k + 1) * 10_000_000)[local]
+        counts = np.bincount(local.ravel())
+        lut = _local_lut(view, len(counts), (k + 1) * 10_000_000)
+        ids[name] = lut[local]
+        present[name] = lut[np.flatnonzero(counts)]  # the global ids this view shows (0 included)
         sems[name] = warped // div
     use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
     gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"])
     sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"])
-    things = (gid > 0) & np.isin(sem, list(SEGMENTATION_TO_CLASS))
+    is_thing = np.zeros(int(sem.max()) + 1, bool)
+    is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
+    things = (gid > 0) & is_thing[sem]
     if not things.any():
         return Instances.empty(h, w)
-    keys, counts = np.unique(gid[things] * 256 + sem[things], return_counts=True)
+    gid_t = gid[things]
+    keys, counts = np.unique(gid_t * 256 + sem[things], return_counts=True)
     kid, ksem = keys // 256, keys % 256
     order = np.lexsort((-counts, kid))  # by id, then most pixels first
     kid, ksem = kid[order], ksem[order]
     first = np.r_[True, kid[1:] != kid[:-1]]
     uniq, major = kid[first], ksem[first]
-    index = np.where(things, np.searchsorted(uniq, gid) + 1, 0)  # 1..N per pixel, 0 = none
+    index = np.zeros(gid.shape, np.intp)  # 1..N per pixel, 0 = none
+    index[things] = np.searchsorted(uniq, gid_t) + 1
     masks = index[None] == np.arange(1, len(uniq) + 1)[:, None, None]
-    seen = {n: np.isin(uniq, np.unique(ids[n][ids[n] > 0])) for n in VIEWS}
+    seen = {n: np.isin(uniq, present[n][present[n] > 0]) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
     return Instances(_mask_boxes(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
