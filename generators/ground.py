@@ -23,7 +23,7 @@ from streetsynth.schema import CLASS_NAMES
 from streetsynth.seeds import derive_seed
 
 from .attention_maps import AttentionStore, coarse_masks
-from .method_run import finish_run, open_run, synthetic_row
+from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
 from .rerender import MaskDetector, agreement
 
 METHOD = "ground"
@@ -74,7 +74,7 @@ def refine_with_sam(predictor, image: np.ndarray, coarse: np.ndarray, grow: int 
 
 
 @dataclass
-class GroundConfig:
+class GroundConfig(MethodRunOptions):
     """A grounded-generation run; everything but the injected objects enters the fingerprint."""
 
     out: str
@@ -89,15 +89,8 @@ class GroundConfig:
     threshold: float = 0.5  # attention share of its maximum that counts as inside
     min_area: int = 64  # smallest instance, pixels
     iou_threshold: float = 0.5  # Mask R-CNN agreement needed to keep an instance
-    seed: int = 0
     detector: str = "tiny"
     sam: str | None = "tiny"  # None: keep the coarse attention masks
-    device: str = "cpu"
-    dtype: str | None = None
-    version: str | None = None
-    rows_per_shard: int = 64
-    sheet_samples: int = 4
-    pipeline: Any = field(default=None, repr=False)
     verifier: Callable | None = field(default=None, repr=False)
     sam_model: Any = field(default=None, repr=False)
 

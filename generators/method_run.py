@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,6 +44,19 @@ class MethodRun:
 
     def done(self) -> set[str]:
         return self.writer.done_ids()
+
+
+@dataclass(kw_only=True)
+class MethodRunOptions:
+    """What every method's config shares: where its randomness starts, where it runs, how it writes."""
+
+    seed: int = 0  # run seed; every sample's seed derives from it
+    device: str = "cpu"  # torch device
+    dtype: str | None = None  # model dtype: fp32, fp16 or bf16 (default: the device's usual)
+    version: str | None = None  # version X.Y.Z to write (default: resume the same settings, or next patch)
+    rows_per_shard: int = 64  # rows per Parquet shard
+    sheet_samples: int = 4  # samples on the contact sheet
+    pipeline: Any = field(default=None, repr=False)  # an injected pipeline instead of loading ``model``
 
 
 def open_run(method: str, out: str | Path, identity: dict[str, Any], version: str | None,

@@ -27,7 +27,7 @@ from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 
-from .method_run import decode_rgb, finish_run, open_run, synthetic_row
+from .method_run import MethodRunOptions, decode_rgb, finish_run, open_run, synthetic_row
 
 METHOD = "occlude"
 PLACEMENTS = ("bottom", "side", "random")
@@ -182,7 +182,7 @@ def visible_fraction(mask: np.ndarray, box: np.ndarray) -> float:
 
 
 @dataclass
-class OccludeConfig:
+class OccludeConfig(MethodRunOptions):
     """An occlusion run; everything but the injected objects enters the fingerprint."""
 
     real: str  # real dataset repo (config "stitched")
@@ -206,14 +206,7 @@ class OccludeConfig:
     context: float = 2.0  # window side over the box's longer side
     steps: int = 30
     guidance: float = 7.5
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None
-    version: str | None = None
-    rows_per_shard: int = 64
     sam: str = "tiny"  # SAM spec for mask_mode "sam"
-    sheet_samples: int = 4
-    pipeline: Any = field(default=None, repr=False)
     sam_model: Any = field(default=None, repr=False)
 
 

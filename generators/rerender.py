@@ -24,7 +24,7 @@ from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 
-from .method_run import decode_rgb, finish_run, open_run, synthetic_row
+from .method_run import MethodRunOptions, decode_rgb, finish_run, open_run, synthetic_row
 
 METHOD = "rerender"
 CONTROLNET_SEG = "lllyasviel/control_v11p_sd15_seg"
@@ -106,7 +106,7 @@ class MaskDetector:
 
 
 @dataclass
-class RerenderConfig:
+class RerenderConfig(MethodRunOptions):
     """A re-rendering run; everything but the injected objects enters the fingerprint."""
 
     real: str
@@ -126,14 +126,7 @@ class RerenderConfig:
     iou_threshold: float = 0.5  # an instance is kept when its best predicted mask reaches this IoU
     min_kept: int = 1  # rows with fewer kept instances are dropped
     num: int | None = None
-    seed: int = 0
     detector: str = "tiny"  # detector spec for verification
-    device: str = "cpu"
-    dtype: str | None = None
-    version: str | None = None
-    rows_per_shard: int = 64
-    sheet_samples: int = 4
-    pipeline: Any = field(default=None, repr=False)
     verifier: Callable | None = field(default=None, repr=False)  # image -> (masks, classes)
 
 
