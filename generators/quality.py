@@ -10,7 +10,6 @@ FID and KID; the CLIP score comes from a transformers CLIP model named by id or 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from streetsynth import codec
 from streetsynth.models.features import inception_extractor
 from streetsynth.repo import load_split, read_info, write_info
 from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
@@ -56,7 +56,7 @@ def decode(row: dict[str, Any]) -> np.ndarray:
     """RGB uint8 of a row's image (a PIL image or ``{"bytes": ...}``)."""
     img = row["image"]
     if isinstance(img, dict):
-        img = Image.open(io.BytesIO(img["bytes"]))
+        return codec.decode(img["bytes"], str(row.get("id")))
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
@@ -73,26 +73,35 @@ def real_region(row: dict[str, Any], image: np.ndarray) -> np.ndarray:
     return image[:, x1:]
 
 
-def features(images: Iterator[np.ndarray], extractor, size: tuple[int, int], batch_size: int,
-             device: str = "cpu") -> torch.Tensor:
-    """(N, D) float64 features of RGB uint8 images, each resized to ``size`` (H, W), in batches."""
-    out, batch = [], []
+def features(views: Iterator[tuple[np.ndarray, ...]], extractor, size: tuple[int, int], batch_size: int,
+             device: str = "cpu") -> tuple[torch.Tensor, ...]:
+    """Per view, (N, D) float64 features of RGB uint8 images, each resized to ``size`` (H, W), in batches.
+
+    Each item holds the views of one decoded image (e.g. the whole image and its invented region),
+    so an image is decoded once however many views are measured.
+    """
+    out: list[list[torch.Tensor]] = []
+    batches: list[list[np.ndarray]] = []
 
     def flush() -> None:
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device)
-        with torch.inference_mode():
-            out.append(extractor(x).reshape(len(batch), -1).double().cpu())
-        batch.clear()
+        for k, batch in enumerate(batches):
+            x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device)
+            with torch.inference_mode():
+                out[k].append(extractor(x).reshape(len(batch), -1).double().cpu())
+            batch.clear()
 
-    for img in images:
-        batch.append(cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA))
-        if len(batch) == batch_size:
+    for item in views:
+        if not batches:
+            out, batches = [[] for _ in item], [[] for _ in item]
+        for batch, img in zip(batches, item):
+            batch.append(cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA))
+        if len(batches[0]) == batch_size:
             flush()
-    if batch:
+    if batches and batches[0]:
         flush()
     if not out:
         raise ValueError("no images to measure")
-    return torch.cat(out)
+    return tuple(torch.cat(o) for o in out)
 
 
 def fid_kid(real: torch.Tensor, synthetic: torch.Tensor) -> dict[str, float]:
@@ -164,9 +173,8 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         synth, real = (d.select(range(min(cfg.max_images, len(d)))) for d in (synth, real))
     feats = {}
     for name, rows, region in (("real", real, real_region), ("synthetic", synth, synthetic_region)):
-        feats[name] = features((decode(r) for r in rows), extractor, cfg.size, cfg.batch_size, cfg.device)
-        feats[name + "_region"] = features((region(r, decode(r)) for r in rows), extractor, cfg.size,
-                                           cfg.batch_size, cfg.device)
+        views = ((img, region(r, img)) for r in rows for img in [decode(r)])
+        feats[name], feats[name + "_region"] = features(views, extractor, cfg.size, cfg.batch_size, cfg.device)
     block: dict[str, Any] = {
         "real": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split,
                  "fingerprint": read_info(cfg.real).get("fingerprint")},

@@ -33,7 +33,7 @@ def _real_images(tmp_path, n=24):
 def test_fid_is_near_zero_for_the_same_images_and_grows_with_noise_and_shuffling(tmp_path):
     _, images = _real_images(tmp_path)
     extractor = TinyFeatures()
-    feats = lambda imgs: features(iter(imgs), extractor, (64, 64), 8)  # noqa: E731
+    feats = lambda imgs: features(((i,) for i in imgs), extractor, (64, 64), 8)[0]  # noqa: E731
     rng = np.random.default_rng(0)
     noised = [np.clip(i + rng.normal(0, 40, i.shape), 0, 255).astype(np.uint8) for i in images]
     shuffled = [rng.permutation(i.reshape(-1, 3)).reshape(i.shape) for i in images]
@@ -101,5 +101,5 @@ def test_missing_inception_weights_name_the_file_needed(tmp_path, monkeypatch):
                     reason="the Inception weights are not in torch hub's cache")
 def test_the_real_inception_path_when_its_weights_exist(tmp_path):
     real, images = _real_images(tmp_path, n=4)
-    feats = features(iter(images), inception_extractor(), (299, 299), 4)
+    (feats,) = features(((i,) for i in images), inception_extractor(), (299, 299), 4)
     assert feats.shape == (4, 2048) and abs(fid_kid(feats, feats.flip(0))["fid"]) < 1e-3
