@@ -9,14 +9,12 @@ from the manifest and redoes only unlisted samples, with the same seeds, so the 
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from PIL import Image
 
 import streetsynth
 from streetsynth import codec
@@ -107,12 +105,3 @@ def finish_run(run: MethodRun, info: dict[str, Any], card: str,
             "https://waymo.com/open/terms\n")
     write_readme(run.folder, body=body, default=SYNTHETIC)
     return counts
-
-
-def decode_rgb(value: Any) -> np.ndarray:
-    """An RGB uint8 array from a PIL image, an array, or a ``{"bytes": ...}`` dict."""
-    if isinstance(value, dict):
-        value = Image.open(io.BytesIO(value["bytes"]))
-    if isinstance(value, Image.Image):
-        value = value.convert("RGB")
-    return np.asarray(value, dtype=np.uint8)

@@ -22,12 +22,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from streetsynth import codec
 from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 
-from .method_run import MethodRunOptions, decode_rgb, finish_run, open_run, synthetic_row
+from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
 
 METHOD = "occlude"
 PLACEMENTS = ("bottom", "side", "random")
@@ -288,7 +289,7 @@ def run_occlude(cfg: OccludeConfig) -> dict[str, Any]:
         if sid in done:
             continue
         row = source[r]
-        image = decode_rgb(row["image"])
+        image = codec.to_rgb(row["image"], row["id"])
         inst = Instances.from_row(row)
         h, w = image.shape[:2]
         seed = derive_seed(cfg.seed, sid, 0)

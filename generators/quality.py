@@ -52,14 +52,6 @@ class _Features(torch.nn.Module):
         return x
 
 
-def decode(row: dict[str, Any]) -> np.ndarray:
-    """RGB uint8 of a row's image (a PIL image or ``{"bytes": ...}``)."""
-    img = row["image"]
-    if isinstance(img, dict):
-        return codec.decode(img["bytes"], str(row.get("id")))
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
 def synthetic_region(row: dict[str, Any], image: np.ndarray) -> np.ndarray:
     """The invented columns of a synthetic image."""
     return image[:, int(row["generation"]["known_width"]):]
@@ -130,37 +122,44 @@ def load_clip(model: str, device: str = "cpu"):
     return CLIPModel.from_pretrained(model).to(device).eval(), CLIPProcessor.from_pretrained(model)
 
 
-def clip_score(pairs: Iterator[tuple[np.ndarray, str]], clip, batch_size: int = 16) -> float:
-    """CLIP score: mean over pairs of 100 x max(cosine(image, text), 0), texts truncated to the model's length.
+def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_size: int = 16
+               ) -> tuple[float, ...]:
+    """Per view, the CLIP score: mean over items of 100 x max(cosine(image, text), 0), texts truncated to
+    the model's length. Each item is (views of one decoded image, its prompt).
 
     Computed from ``CLIPModel``'s own projected embeddings (torchmetrics' ``CLIPScore`` 1.9 does not
     read transformers 5's feature outputs).
     """
     model, processor = clip
     max_len = model.config.text_config.max_position_embeddings
-    total, count = 0.0, 0
-    batch: list[tuple[np.ndarray, str]] = []
+    totals: list[float] = []
+    count = 0
+    batch: list[tuple[tuple[np.ndarray, ...], str]] = []
 
     def flush() -> None:
-        nonlocal total, count
-        inputs = processor(text=[t for _, t in batch], images=[Image.fromarray(i) for i, _ in batch],
-                           return_tensors="pt", padding=True, truncation=True, max_length=max_len)
-        with torch.inference_mode():
-            out = model(**{k: v.to(model.device) for k, v in inputs.items()})
-        cos = torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds, dim=-1)
-        total += float((100.0 * cos.clamp(min=0)).sum())
+        nonlocal count
+        texts = [t for _, t in batch]
+        for k in range(len(totals)):
+            inputs = processor(text=texts, images=[Image.fromarray(np.ascontiguousarray(v[k])) for v, _ in batch],
+                               return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+            with torch.inference_mode():
+                out = model(**{key: val.to(model.device) for key, val in inputs.items()})
+            cos = torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds, dim=-1)
+            totals[k] += float((100.0 * cos.clamp(min=0)).sum())
         count += len(batch)
         batch.clear()
 
-    for image, text in pairs:
-        batch.append((np.ascontiguousarray(image), text))
+    for views, text in items:
+        if not totals:
+            totals = [0.0] * len(views)
+        batch.append((views, text))
         if len(batch) == batch_size:
             flush()
     if batch:
         flush()
     if not count:
         raise ValueError("no image-text pairs to score")
-    return total / count
+    return tuple(t / count for t in totals)
 
 
 def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
@@ -173,7 +172,7 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         synth, real = (d.select(range(min(cfg.max_images, len(d)))) for d in (synth, real))
     feats = {}
     for name, rows, region in (("real", real, real_region), ("synthetic", synth, synthetic_region)):
-        views = ((img, region(r, img)) for r in rows for img in [decode(r)])
+        views = ((img, region(r, img)) for r in rows for img in [codec.to_rgb(r["image"], r["id"])])
         feats[name], feats[name + "_region"] = features(views, extractor, cfg.size, cfg.batch_size, cfg.device)
     block: dict[str, Any] = {
         "real": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split,
@@ -185,17 +184,15 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         "invented_region": fid_kid(feats["real_region"], feats["synthetic_region"]),
     }
     if clip is not None:
-        sources = {r["id"]: r for r in real}
-        paired = [r for r in synth if r["generation"]["source_id"] in sources]
-        block["clip"] = {
-            "model": cfg.clip_model,
-            "images": clip_score(((decode(r), r["generation"]["prompt"]) for r in synth), clip, cfg.batch_size),
-            "invented_region": clip_score(((synthetic_region(r, decode(r)), r["generation"]["prompt"])
-                                           for r in synth), clip, cfg.batch_size),
-            "real_region": clip_score(((real_region(s, decode(s)), r["generation"]["prompt"])
-                                       for r in paired for s in [sources[r["generation"]["source_id"]]]),
-                                      clip, cfg.batch_size) if paired else None,
-        }
+        real_index = {rid: i for i, rid in enumerate(real["id"])}
+        synth_views = ((img, synthetic_region(r, img)) for r in synth for img in [codec.to_rgb(r["image"], r["id"])])
+        whole, region = clip_score(zip(synth_views, (g["prompt"] for g in synth["generation"])), clip, cfg.batch_size)
+        paired = [(real_index[g["source_id"]], g["prompt"]) for g in synth["generation"]
+                  if g["source_id"] in real_index]
+        real_views = (((real_region(row, codec.to_rgb(row["image"], row["id"])),), prompt)
+                      for i, prompt in paired for row in [real[i]])
+        block["clip"] = {"model": cfg.clip_model, "images": whole, "invented_region": region,
+                         "real_region": clip_score(real_views, clip, cfg.batch_size)[0] if paired else None}
     return block
 
 

@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from streetsynth import codec
 from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 
-from .method_run import MethodRunOptions, decode_rgb, finish_run, open_run, synthetic_row
+from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
 
 METHOD = "rerender"
 CONTROLNET_SEG = "lllyasviel/control_v11p_sd15_seg"
@@ -199,7 +200,7 @@ def run_rerender(cfg: RerenderConfig) -> dict[str, Any]:
         sid = f"{row['id']}#rerender"
         if sid in done:
             continue
-        image = decode_rgb(row["image"])
+        image = codec.to_rgb(row["image"], row["id"])
         inst = Instances.from_row(row)
         if inst.masks is None:
             run.writer.add(sid, None, attempts=0, rejected=0)

@@ -46,6 +46,15 @@ def decode(data: bytes, what: str = "image") -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def to_rgb(value, what: str = "image") -> np.ndarray:
+    """RGB uint8 of a dataset image value: ``{"bytes": ...}`` (decoded here), a PIL image, or an array."""
+    if isinstance(value, dict):
+        return decode(value["bytes"], what)
+    if hasattr(value, "convert"):  # a PIL image, as datasets decodes one
+        value = value.convert("RGB")
+    return np.asarray(value, dtype=np.uint8)
+
+
 def decode_unchanged(data: bytes, what: str = "image") -> np.ndarray:
     """PNG bytes as stored: a 16-bit label image stays (H, W) uint16."""
     return _imdecode(data, cv2.IMREAD_UNCHANGED, what)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from factories_generate import make_real_repo
 
+from streetsynth import codec
 from streetsynth.generators.generate import GenerateConfig, run_generation
-from streetsynth.generators.quality import (QualityConfig, decode, features, fid_kid, measure_quality,
+from streetsynth.generators.quality import (QualityConfig, features, fid_kid, measure_quality,
                                             quality_lines, record_quality)
 from streetsynth.models.features import INCEPTION_FILE, TinyFeatures, inception_extractor, inception_weights
 from streetsynth.models.inpaint import build_tiny
@@ -27,7 +28,7 @@ def _own_datasets_cache(tmp_path, monkeypatch):
 
 def _real_images(tmp_path, n=24):
     real = make_real_repo(tmp_path / "real", rows=n, seed=1)
-    return real, [decode(r) for r in load_split(real, "stitched", "train")]
+    return real, [codec.to_rgb(r["image"]) for r in load_split(real, "stitched", "train")]
 
 
 def test_fid_is_near_zero_for_the_same_images_and_grows_with_noise_and_shuffling(tmp_path):
