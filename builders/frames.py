@@ -6,14 +6,12 @@ Readers produce :class:`FrameRecord`; the stitcher and the builder consume it. I
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import cv2
 import numpy as np
-from PIL import Image
 
+from streetsynth import codec
 from streetsynth.camera import PinholeCamera
 from streetsynth.schema import CAMERA_NAMES
 
@@ -87,32 +85,29 @@ class FrameRecord:
 
 
 def decode_image(data: bytes, what: str = "image") -> np.ndarray:
-    """Decode JPEG/PNG bytes to RGB uint8, with a clear error for anything else."""
+    """Decode JPEG/PNG bytes to RGB uint8; FrameError naming ``what`` for anything else."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
-    except Exception as exc:  # PIL raises several types for bad bytes
-        raise FrameError(f"{what}: not a decodable image ({len(data)} bytes): {exc}") from None
-
-
-_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+        return codec.decode(data, what)
+    except ValueError as exc:
+        raise FrameError(str(exc)) from None
 
 
 def decode_bgr(data: bytes, reduce: int = 1, what: str = "image") -> np.ndarray:
-    """Decode JPEG/PNG bytes to BGR uint8 with OpenCV, optionally at 1/2, 1/4 or 1/8 size."""
-    if reduce not in _REDUCED:
-        raise ValueError(f"reduce must be one of {sorted(_REDUCED)}, got {reduce}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduce]) if data else None
-    if img is None:
-        raise FrameError(f"{what}: not a decodable image ({len(data)} bytes)")
-    return img
+    """Decode JPEG/PNG bytes to BGR uint8, optionally at 1/2, 1/4 or 1/8 size; FrameError for bad bytes."""
+    try:
+        return codec.decode_bgr(data, reduce, what)
+    except ValueError as exc:
+        raise FrameError(str(exc)) from None
 
 
 def decode_png_label(data: bytes, what: str = "panoptic label") -> np.ndarray:
-    """A 16-bit (or 8-bit) PNG label image, as stored (OpenCV, ``IMREAD_UNCHANGED``)."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-    if img is None or img.ndim != 2:
-        raise FrameError(f"{what}: not a decodable single-channel PNG ({len(data)} bytes)")
+    """A 16-bit (or 8-bit) single-channel PNG label image, as stored."""
+    try:
+        img = codec.decode_unchanged(data, what)
+    except ValueError as exc:
+        raise FrameError(str(exc)) from None
+    if img.ndim != 2:
+        raise FrameError(f"{what}: not a single-channel PNG ({img.shape})")
     return img
 
 

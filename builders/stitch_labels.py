@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from streetsynth.instances import Instances, box_iou
+from streetsynth.instances import Instances, box_iou, boxes_from_masks
 from streetsynth.schema import SEGMENTATION_TO_CLASS, WAYMO_TYPE_TO_CLASS
 
 from .frames import CameraView, FrameRecord
@@ -203,14 +203,7 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     seen = {n: np.isin(uniq, present[n][present[n] > 0]) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
-    return Instances(_mask_boxes(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
-
-
-def _mask_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes (exclusive max) of non-empty masks, from their row and column projections."""
-    rows, cols = masks.any(axis=2), masks.any(axis=1)
-    h, w = masks.shape[1:]
-    return np.stack([cols.argmax(1), rows.argmax(1), w - cols[:, ::-1].argmax(1), h - rows[:, ::-1].argmax(1)], 1).astype(np.float32)
+    return Instances(boxes_from_masks(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
 
 
 def stitched_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:

@@ -92,8 +92,8 @@ class WaymoStitchedConfig(datasets.BuilderConfig):
     jpeg_quality: int = 95  # JPEG quality of stitched images
     validation_percent: int = 20  # unsplit sources: share of segments hashed into validation
     report_dir: str | None = None  # where each segment file's skip/method report is written
-    surface: str = "ground+cylinder"  # projection surface: ground+cylinder | cylinder | infinity (rotation only)
-    surface_radius: float = 30.0  # metres from the cameras to the cylinder (and where the ground plane ends)
+    surface: str = DEFAULT_SURFACE.kind  # projection surface: ground+cylinder | cylinder | infinity (rotation only)
+    surface_radius: float = DEFAULT_SURFACE.radius  # metres from the cameras to the cylinder (and where the ground plane ends)
 
 
 class WaymoStitched(datasets.GeneratorBasedBuilder):
@@ -452,8 +452,8 @@ def refuse_empty_splits(rows: dict[str, int], reasons: list[str]) -> None:
 def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = STITCHED,
                size: tuple[int, int] = (512, 1024), captions: str = "template", prompts: str | None = None,
                clip_model: str | None = None, num_proc: int = 1, on_error: str = "raise",
-               image_format: str = "jpeg", validation_percent: int = 20, surface: str = "ground+cylinder",
-               surface_radius: float = 30.0) -> dict[str, Any]:
+               image_format: str = "jpeg", validation_percent: int = 20, surface: str = DEFAULT_SURFACE.kind,
+               surface_radius: float = DEFAULT_SURFACE.radius) -> dict[str, Any]:
     """Build config ``config`` of the real dataset from ``source`` into the repo folder ``out``.
 
     Everything is built in a temporary folder beside ``out`` and moved into place at the end, so

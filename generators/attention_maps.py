@@ -57,13 +57,13 @@ class AttentionStore:
         probs = probs.reshape(batch, attn.heads, probs.shape[1], probs.shape[2]).mean(dim=1)
         if self.conditional_half and batch > 1:
             probs = probs[batch // 2:]
-        watched = probs[:, :, self.tokens].transpose(1, 2).float().cpu()  # (B, K, HW)
+        watched = probs[:, :, self.tokens].transpose(1, 2).float()  # (B, K, HW), summed on the device
         hw = watched.shape[-1]
         self.sums[hw] = self.sums[hw] + watched if hw in self.sums else watched
         self.counts[hw] = self.counts.get(hw, 0) + 1
 
     def maps(self, latent_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-        return aggregate({hw: (s / self.counts[hw]).numpy() for hw, s in self.sums.items()}, latent_hw, out_hw)
+        return aggregate({hw: (s / self.counts[hw]).cpu().numpy() for hw, s in self.sums.items()}, latent_hw, out_hw)
 
 
 def grid_of(hw: int, latent_hw: tuple[int, int]) -> tuple[int, int]:

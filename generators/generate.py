@@ -13,7 +13,6 @@ pixels are the real ones, so their labels stay true; the invented region is left
 
 from __future__ import annotations
 
-import io
 import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor

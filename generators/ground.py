@@ -59,17 +59,18 @@ def class_tokens(tokenizer, prompt: str) -> dict[int, list[int]]:
 
 
 def refine_with_sam(predictor, image: np.ndarray, coarse: np.ndarray, grow: int = 7) -> np.ndarray:
-    """SAM's mask for each coarse mask's box, cut to the coarse mask dilated by ``grow`` pixels."""
+    """SAM's mask for each coarse mask's box (one batched call), cut to the coarse mask dilated by ``grow``
+    pixels; a coarse mask SAM leaves empty is kept as it was."""
     if predictor is None or not len(coarse):
         return coarse
-    predictor.set_image(image)
+    from .label import sam_masks_for_boxes
+
+    sam = sam_masks_for_boxes(predictor, image, boxes_from_masks(coarse))
     kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
     out = []
-    for m, box in zip(coarse, boxes_from_masks(coarse)):
-        sam, _, _ = predictor.predict(box=box, multimask_output=False)
-        fine = sam[0].astype(bool) & cv2.dilate(m.astype(np.uint8), kernel).astype(bool)
+    for m, s in zip(coarse, sam):
+        fine = s & cv2.dilate(m.astype(np.uint8), kernel).astype(bool)
         out.append(fine if fine.any() else m)
-    predictor.reset_image()
     return np.stack(out)
 
 

@@ -146,10 +146,9 @@ def occluder_mask(before: np.ndarray, after: np.ndarray, region: tuple[int, ...]
         diff = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2)
         return inside & (diff > diff_threshold)
     if mode == "sam":
-        predictor.set_image(after)
-        masks, _, _ = predictor.predict(box=np.asarray(region, np.float32), multimask_output=False)
-        predictor.reset_image()
-        return inside & masks[0].astype(bool)
+        from .label import sam_masks_for_boxes
+
+        return inside & sam_masks_for_boxes(predictor, after, np.asarray([region], np.float32))[0]
     raise ValueError(f"unknown occluder mask mode {mode!r}; known: {', '.join(MASK_MODES)}")
 
 

@@ -14,7 +14,6 @@ version with no row lost or doubled.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from streetsynth import repo, schema
+from streetsynth import codec, repo, schema
 from streetsynth.instances import Instances
 from streetsynth.versions import fingerprint, resolve_version, store_lock
 
@@ -45,13 +44,11 @@ def pick_config(available: dict[str, Any], wanted: str | None, data: Path) -> st
 
 
 def _image(row: dict[str, Any]) -> tuple[bytes, np.ndarray]:
-    from PIL import Image
-
     image = row["image"]
     if not image or (image.get("bytes") is None and image.get("path") is None):
         raise ValueError(f"row {row.get('id')!r}: no image")
     data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
-    return data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return data, codec.decode(data, str(row.get("id")))
 
 
 def relabel_row(row: dict[str, Any], labeler, config: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class SeamGate:
     (measured in tests/test_seam.py and by ``streetsynth seam-calibrate``).
     """
 
-    threshold: float = DEFAULT_THRESHOLD  # scores above this reject the sample
+    threshold: float | None = None  # scores above this reject the sample (default: the method's calibrated one)
     method: str = "column-sum"  # "column-sum" or "row-band"
     band: int = 8  # columns each side whose median gives a level
     window: int = 32  # column-sum: neighbourhood half-width (columns) the edge step is compared against
@@ -61,6 +61,8 @@ class SeamGate:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown seam method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", ROW_BAND_THRESHOLD if self.method == "row-band" else DEFAULT_THRESHOLD)
 
     def score(self, image: np.ndarray, mask: np.ndarray) -> float:
         if self.method == "row-band":

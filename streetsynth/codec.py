@@ -55,6 +55,17 @@ def to_rgb(value, what: str = "image") -> np.ndarray:
     return np.asarray(value, dtype=np.uint8)
 
 
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_bgr(data: bytes, reduce: int = 1, what: str = "image") -> np.ndarray:
+    """JPEG/PNG bytes -> BGR uint8 in OpenCV's order, optionally decoded at 1/2, 1/4 or 1/8 size."""
+    if reduce not in _REDUCED:
+        raise ValueError(f"reduce must be one of {sorted(_REDUCED)}, got {reduce}")
+    return _imdecode(data, _REDUCED[reduce], what)
+
+
 def decode_unchanged(data: bytes, what: str = "image") -> np.ndarray:
     """PNG bytes as stored: a 16-bit label image stays (H, W) uint16."""
     return _imdecode(data, cv2.IMREAD_UNCHANGED, what)

@@ -138,13 +138,13 @@ def push(repo: str | Path, repo_id: str, version: str | None = None, *, private:
     if not (api.token or get_token()):
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
 
-    repo_files(repo)  # refuses symlinks out of the repo before anything reaches the Hub
-    card_text = card(repo_id) if callable(card) else card
+    card_text = card(repo_id) if callable(card) else card  # may write card assets into the repo
+    files = repo_files(repo)  # refuses symlinks out of the repo before anything reaches the Hub
     staged = Path(repo) / f".{README_PATH}.push-{os.getpid()}.tmp"
     try:
         if card_text is not None:
             staged.write_text(card_text, encoding="utf-8")
-        result = _upload(Path(repo), repo_id, tag, staged if card_text is not None else None, private=private,
+        result = _upload(files, repo_id, tag, staged if card_text is not None else None, private=private,
                          create_pr=create_pr, force=force, api=api, commit_bytes=commit_bytes, log=log)
         if card_text is not None:
             os.replace(staged, Path(repo) / README_PATH)
@@ -153,9 +153,9 @@ def push(repo: str | Path, repo_id: str, version: str | None = None, *, private:
     return result
 
 
-def _upload(repo: Path, repo_id: str, tag: str, readme: Path | None, *, private: bool, create_pr: bool, force: bool,
+def _upload(files: list[tuple[str, Path]], repo_id: str, tag: str, readme: Path | None, *, private: bool, create_pr: bool, force: bool,
             api: HfApi, commit_bytes: int, log: Callable[[str], None]) -> PushResult:
-    """Create the repo, commit the files (``readme`` in place of README.md when given), tag the last commit."""
+    """Create the repo, commit ``files`` (``readme`` in place of README.md when given), tag the last commit."""
     _hub_call(api, f"create {repo_id}", lambda: api.create_repo(
         repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True))
     refs = _hub_call(api, f"list refs of {repo_id}", lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE))
@@ -164,7 +164,6 @@ def _upload(repo: Path, repo_id: str, tag: str, readme: Path | None, *, private:
         raise ValueError(f"{repo_id} already has {tag} (commit {existing[tag][:12]}); versions are never "
                          "overwritten: bump the version, or pass --force to move the tag")
 
-    files = repo_files(repo)
     if readme is not None:
         files = sorted([(p, f) for p, f in files if p != README_PATH] + [(README_PATH, readme)])
     groups = plan_commits(files, commit_bytes)

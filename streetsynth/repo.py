@@ -17,7 +17,6 @@ in place, or two versions of two stores from being served each other's cached ro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
+
+from streetsynth.digest import file_digest
 
 #: Version of the on-disk format. A repo written with another major version is refused.
 FORMAT_VERSION = "1.0"
@@ -115,12 +116,12 @@ def place_shard(tmp: str | os.PathLike, repo: str | os.PathLike, config: str, sp
     names a shard a power cut could leave empty. Older shards of the same index are removed.
     """
     tmp = Path(tmp)
-    digest = hashlib.sha256()
-    with open(tmp, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-        os.fsync(fh.fileno())
-    path = shard_path(repo, config, split, index, digest.hexdigest()[:DIGEST_CHARS])
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path = shard_path(repo, config, split, index, file_digest(tmp, DIGEST_CHARS))
     os.replace(tmp, path)
     for old in path.parent.glob(f"{split}-{index:05d}-*.parquet"):
         if old != path and parse_shard_name(old.name) == (split, index):

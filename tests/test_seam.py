@@ -147,3 +147,9 @@ def test_row_band_scores_a_full_height_step_above_a_half_height_one(scenes):
     assert row_band_score(img, np.zeros((H, W), np.uint8)) == 0.0
     with pytest.raises(ValueError, match="unknown seam method"):
         SeamGate(method="nope")
+
+
+def test_each_method_defaults_to_its_own_calibrated_threshold():
+    assert SeamGate().threshold == DEFAULT_THRESHOLD
+    assert SeamGate(method="row-band").threshold == ROW_BAND_THRESHOLD != DEFAULT_THRESHOLD
+    assert SeamGate(method="row-band", threshold=1.0).threshold == 1.0

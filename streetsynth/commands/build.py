@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-proc", type=int, default=1, help="processes (work is sharded by segment file)")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="a bad frame stops the build (raise) or is counted and skipped (skip)")
-    p.add_argument("--surface", choices=("ground+cylinder", "cylinder", "infinity"), default="ground+cylinder",
-                   help="projection surface of the stitch (README: what ghosting each leaves)")
-    p.add_argument("--surface-radius", type=float, default=30.0, help="metres to the cylinder / end of the ground plane")
+    p.add_argument("--surface", default=None, help="projection surface of the stitch: ground+cylinder (default), "
+                   "cylinder or infinity (README: what ghosting each leaves)")
+    p.add_argument("--surface-radius", type=float, default=None,
+                   help="metres to the cylinder / end of the ground plane (default 30)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-proc must be at least 1, got {args.num_proc}")
     summary = build_real(args.source, args.out, config=args.config, size=args.size, captions=args.captions,
                          prompts=args.prompts, clip_model=args.caption_model, num_proc=args.num_proc,
-                         on_error=args.on_error, surface=args.surface, surface_radius=args.surface_radius)
+                         on_error=args.on_error, **{k: v for k, v in (("surface", args.surface),
+                                                                      ("surface_radius", args.surface_radius))
+                                                    if v is not None})
     print(format_summary(summary))
     return 0

@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         seam_imgs, clean_imgs = _folder_images(Path(args.images) / "seam"), _folder_images(Path(args.images) / "clean")
     else:
+        from streetsynth.codec import to_rgb
         from streetsynth.repo import load_split
 
-        clean_imgs = [np.asarray(r["image"].convert("RGB")) for r in load_split(args.dataset, args.config, args.split)]
+        clean_imgs = [to_rgb(r["image"], r["id"]) for r in load_split(args.dataset, args.config, args.split)]
         signs = np.random.default_rng(0).choice([-1.0, 1.0], len(clean_imgs))
         seam_imgs = [plant_step(i, int(round(i.shape[1] * args.edge_fraction)), s * args.strength)
                      for i, s in zip(clean_imgs, signs)]
