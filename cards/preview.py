@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from streetsynth import repo, schema
+from streetsynth.generators.relabel import pick_config
 
 
 def object_counts(objects_column) -> dict[str, int]:
@@ -45,10 +46,7 @@ def preview(data: Path, config: str | None = None, split: str | None = None, num
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
     available = repo.data_configs(data)
-    if config is None:
-        config = next((c for c in (schema.SYNTHETIC, schema.STITCHED) if c in available), "stitched or synthetic")
-    if config not in available:
-        raise ValueError(f"{data}: no config {config!r} (has: {', '.join(available) or 'none'})")
+    config = pick_config(available, config, data)
     split = split or next(iter(available[config]))
     if split not in available[config]:
         raise ValueError(f"{data}: config {config!r} has no split {split!r} (has: {', '.join(available[config])})")

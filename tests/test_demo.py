@@ -31,6 +31,7 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     assert info["kind"] == "synthetic" and info["counts"]["accepted"] + info["counts"]["failed_samples"] == 3
     # ... its rows carry the labeler's provenance, and training compared two mixes on them.
     rows = repo.load_split(synth, "synthetic", "synthetic")
+    assert info["counts"]["accepted"] >= 1 and len(rows) == info["counts"]["accepted"]
     assert all("maskrcnn:tiny" in g["labeler"] for g in rows["generation"])
     results = json.loads((out / "train" / "results.json").read_text())
     assert [r["mix"] for r in results["runs"]] == ["real=1", "real=1,synthetic=0.5"]

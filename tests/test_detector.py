@@ -28,7 +28,8 @@ def test_unknown_arch_is_refused():
 def test_tiny_is_seeded_and_answers_with_our_classes():
     model, cmap, desc = det.load_detector("tiny")
     again, _, _ = det.load_detector("tiny")
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    a, b = model.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert desc == "maskrcnn:tiny(seed=0)" and cmap == det.coco_class_map()
     with torch.no_grad():
         out = model([torch.rand(3, 128, 256)])[0]
@@ -44,7 +45,8 @@ def test_checkpoint_folder_round_trip_maps_labels_to_class_names(tmp_path):
     assert cmap == {1: PED, 2: VEH}
     assert desc.startswith("maskrcnn:tiny:ckpt@")
     assert loaded.transform.min_size == (64,) and loaded.transform.max_size == 128
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["arch"] == "tiny"
 
 

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from factories_generate import make_real_repo
 
 from streetsynth import codec
 from streetsynth.generators.generate import GenerateConfig, run_generation
-from streetsynth.generators.quality import (QualityConfig, features, fid_kid, measure_quality,
+from streetsynth.generators.quality import (QualityConfig, clip_score, features, fid_kid, measure_quality,
                                             quality_lines, record_quality)
 from streetsynth.models.features import INCEPTION_FILE, TinyFeatures, inception_extractor, inception_weights
 from streetsynth.models.inpaint import build_tiny
@@ -78,7 +79,21 @@ def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_l
     assert block["counts"] == {"real": 6, "synthetic": 6} and block["feature_extractor"] == TinyFeatures.description
     # the tiny pipeline invents noise: its region is farther from the real region than whole images are
     assert block["invented_region"]["fid"] > block["images"]["fid"] > 0
-    assert all(0.0 <= block["clip"][k] <= 100.0 for k in ("images", "invented_region", "real_region"))
+    # CLIP score recomputed here from the model's own image and text features, one pair at a time
+    from transformers import CLIPModel, CLIPProcessor
+
+    clip_dir = str(tmp_path / "clip")
+    model, proc = CLIPModel.from_pretrained(clip_dir).eval(), CLIPProcessor.from_pretrained(clip_dir)
+    scores = []
+    for row in load_split(res.folder, "synthetic", "synthetic"):
+        region = codec.to_rgb(row["image"])[:, row["generation"]["known_width"]:]
+        inputs = proc(text=[row["generation"]["prompt"]], images=[Image.fromarray(region)], return_tensors="pt",
+                      padding=True)
+        with torch.no_grad():
+            out = model(**inputs)
+        scores.append(100 * max(float(torch.cosine_similarity(out.image_embeds, out.text_embeds)[0]), 0.0))
+    assert block["clip"]["invented_region"] == pytest.approx(float(np.mean(scores)), rel=1e-4)
+    assert block["clip"]["real_region"] is not None
     record_quality(res.folder, block)
     info = read_info(res.folder)
     assert info["quality"] == json.loads(json.dumps(block)) and info["counts"]["accepted"] == 6
@@ -86,6 +101,30 @@ def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_l
     assert "Quality against the real scenes" in card and f"{block['invented_region']['fid']:.3f}" in card
     [line] = quality_lines([res.folder])
     assert line.startswith("v0.1.0 quality: FID") and f"{block['clip']['invented_region']:.2f}" in line
+
+
+def test_clip_score_is_the_mean_clamped_cosine_per_view():
+    """Known embeddings: view 0 aligned with the text (cos 1), view 1 at 60 degrees (0.5), view 2 opposite (0)."""
+    from types import SimpleNamespace
+
+    angle = {0: 0.0, 1: np.pi / 3, 2: np.pi}
+
+    class Processor:
+        def __call__(self, text, images, **_):
+            return {"view": torch.tensor([float(np.asarray(i)[0, 0, 0]) for i in images])}
+
+    class Model:
+        config = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=77))
+        device = "cpu"
+
+        def __call__(self, view):
+            a = torch.tensor([angle[int(v)] for v in view])
+            return SimpleNamespace(image_embeds=torch.stack([a.cos(), a.sin()], 1),
+                                   text_embeds=torch.tensor([[1.0, 0.0]]).expand(len(view), 2))
+
+    views = [tuple(np.full((4, 4, 3), k, np.uint8) for k in range(3)) for _ in range(5)]
+    scores = clip_score(((v, "a street") for v in views), (Model(), Processor()), batch_size=2)
+    assert scores == pytest.approx((100.0, 50.0, 0.0))
 
 
 def test_missing_inception_weights_name_the_file_needed(tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from streetsynth import codec
 from streetsynth.instances import Instances, decode_id_mask
 from streetsynth.seeds import derive_seed
 
@@ -99,8 +100,7 @@ def row_to_sample(row: dict[str, Any], missing_masks: str = DEFAULT_MISSING_MASK
     before drawing); ``box-fill`` fills the object's box, ``skip-object`` leaves the object out.
     """
     check_policy(missing_masks)
-    pil = row["image"].convert("RGB")
-    image = tv_tensors.Image(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))
+    image = tv_tensors.Image(torch.from_numpy(codec.to_rgb(row["image"], row.get("id")).copy()).permute(2, 0, 1))
     h, w = image.shape[-2:]
     try:
         inst = Instances.from_row(row, height=h, width=w)

@@ -32,6 +32,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm.auto import tqdm
 
+from streetsynth import codec
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES
 
@@ -209,7 +210,7 @@ def evaluate_predictions(ground_truth: Sequence[Any], predictions: Sequence[Any]
 
 def _row_image(row: dict[str, Any]) -> torch.Tensor:
     """A row's image as a float CHW tensor in [0, 1]."""
-    return torch.from_numpy(np.array(row["image"].convert("RGB"))).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(codec.to_rgb(row["image"], row.get("id"))).permute(2, 0, 1).float().div_(255.0)
 
 
 @torch.no_grad()

@@ -10,9 +10,6 @@ import argparse
 from pathlib import Path
 
 from streetsynth import schema
-from streetsynth.generators.relabel import pick_config
-
-__all__ = ["pick_config", "register", "run"]  # pick_config lives in generators.relabel; preview imports it here
 
 LABELLED_CONFIGS = (schema.STITCHED, schema.SYNTHETIC)
 PROMPT_BOXES = ("detector", "ground-truth")

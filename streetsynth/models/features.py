@@ -6,10 +6,11 @@ prefix matches the published one and ``torch.load(weights_only=True)`` accepts t
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
+
+from streetsynth.digest import file_digest
 
 #: The Inception-v3 weights torch-fidelity (and torchmetrics' FID) use, and where they come from.
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -23,12 +24,9 @@ def inception_weights(path: str | Path | None = None) -> Path:
     if not target.exists():
         raise FileNotFoundError(f"FID/KID need the Inception-v3 weights {INCEPTION_FILE} ({INCEPTION_URL}); "
                                 f"no file at {target}: download it there or pass --inception PATH")
-    digest = hashlib.sha256()
-    with target.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(INCEPTION_SHA256_PREFIX):
-        raise ValueError(f"{target}: not {INCEPTION_FILE} (sha256 {digest.hexdigest()[:8]}, expected "
+    digest = file_digest(target, 64)
+    if not digest.startswith(INCEPTION_SHA256_PREFIX):
+        raise ValueError(f"{target}: not {INCEPTION_FILE} (sha256 {digest[:8]}, expected "
                          f"{INCEPTION_SHA256_PREFIX}...)")
     torch.load(target, map_location="cpu", weights_only=True)  # refuses anything but tensors
     return target

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, build_tiny_tokenizer
-
-#: Hidden size of every tiny text encoder.
-TEXT_DIM = 32
+from streetsynth.tiny.inpaint import TEXT_DIM, build_tiny_inpaint_pipeline, build_tiny_tokenizer
 
 
 def build_tiny_t5_tokenizer():
