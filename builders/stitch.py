@@ -213,13 +213,16 @@ def covered_rectangle(valid: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the largest axis-aligned rectangle inside the True area of ``valid``.
 
     For every top row, all bottom rows at once: columns valid over the whole band, then the
-    longest run of such columns (vectorised over bottoms).
+    longest run of such columns (vectorised over bottoms). Top rows stop once even the full width
+    down to the last row cannot beat the best area found (exact: the same answer, found sooner).
     """
     h, w = valid.shape
     cs = np.vstack([np.zeros((1, w), np.int32), np.cumsum(valid, axis=0, dtype=np.int32)])
     cols = np.arange(w)
     best, rect = 0, (0, 0, w, h)
     for t in range(h):
+        if (h - t) * w <= best:
+            break
         bs = np.arange(t + 1, h + 1)
         full = (cs[t + 1 :] - cs[t]) == (bs - t)[:, None]  # (nb, w)
         last_false = np.maximum.accumulate(np.where(full, -1, cols), axis=1)
@@ -247,6 +250,36 @@ def _crop(cyl: Cylinder, cams: dict[str, PinholeCamera], step: float) -> tuple[i
     return (int(np.ceil((x0 + 1) * step)), int(np.ceil((y0 + 1) * step)), int((x1 - 1) * step), int((y1 - 1) * step))
 
 
+def _in_view(cam: PinholeCamera, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u <= cam.width - 0.5) & (v >= -0.5) & (v <= cam.height - 0.5)
+
+
+def _view_columns(vm: ViewMap, out_h: int, out_w: int, rows: int = 64, margin: int = 8):
+    """``(c0, c1, ok, u, v)``: the output columns [c0, c1) a view sees, with its validity and camera
+    coordinates over just those columns. The columns are first found on every ``out_h // rows``-th
+    row (and the last) and widened by ``margin``; every row is then computed only there. Where the
+    view reaches the edge of that range, the whole width is computed: the answer is always exact."""
+    step = max(1, out_h // rows)
+    ys = np.r_[np.arange(0, out_h, step), out_h - 1].astype(np.float64)
+    xs, ys = np.meshgrid(np.arange(out_w, dtype=np.float64), ys)
+    u, v = vm.canvas_to_view(xs, ys)
+    seen = np.flatnonzero(_in_view(vm.cam, u, v).any(axis=0))
+    lo, hi = (max(0, int(seen[0]) - margin), min(out_w, int(seen[-1]) + 1 + margin)) if len(seen) else (0, out_w)
+    for attempt in range(2):
+        ys, xs = np.mgrid[0:out_h, lo:hi].astype(np.float64)
+        u, v = vm.canvas_to_view(xs, ys)
+        ok = _in_view(vm.cam, u, v)
+        seen = np.flatnonzero(ok.any(axis=0))
+        touches = len(seen) and ((seen[0] == 0 and lo > 0) or (seen[-1] == hi - lo - 1 and hi < out_w))
+        if not touches:
+            break
+        lo, hi = 0, out_w  # the sparse rows missed part of the view's reach
+    if not len(seen):
+        return 0, 0, ok[:, :0], u[:, :0], v[:, :0]
+    a, b = int(seen[0]), int(seen[-1]) + 1
+    return lo + a, lo + b, ok[:, a:b], u[:, a:b], v[:, a:b]
+
+
 def make_geometry(method: str, cams: dict[str, PinholeCamera], size: tuple[int, int] | None,
                   surface: Surface = DEFAULT_SURFACE, crop: bool = True) -> StitchGeometry:
     """Maps, valid areas, columns and feather weights of ``cams`` on an output of ``size`` (H, W).
@@ -261,17 +294,15 @@ def make_geometry(method: str, cams: dict[str, PinholeCamera], size: tuple[int, 
     if out_h < 8 or out_w < 8:
         raise ValueError(f"stitched size must be at least 8x8, got {out_h}x{out_w}")
     scale = (bw / out_w, bh / out_h)
-    ys, xs = np.mgrid[0:out_h, 0:out_w].astype(np.float64)
     views, maps, valid, cols = {}, {}, {}, {}
     for name in VIEWS:
         cam = cams[name]
         vm = ViewMap(cyl, cam, scale, (float(box[0]), float(box[1])))
-        u, v = vm.canvas_to_view(xs, ys)
-        ok = np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u <= cam.width - 0.5) & (v >= -0.5) & (v <= cam.height - 0.5)
-        seen = np.flatnonzero(ok.any(axis=0))
-        c0, c1 = (int(seen[0]), int(seen[-1] + 1)) if len(seen) else (0, 0)
-        views[name], valid[name], cols[name] = vm, ok, (c0, c1)
-        maps[name] = (np.where(ok, u, -1e4)[:, c0:c1].astype(np.float32), np.where(ok, v, -1e4)[:, c0:c1].astype(np.float32))
+        c0, c1, ok, u, v = _view_columns(vm, out_h, out_w)
+        views[name], cols[name] = vm, (c0, c1)
+        valid[name] = np.zeros((out_h, out_w), bool)
+        valid[name][:, c0:c1] = ok
+        maps[name] = (np.where(ok, u, -1e4).astype(np.float32), np.where(ok, v, -1e4).astype(np.float32))
     front_x1, right_x0 = cols["FRONT"][1], cols["FRONT_RIGHT"][0]
     ramp = float(max(1, front_x1 - right_x0))
     raw = {n: np.minimum(cv2.distanceTransform(valid[n].astype(np.uint8), cv2.DIST_L2, 3) / ramp, 1.0) for n in VIEWS}
