@@ -98,14 +98,18 @@ class StitchGeometry:
         """Canvas coordinates of points of camera ``view`` (full-resolution camera pixels)."""
         return self.views[view].view_to_canvas(us, vs)
 
-    def view_maps(self, view: str, shape: tuple[int, ...], fixed: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """The view's remap maps for an image of ``shape``, rescaled for reduced decodes; ``fixed``:
-        in OpenCV's fixed-point form (1/32 px, remaps about twice as fast; bilinear only, since
-        nearest-neighbour would truncate). Cached."""
-        key = (view, *shape[:2], fixed)
+    def view_maps(self, view: str, shape: tuple[int, ...], fixed: bool = True,
+                  cols: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The view's remap maps for an image of ``shape``, rescaled for reduced decodes, over the
+        output columns ``cols`` (default: all of the view's). ``fixed``: in OpenCV's fixed-point form
+        (1/32 px, remaps about twice as fast; bilinear only, since nearest-neighbour would
+        truncate). Cached."""
+        c0, c1 = self.cols[view]
+        a, b = cols if cols is not None else (c0, c1)
+        key = (view, *shape[:2], fixed, a, b)
         if key not in self._scaled:
             cam = self.views[view].cam
-            mx, my = self.maps[view]
+            mx, my = (np.ascontiguousarray(m[:, a - c0 : b - c0]) for m in self.maps[view])
             fx, fy = shape[1] / cam.width, shape[0] / cam.height
             if (fx, fy) != (1.0, 1.0):
                 mx, my = (mx + 0.5) * fx - 0.5, (my + 0.5) * fy - 0.5
@@ -138,40 +142,53 @@ class StitchGeometry:
         """[x0, x1): output columns both views contribute to."""
         return max(self.cols["FRONT"][0], self.cols["FRONT_RIGHT"][0]), min(self.cols["FRONT"][1], self.cols["FRONT_RIGHT"][1])
 
-    def strips(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each view warped over its own columns."""
-        return {n: self.warp_strip(n, images[n]) for n in VIEWS}
-
-    def overlap(self, strips: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(FRONT, FRONT_RIGHT, both-valid mask) over the overlap columns."""
+    def warp(self, images: dict[str, np.ndarray]) -> "Warped":
+        """Both views remapped (bilinear) straight into one canvas where only one of them lands;
+        their overlap columns are kept apart, per view, for the agreement measures and the blend."""
         x0, x1 = self.overlap_cols
-        (f0, _), (r0, _) = self.cols["FRONT"], self.cols["FRONT_RIGHT"]
-        both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
-        return strips["FRONT"][:, x0 - f0 : x1 - f0], strips["FRONT_RIGHT"][:, x0 - r0 : x1 - r0], both
-
-    def blend(self, strips: dict[str, np.ndarray], gain: np.ndarray | None = None) -> np.ndarray:
-        """Copy single-view columns, feather-blend the overlap (uint8, any channel order).
-
-        ``gain``: FRONT_RIGHT's per-channel gain, applied on the way into the output (one pass, no
-        gained copy of its strip).
-        """
-        a, b = strips["FRONT"], strips["FRONT_RIGHT"]
         (f0, f1), (r0, r1) = self.cols["FRONT"], self.cols["FRONT_RIGHT"]
+        first = images["FRONT"]
+        covered = f0 == 0 and r1 == self.size[1] and x1 >= x0 and r0 <= f1  # every column written below
+        canvas = (np.empty if covered else np.zeros)((*self.size, *first.shape[2:]), first.dtype)
+        parts, overlap = {}, {}
+        for name in VIEWS:
+            img, (c0, c1) = images[name], self.cols[name]
+            ranges = [(c0, min(c1, x0)), (max(c0, x1), c1)] if x1 > x0 else [(c0, c1)]
+            parts[name] = [(a, b) for a, b in ranges if b > a]
+            for a, b in parts[name]:
+                mx, my = self.view_maps(name, img.shape, cols=(a, b))
+                cv2.remap(img, mx, my, cv2.INTER_LINEAR, dst=canvas[:, a:b], borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            if x1 > x0:
+                mx, my = self.view_maps(name, img.shape, cols=(x0, x1))
+                overlap[name] = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
+        return Warped(canvas, overlap, both, parts["FRONT_RIGHT"])
+
+    def blend(self, warped: "Warped", gain: np.ndarray | None = None) -> np.ndarray:
+        """The warped canvas with FRONT_RIGHT's gain applied in place and the overlap feather-blended
+        (uint8, any channel order)."""
+        out = warped.canvas
+        lut = gain_lut(gain, out.shape[2] if out.ndim == 3 else 1) if gain is not None else None
+        if lut is not None:
+            for a, b in warped.right_parts:
+                cv2.LUT(out[:, a:b], lut, dst=out[:, a:b])
         x0, x1 = self.overlap_cols
-        covered = f0 == 0 and r1 == self.size[1] and x1 >= x0  # every column written below
-        out = (np.empty if covered else np.zeros)((*self.size, *a.shape[2:]), a.dtype)
-        lut = gain_lut(gain, a.shape[2] if a.ndim == 3 else 1) if gain is not None else None
-        out[:, f0:x0] = a[:, : x0 - f0]
-        if lut is None:
-            out[:, x1:r1] = b[:, x1 - r0 :]
-        elif r1 > x1:
-            cv2.LUT(b[:, x1 - r0 :], lut, dst=out[:, x1:r1])
         if x1 > x0:
-            fa, fb, _ = self.overlap(strips)
-            fb = np.ascontiguousarray(fb) if lut is None else cv2.LUT(fb, lut)
+            fa, fb = warped.overlap["FRONT"], warped.overlap["FRONT_RIGHT"]
+            fb = fb if lut is None else cv2.LUT(fb, lut)
             wa = np.ascontiguousarray(self.weights["FRONT"][:, x0:x1])
-            out[:, x0:x1] = cv2.blendLinear(np.ascontiguousarray(fa), fb, wa, 1.0 - wa)
+            cv2.blendLinear(fa, fb, wa, 1.0 - wa, dst=out[:, x0:x1])
         return out
+
+
+@dataclass
+class Warped:
+    """Two views remapped onto one canvas: single-view columns in ``canvas``, the overlap apart."""
+
+    canvas: np.ndarray  # (H, W, C); the overlap columns are filled by StitchGeometry.blend
+    overlap: dict[str, np.ndarray]  # per view, its pixels over the overlap columns
+    both: np.ndarray  # (H, overlap width) bool: both views valid
+    right_parts: list[tuple[int, int]]  # FRONT_RIGHT's single-view column ranges in the canvas
 
 
 @dataclass
@@ -425,11 +442,13 @@ class Agreement:
         return not (self.residual > max_shift_px or (np.isfinite(self.ncc) and self.ncc < MIN_NCC))
 
 
-def agreement(geometry: StitchGeometry, strips: dict[str, np.ndarray]) -> Agreement:
-    """Structure and exposure agreement of the two warped strips in their overlap (grey computed once)."""
-    fa, fb, both = (np.ascontiguousarray(x) for x in geometry.overlap(strips))
-    if both.sum() < 16:
-        return Agreement(np.full((BANDS, 2), np.nan), float("nan"), float("inf"), float("inf"), np.ones(fa.shape[2]))
+def agreement(warped: Warped) -> Agreement:
+    """Structure and exposure agreement of the two warped views in their overlap (grey computed once)."""
+    both = warped.both
+    fa, fb = warped.overlap.get("FRONT"), warped.overlap.get("FRONT_RIGHT")
+    if fa is None or both.sum() < 16:
+        channels = warped.canvas.shape[2] if warped.canvas.ndim == 3 else 1
+        return Agreement(np.full((BANDS, 2), np.nan), float("nan"), float("inf"), float("inf"), np.ones(channels))
     gain = exposure_gain(fa, fb, both)
     ga, gb, gbg = _grey(fa), _grey(fb), _grey(apply_gain(fb, gain))
     mask = both.view(np.uint8)
@@ -535,24 +554,24 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
     images = {"FRONT": front, "FRONT_RIGHT": right}
     for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
         _check_size(name, img, cam, what)
-    geo, agree, strips = None, None, None
+    geo, agree, warped = None, None, None
     if front_cam is not None and right_cam is not None:
         geo = calibrated_geometry(front_cam, right_cam, size, surface, crop)
-        strips = geo.strips(images)
-        agree = agreement(geo, strips)
+        warped = geo.warp(images)
+        agree = agreement(warped)
     if geo is None or not agree.trusted(max_shift_px(geo)):
         alt = registered_geometry(images, front_cam, right_cam, size, surface, crop, bgr)
         if alt is not None:
-            alt_strips = alt.strips(images)
-            alt_agree = agreement(alt, alt_strips)
+            alt_warped = alt.warp(images)
+            alt_agree = agreement(alt_warped)
             if geo is None or alt_agree.residual < agree.residual or (alt_agree.ncc > agree.ncc + 0.2):
-                geo, strips, agree = alt, alt_strips, alt_agree
+                geo, warped, agree = alt, alt_warped, alt_agree
     if geo is None:
         raise FrameError(f"{what}: cannot align FRONT_RIGHT to FRONT: calibration missing and too few "
                          "feature matches for a registration")
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
-    return Stitched(geo.blend(strips, g), geo, rgb_gain, agree.residual, agree.ncc,
+    return Stitched(geo.blend(warped, g), geo, rgb_gain, agree.residual, agree.ncc,
                     agree.error if gain else agree.error_raw, agree.error_raw)
 
 
