@@ -161,45 +161,58 @@ def _local_lut(view: CameraView, size: int, offset: int) -> np.ndarray:
     return lut
 
 
+def _code_tables(view: CameraView, n: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(global id, semantic class) of every raw label value ``0 .. n-1`` of one camera."""
+    div = view.panoptic.divisor
+    vals = np.arange(n, dtype=np.int64)
+    return _local_lut(view, div, offset)[vals % div], vals // div
+
+
 def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
 
-    Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once;
-    divide, modulo and the local->global lookup run on the (smaller) canvas. Where both see, the view
-    with the larger feather weight decides the pixel. Classes come from the majority semantic class
-    of each id, counted on a 1-D key (id, class).
+    Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once
+    and the two are joined into one code image (FRONT_RIGHT's values shifted past FRONT's), taking
+    the view with the larger feather weight where both see. Everything else works on the codes'
+    tables, not on pixels: global id and class of every code, pixel counts per code (one
+    ``bincount``), the majority class of each id, and a code -> instance index table gathered once.
     """
     h, w = geometry.size
-    ids, sems, present = {}, {}, {}
+    warped, gids, sems, present, shift = {}, [], [], {}, 0
     for k, name in enumerate(VIEWS):
         view = rec.cameras[name]
-        warped = geometry.warp_labels(name, view.panoptic.label)
-        warped = warped.astype(np.int32 if warped.dtype.itemsize <= 2 else np.int64)  # exact, half int64's traffic
-        div = view.panoptic.divisor
-        local = warped % div
-        counts = np.bincount(local.ravel())
-        lut = _local_lut(view, len(counts), (k + 1) * 10_000_000)
-        ids[name] = lut[local]
-        present[name] = lut[np.flatnonzero(counts)]  # the global ids this view shows (0 included)
-        sems[name] = warped // div
+        lab = geometry.warp_labels(name, view.panoptic.label)
+        n = 1 << (8 * lab.dtype.itemsize) if lab.dtype in (np.uint8, np.uint16) else int(lab.max()) + 1
+        gid, sem = _code_tables(view, n, (k + 1) * 10_000_000)
+        c0, c1 = geometry.cols[name]
+        shown = np.flatnonzero(np.bincount(lab[:, c0:c1].ravel(), minlength=n))
+        present[name] = gid[shown]  # the global ids this view shows (0 included)
+        warped[name] = lab.astype(np.int32) + shift if shift else lab
+        gids.append(gid)
+        sems.append(sem)
+        shift += n
+    gid, sem = np.concatenate(gids), np.concatenate(sems)
     use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
-    gid = np.where(use_front, ids["FRONT"], ids["FRONT_RIGHT"])
-    sem = np.where(use_front, sems["FRONT"], sems["FRONT_RIGHT"])
+    code = np.where(use_front, warped["FRONT"], warped["FRONT_RIGHT"])
     is_thing = np.zeros(int(sem.max()) + 1, bool)
     is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
-    things = (gid > 0) & is_thing[sem]
-    if not things.any():
+    counts = np.bincount(code.ravel(), minlength=len(gid))
+    used = np.flatnonzero((counts > 0) & (gid > 0) & is_thing[sem])
+    if not len(used):
         return Instances.empty(h, w)
-    gid_t = gid[things]
-    keys, counts = np.unique(gid_t * 256 + sem[things], return_counts=True)
-    kid, ksem = keys // 256, keys % 256
-    order = np.lexsort((-counts, kid))  # by id, then most pixels first
-    kid, ksem = kid[order], ksem[order]
-    first = np.r_[True, kid[1:] != kid[:-1]]
-    uniq, major = kid[first], ksem[first]
-    index = np.zeros(gid.shape, np.intp)  # 1..N per pixel, 0 = none
-    index[things] = np.searchsorted(uniq, gid_t) + 1
-    masks = index[None] == np.arange(1, len(uniq) + 1)[:, None, None]
+    order = np.lexsort((-counts[used], sem[used], gid[used]))
+    ugid, usem, ucount = gid[used][order], sem[used][order], counts[used][order]
+    pair = np.r_[True, (ugid[1:] != ugid[:-1]) | (usem[1:] != usem[:-1])]  # (id, class) groups, summed
+    pid, psem = ugid[pair], usem[pair]
+    pcount = np.add.reduceat(ucount, np.flatnonzero(pair))
+    best = np.lexsort((-pcount, pid))  # by id, then most pixels first
+    pid, psem = pid[best], psem[best]
+    first = np.r_[True, pid[1:] != pid[:-1]]
+    uniq, major = pid[first], psem[first]
+    table = np.zeros(len(gid), np.int32)  # code -> 1..N, 0 = none
+    table[used] = np.searchsorted(uniq, gid[used]) + 1
+    index = table[code]
+    masks = index[None] == np.arange(1, len(uniq) + 1, dtype=np.int32)[:, None, None]
     seen = {n: np.isin(uniq, present[n][present[n] > 0]) for n in VIEWS}
     sources = [BOTH if f and r else ("FRONT" if f else "FRONT_RIGHT") for f, r in zip(seen["FRONT"], seen["FRONT_RIGHT"])]
     classes = np.asarray([SEGMENTATION_TO_CLASS[int(s)] for s in major], np.int64)
