@@ -446,6 +446,9 @@ def main() -> None:
     print(f"  {'build_real, panoptic on every frame':40}{fps_pan:9.1f}{fps_pan / floor:9.2f}   (8 frames, num_proc=1)")
     print(f"  num_proc=2 / num_proc=1: {fps[2] / fps[1]:.2f}x, with {cores:.2f} CPUs actually given "
           "(two concurrent busy loops / one)")
+    jobs = sum(-(-v // 2) for v in split_files.values())  # datasets gives each of 2 workers a contiguous half of a split's files
+    print(f"  2 workers can reach at most {sum(split_files.values()) / jobs:.2f}x here: each split runs on its own, "
+          "and a split of one file runs in one worker")
     print(f"  the floor in 2 processes at once / in 1: {floor_two / floor_one:.2f}x "
           f"({floor_one:.1f} -> {floor_two:.1f} frames/s): what this machine gives two workers of this kind of work")
     print(f"  stitched_row per frame, one process: box-only {ms_box:.1f} ms, panoptic {ms_pan:.1f} ms "

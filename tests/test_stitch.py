@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from streetsynth.builders.frames import FrameError, record_from_frame
-from streetsynth.builders.stitch import CALIBRATION, REGISTRATION, covered_rectangle, psnr, stitch
+from streetsynth.builders.stitch import CALIBRATION, REGISTRATION, covered_rectangle, make_geometry, psnr, stitch
 from streetsynth.builders.stitch_labels import BOTH, box_instances, carry_boxes, panoptic_instances, stitched_instances
 from streetsynth.camera import yaw_matrix
 from streetsynth.instances import boxes_from_masks
@@ -96,6 +96,34 @@ def test_covered_rectangle_is_the_largest():
     valid[1:5, 0:4] = True  # 4x4 = 16
     valid[2:4, 0:9] = True  # 2x9 = 18
     assert covered_rectangle(valid) == (0, 2, 9, 4)
+
+
+def test_covered_rectangle_matches_brute_force_on_random_areas():
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w = rng.integers(3, 11, 2)
+        valid = rng.random((h, w)) < rng.uniform(0.5, 0.95)
+        best = max(((y1 - y0) * (x1 - x0) for y0 in range(h) for y1 in range(y0 + 1, h + 1)
+                    for x0 in range(w) for x1 in range(x0 + 1, w + 1) if valid[y0:y1, x0:x1].all()), default=0)
+        x0, y0, x1, y1 = covered_rectangle(valid)
+        if best:
+            assert valid[y0:y1, x0:x1].all() and (y1 - y0) * (x1 - x0) == best
+
+
+@pytest.mark.parametrize("size,distortion", [((96, 192), None), ((41, 333), None), ((41, 333), (0.3, 0.1, 0.0, 0.0, 0.0))])
+def test_geometry_equals_the_mapping_evaluated_on_every_canvas_pixel(scene, size, distortion):
+    # The geometry computes each view only over the columns it reaches, found on sparse rows first; the
+    # answer must be the whole canvas's, also where a distorted view's edge bulges out between those rows.
+    cams = {n: c if distortion is None else replace(c, distortion=distortion) for n, c in scene.cameras.items()}
+    g = make_geometry(CALIBRATION, cams, size, SCENE_SURFACE)
+    ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float64)
+    for name, vm in g.views.items():
+        u, v = vm.canvas_to_view(xs, ys)
+        ok = np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u <= vm.cam.width - 0.5) & (v >= -0.5) & (v <= vm.cam.height - 0.5)
+        np.testing.assert_array_equal(g.valid[name], ok)
+        c0, c1 = g.cols[name]
+        assert ok[:, :c0].sum() == ok[:, c1:].sum() == 0 and ok[:, c0].any() and ok[:, c1 - 1].any()
+        np.testing.assert_array_equal(g.maps[name][0], np.where(ok, u, -1e4)[:, c0:c1].astype(np.float32))
 
 
 def test_weights_feather_linearly_and_sum_to_one(scene):
