@@ -36,7 +36,7 @@ COLUMN_SUM_THRESHOLD = 5.0
 #: Threshold of the experimental ``row-band`` method at <= 3 % false rejects on the calibration set.
 ROW_BAND_THRESHOLD = 2.4
 #: Threshold of the ``profile`` method: <= 3 % false rejects on calibration seeds 0..29 at 96x192 and 256x512.
-PROFILE_THRESHOLD = 0.7
+PROFILE_THRESHOLD = 1.0
 METHODS = ("profile", "column-sum", "row-band")
 DEFAULT_METHOD = "profile"
 THRESHOLDS = {"profile": PROFILE_THRESHOLD, "column-sum": COLUMN_SUM_THRESHOLD, "row-band": ROW_BAND_THRESHOLD}
@@ -199,7 +199,8 @@ def _profile_at(img: np.ndarray, e: int, bands: int, gap: int, smooth_colour: fl
     ee = e - x0
     gray = cv2.cvtColor(sub, cv2.COLOR_RGB2GRAY)
     energy = (np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))) / 4
-    feats = np.concatenate([sub, energy[..., None], gray[..., None]], axis=2)  # (h, ws, 5)
+    fine = np.abs(cv2.Laplacian(gray, cv2.CV_32F, ksize=1))
+    feats = np.concatenate([sub, energy[..., None], gray[..., None], fine[..., None]], axis=2)  # (h, ws, 6)
     nb = min(bands, h)
     k = h // nb
     colmed = feats[:nb * k].reshape(nb, k, *feats.shape[1:]).mean(axis=1)  # (B, ws, 5): band means per column
@@ -213,8 +214,10 @@ def _profile_at(img: np.ndarray, e: int, bands: int, gap: int, smooth_colour: fl
     colour = np.linalg.norm(after[..., :3] - before[..., :3], axis=2)
     contrast_before = np.log((before[..., 3] + 0.5) / (before[..., 4] + 4.0))
     texture = np.abs(np.log((after[..., 3] + 0.5) / (after[..., 4] + 4.0)) - contrast_before)
+    sharp = np.abs(np.log((after[..., 5] + 0.5) / (after[..., 3] + 1.0)) - np.log((before[..., 5] + 0.5) / (before[..., 3] + 1.0)))
     span = 0.0
-    for steps, floor, smooth, weight in ((colour, 2.0, smooth_colour, 1.0), (texture, 0.2, smooth_texture, texture_weight)):
+    for steps, floor, smooth, weight in ((colour, 2.0, smooth_colour, 1.0), (texture, 0.2, smooth_texture, texture_weight),
+                                         (sharp, 0.2, smooth_texture, texture_weight)):
         scale = np.median(steps[:, ref], axis=1)
         z, ok = steps[:, at] / (scale + floor), scale < smooth
         thirds = [np.quantile(z[s][ok[s]], 1.0 - coverage) if ok[s].any() else 0.0
