@@ -209,7 +209,7 @@ def _profile_at(img: np.ndarray, e: int, bands: int, gap: int, smooth_colour: fl
     at = int(np.flatnonzero(xs == ee)[0])
     ref = (xs + gap + band <= ee) | (xs - band >= ee + gap)  # both windows inside one side
     starts = np.concatenate([xs - band, xs + gap])
-    level = np.median(sliding_window_view(colmed, band, axis=1)[:, starts], axis=-1)  # (B, 2X, 5)
+    level = np.median(sliding_window_view(colmed, band, axis=1)[:, starts, :, ::band // 8], axis=-1)  # (B, 2X, 6)
     before, after = level[:, :len(xs)], level[:, len(xs):]
     colour = np.linalg.norm(after[..., :3] - before[..., :3], axis=2)
     contrast_before = np.log((before[..., 3] + 0.5) / (before[..., 4] + 4.0))
@@ -223,9 +223,11 @@ def _profile_at(img: np.ndarray, e: int, bands: int, gap: int, smooth_colour: fl
         thirds = [np.quantile(z[s][ok[s]], 1.0 - coverage) if ok[s].any() else 0.0
                   for s in (slice(0, nb // 3), slice(nb // 3, 2 * nb // 3), slice(2 * nb // 3, nb))]
         span = max(span, weight * min(thirds))
-    left, right = np.median(sub[:, ee - band:ee], axis=1), np.median(sub[:, ee + gap:ee + gap + band], axis=1)
-    inner = np.median(sub[:, ee - 2 * band - gap:ee - band - gap], axis=1)
-    lag = max(2, h // 6)
+    f = max(1, h // 128)  # rows binned to at most ~128 for the alignment
+    rows = sub[:h // f * f, ee - 2 * band - gap:ee + gap + band].reshape(h // f, f, -1, 3).mean(axis=1)
+    left, right = np.median(rows[:, band + gap:2 * band + gap], axis=1), np.median(rows[:, -band:], axis=1)
+    inner = np.median(rows[:, :band], axis=1)
+    lag = max(2, h // f // 6)
     align = _lag_gain(left, right, lag) - max(_lag_gain(inner, left, lag), 0.0)
     return float(max(span, align_weight * align))
 
