@@ -21,16 +21,13 @@ clean, pole, building edge, lane marks, shadow on the road), edge at 2/3 of the 
 ``PROFILE_THRESHOLD`` was picked on seeds 0..29 (false reject 0.020 at 96x192, 0.033 at 256x512);
 held-out seeds 100..159, the same images for both methods:
 
-=========  ===========  ==========  ======================================================
-size       method       FA / FR     per kind (seams passed; clean rejected)
-=========  ===========  ==========  ======================================================
-96x192     profile      0.15 / 0.03 step .07 cast .08 blur .02 shift 0 neighbour .57; shadow .13, clean .02, pole .02
-96x192     column-sum   0.85 / 0.11 step .70 cast .98 blur 1 shift 1 neighbour .58; shadow .30, building edge .20
-256x512    profile      0.13 / 0.03 step .02 cast .02 blur 0 shift .02 neighbour .60; shadow .13
-256x512    column-sum   0.79 / 0.19 step .43 cast .95 blur 1 shift .98 neighbour .58; shadow .57, building edge .37
-512x1024   profile      0.13 / 0.03 (seeds 100..139) shift .03 neighbour .60; shadow .15
-512x1024   column-sum   0.71 / 0.24 (seeds 100..139) step .20 cast .80 neighbour .55; shadow .82, building edge .28
-=========  ===========  ==========  ======================================================
+- 96x192: profile FA 0.15 / FR 0.03 (passed: step .07, cast .08, blur .02, shift 0, neighbour .57;
+  rejected: shadow .13, clean .02, pole .02); column-sum 0.85 / 0.11 (step .70, cast .98, blur 1,
+  shift 1, neighbour .58; shadow .30, building edge .20).
+- 256x512: profile 0.13 / 0.03 (step .02, cast .02, blur 0, shift .02, neighbour .60; shadow .13);
+  column-sum 0.79 / 0.19 (step .43, cast .95, blur 1, shift .98; shadow .57, building edge .37).
+- 512x1024 (seeds 100..139): profile 0.13 / 0.03 (step, cast, blur 0, shift .03, neighbour .60; shadow .15);
+  column-sum 0.71 / 0.24 (step .20, cast .80; shadow .82, building edge .28).
 
 The goal (<= 2 % false accept at <= 3 % false reject) is not met, and the ``neighbour`` kind
 blocks it: a neighbouring scene's half from the same renderer at the same time of day has the same
@@ -40,8 +37,8 @@ rejected. Without that kind, ``profile`` lets through 4.3 % (96x192), 1.5 % (256
 (512x1024) of the other mismatches. The false rejects are mostly ``shadow`` (7-17 %): the shadow
 breaks the middle and bottom thirds, and a real building boundary at the edge breaks most smooth
 bands of the top third too.
-``profile`` costs about 4 ms per 512x1024 image (column-sum 1.7 ms). Calibrate on your data with
-``streetsynth seam-calibrate``.
+``profile`` costs about 4 ms per 512x1024 image (column-sum 1.7 ms). The module also holds the
+calibration (the variants above, ROC tables); calibrate on your data with ``streetsynth seam-calibrate``.
 """
 
 from __future__ import annotations
