@@ -182,11 +182,10 @@ def test_each_method_defaults_to_its_own_calibrated_threshold():
 
 
 def test_profile_threshold_keeps_false_rejects_at_3_percent_on_the_calibration_seeds(calibration):
-    # PROFILE_THRESHOLD was picked on seeds 0..29 (false reject 0.020 here at 96x192, 0.033 at 256x512); measured
-    # false accept 0.14 (neighbour halves 0.60, step / colour cast / blur 0.03), false reject 0.02 (shadow 0.07,
-    # lane marks 0.03)
+    # PROFILE_THRESHOLD was picked on seeds 0..29 (false reject 0.007 here at 96x192, 0.007 at 256x512); measured
+    # false accept 0.133 (neighbour halves 0.60, step and colour cast 0.03), false reject 0.007 (shadow 0.03)
     pr, cs = calibration["profile"], calibration["column-sum"]
-    assert pr["false_reject"] <= 0.03 and pr["false_accept"] <= 0.15
+    assert pr["false_reject"] <= 0.01 and pr["false_accept"] <= 0.14
     assert pr["false_accept"] < cs["false_accept"] and pr["false_reject"] < cs["false_reject"]
 
 
@@ -198,27 +197,27 @@ def held_out():
 
 
 def test_profile_beats_column_sum_on_both_rates_on_held_out_scenes(held_out):
-    # measured when written: profile false accept 0.147, false reject 0.033; column-sum 0.853 and 0.110
+    # measured when written: profile false accept 0.143, false reject 0.027; column-sum 0.853 and 0.110
     pr, cs = (rates(*held_out[m], THRESHOLDS[m]) for m in ("profile", "column-sum"))
-    assert pr["false_accept"] <= 0.16 and pr["false_reject"] <= 0.04
+    assert pr["false_accept"] <= 0.15 and pr["false_reject"] <= 0.035
     assert cs["false_accept"] >= 0.8 and cs["false_reject"] >= 0.09  # the heuristic it replaces, same images
 
 
 def test_profile_rates_per_kind_on_held_out_scenes(held_out):
-    # measured: seams passed: step 0.07, colour cast 0.08, blur 0.02, shift 0.00, neighbour 0.57;
-    # clean rejected: clean 0.02, pole 0.02, building edge 0.00, lane marks 0.00, shadow 0.13
+    # measured: seams passed: step 0.05, colour cast 0.08, blur 0.02, shift 0.00, neighbour 0.57;
+    # clean rejected: clean 0.02, pole 0.02, building edge 0.00, lane marks 0.02, shadow 0.08
     pr, cs = (rates(*held_out[m], THRESHOLDS[m]) for m in ("profile", "column-sum"))
-    assert pr["accept:step"] <= 0.1 and pr["accept:colour-cast"] <= 0.1 and pr["accept:blur"] <= 0.05
+    assert pr["accept:step"] <= 0.07 and pr["accept:colour-cast"] <= 0.1 and pr["accept:blur"] <= 0.04
     assert pr["accept:shift"] <= 0.02 < 0.95 <= cs["accept:shift"]  # the vertical alignment cue finds moved fills
     assert cs["accept:blur"] >= 0.95  # the sharpness cue finds blurred fills; column-sum cannot
     assert pr["accept:neighbour"] <= 0.6  # the blocker (next test)
     assert max(pr["reject:clean"], pr["reject:pole"], pr["reject:lane-marks"]) <= 0.04
-    assert pr["reject:building-edge"] <= 0.02 and pr["reject:shadow"] <= 0.17
+    assert pr["reject:building-edge"] <= 0.02 and pr["reject:shadow"] <= 0.1
 
 
 def test_profile_rejects_every_neighbour_half_from_another_time_of_day(held_out):
     # the neighbour halves that pass are the ones rendered at the same time of day: the same sky, sidewalk and
-    # road rows, a building boundary at the edge as in the building-edge case (measured: 34 of 36 pass)
+    # road rows, a building boundary at the edge as in the building-edge case (measured: 35 of 36 pass)
     neighbour = held_out["profile"][0]["neighbour"]
     night = held_out["night"]
     other_time = night != np.roll(night, -1)  # scene k's fill is scene k + 1's right half
@@ -226,9 +225,9 @@ def test_profile_rejects_every_neighbour_half_from_another_time_of_day(held_out)
 
 
 def test_profile_rates_at_256x512_on_held_out_scenes():
-    # the same threshold at a larger size (edge at 2/3 of the width); measured profile 0.130 / 0.027,
+    # the same threshold at a larger size (edge at 2/3 of the width); measured profile 0.130 / 0.007,
     # column-sum 0.790 / 0.187 on the same images
     r = {m: rates(*v, THRESHOLDS[m]) for m, v in _sample_scores(range(100, 160), 256, 512, 341,
                                                                   ("profile", "column-sum")).items() if m != "night"}
-    assert r["profile"]["false_accept"] <= 0.14 and r["profile"]["false_reject"] <= 0.04
+    assert r["profile"]["false_accept"] <= 0.14 and r["profile"]["false_reject"] <= 0.02
     assert r["column-sum"]["false_accept"] >= 0.75 and r["column-sum"]["false_reject"] >= 0.15
