@@ -1,4 +1,4 @@
-"""``streetsynth seam-calibrate``: choose the seam threshold for a target false-accept rate."""
+"""``streetsynth seam-calibrate``: every seam-gate method's ROC on the same images, and its threshold."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _EXTS = {".png", ".jpg", ".jpeg", ".webp"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("seam-calibrate", help="ROC of both seam-gate methods and their thresholds for a false-accept rate",
+    p = sub.add_parser("seam-calibrate", help="ROC of every seam-gate method and its threshold for a false-accept rate",
                        description="Score images with seams and clean ones, print the ROC table and the "
                        "threshold whose false-accept rate (seams let through) is at most --target-far, and "
                        "write roc.png. Images: --images DIR with subfolders seam/ and clean/ (the seam edge "
