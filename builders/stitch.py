@@ -23,7 +23,7 @@ decoded at a reduced size: maps are rescaled to the image they are given.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -164,21 +164,28 @@ class StitchGeometry:
         both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
         return Warped(canvas, overlap, both, parts["FRONT_RIGHT"])
 
-    def blend(self, warped: "Warped", gain: np.ndarray | None = None) -> np.ndarray:
-        """The warped canvas with FRONT_RIGHT's gain applied in place and the overlap feather-blended
-        (uint8, any channel order)."""
+    def blend(self, warped: "Warped", agree: "Agreement | None" = None) -> np.ndarray:
+        """The warped canvas with FRONT_RIGHT's gain (``agree``'s; none without it) applied in place
+        and the overlap feather-blended (uint8, any channel order)."""
         out = warped.canvas
-        lut = gain_lut(gain, out.shape[2] if out.ndim == 3 else 1) if gain is not None else None
+        lut = agree.lut if agree is not None else None
         if lut is not None:
             for a, b in warped.right_parts:
                 cv2.LUT(out[:, a:b], lut, dst=out[:, a:b])
         x0, x1 = self.overlap_cols
         if x1 > x0:
             fa, fb = warped.overlap["FRONT"], warped.overlap["FRONT_RIGHT"]
-            fb = fb if lut is None else cv2.LUT(fb, lut)
-            wa = np.ascontiguousarray(self.weights["FRONT"][:, x0:x1])
-            cv2.blendLinear(fa, fb, wa, 1.0 - wa, dst=out[:, x0:x1])
+            fb = fb if lut is None else agree.gained
+            wa, wb = self.overlap_weights
+            cv2.blendLinear(fa, fb, wa, wb, dst=out[:, x0:x1])
         return out
+
+    @cached_property
+    def overlap_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """FRONT's and FRONT_RIGHT's feather weights over the overlap columns, contiguous."""
+        x0, x1 = self.overlap_cols
+        wa = np.ascontiguousarray(self.weights["FRONT"][:, x0:x1])
+        return wa, 1.0 - wa
 
 
 @dataclass
@@ -369,12 +376,6 @@ def exposure_gain(fa: np.ndarray, fb: np.ndarray, both: np.ndarray) -> np.ndarra
     return np.clip(ma / np.maximum(mb, 1e-6), *GAIN_RANGE)
 
 
-def apply_gain(img: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """uint8 image times a per-channel gain, through one lookup table."""
-    lut = gain_lut(gain, img.shape[2] if img.ndim == 3 else 1)
-    return img if lut is None else cv2.LUT(img, lut)
-
-
 def gain_lut(gain: np.ndarray, channels: int) -> np.ndarray | None:
     """(256, 1, C) uint8 lookup table of a per-channel gain; None for unit gain."""
     if np.allclose(gain, 1.0):
@@ -430,6 +431,8 @@ class Agreement:
     error_raw: float  # mean |grey difference| before the gain
     error: float  # after it
     gain: np.ndarray
+    lut: np.ndarray | None = field(default=None, repr=False)  # the gain's lookup table (None: unit gain)
+    gained: np.ndarray | None = field(default=None, repr=False)  # FRONT_RIGHT's overlap with the gain applied
 
     @property
     def residual(self) -> float:
@@ -450,11 +453,13 @@ def agreement(warped: Warped) -> Agreement:
         channels = warped.canvas.shape[2] if warped.canvas.ndim == 3 else 1
         return Agreement(np.full((BANDS, 2), np.nan), float("nan"), float("inf"), float("inf"), np.ones(channels))
     gain = exposure_gain(fa, fb, both)
-    ga, gb, gbg = _grey(fa), _grey(fb), _grey(apply_gain(fb, gain))
+    lut = gain_lut(gain, fb.shape[2] if fb.ndim == 3 else 1)
+    gained = fb if lut is None else cv2.LUT(fb, lut)
+    ga, gb, gbg = _grey(fa), _grey(fb), _grey(gained)
     mask = both.view(np.uint8)
     raw = float(cv2.mean(cv2.absdiff(ga, gb), mask)[0])
     err = float(cv2.mean(cv2.absdiff(ga, gbg), mask)[0])
-    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain)
+    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain, lut, gained)
 
 
 def max_shift_px(geometry: StitchGeometry) -> float:
@@ -571,7 +576,7 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
                          "feature matches for a registration")
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
-    return Stitched(geo.blend(warped, g), geo, rgb_gain, agree.residual, agree.ncc,
+    return Stitched(geo.blend(warped, agree if gain else None), geo, rgb_gain, agree.residual, agree.ncc,
                     agree.error if gain else agree.error_raw, agree.error_raw)
 
 

@@ -60,10 +60,13 @@ _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_RE
 
 
 def decode_bgr(data: bytes, reduce: int = 1, what: str = "image") -> np.ndarray:
-    """JPEG/PNG bytes -> BGR uint8 in OpenCV's order, optionally decoded at 1/2, 1/4 or 1/8 size."""
+    """JPEG/PNG bytes -> BGR uint8 in OpenCV's order, optionally decoded at 1/2, 1/4 or 1/8 size.
+
+    The pixels are the sensor's, as its calibration describes them: an EXIF orientation tag is not
+    applied (looking for one costs about 0.35 ms per 1280x1920 JPEG)."""
     if reduce not in _REDUCED:
         raise ValueError(f"reduce must be one of {sorted(_REDUCED)}, got {reduce}")
-    return _imdecode(data, _REDUCED[reduce], what)
+    return _imdecode(data, _REDUCED[reduce] | cv2.IMREAD_IGNORE_ORIENTATION, what)
 
 
 def decode_unchanged(data: bytes, what: str = "image") -> np.ndarray:
