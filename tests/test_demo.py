@@ -16,9 +16,13 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Tiny RANDOM models" in printed  # said plainly
     page = report.read_text()
-    for stage in ("Sample", "Real dataset", "Synthetic v0.1.0", "Occluders in boxes v0.1.0",
+    for stage in ("Sample", "Real dataset", "Masks for every real object v0.1.0", "Synthetic v0.1.0", "Occluders in boxes v0.1.0",
                   "Layout-preserving re-rendering v0.1.0", "Grounded generation v0.1.0", "Training"):
         assert f"{stage}</h2>" in page
+    # Every real object has a mask before generation and training (SAM from its box where no panoptic label).
+    masked = repo.read_info(out / "real-masks" / "v0.1.0")
+    assert "none" not in masked["mask_sources"] and masked["mask_sources"].get("sam-box", 0) > 0
+    assert repo.read_info(out / "synthetic" / "v0.1.0")["source"]["repo"].endswith("real-masks/v0.1.0")
     # The outpaint version's image quality against the real scenes is measured and on its card.
     assert "FID (invented region)" in page and "quality" in repo.read_info(out / "synthetic" / "v0.1.0")
     # The comparison is mean ± std over seeds at equal compute, and says the tiny numbers mean nothing.

@@ -1,7 +1,8 @@
 """``streetsynth demo --out DIR``: the whole pipeline on a sample the package makes itself.
 
 Makes a Waymo-format sample (or reads real segments with ``--source``), builds the real dataset,
-generates a synthetic version with seam gating, labels it, trains short real-only and
+gives every real object a mask (SAM prompted with its ground-truth box where the frame has no
+panoptic label), generates a synthetic version with seam gating, labels it, trains short real-only and
 real+synthetic Mask R-CNN runs, renders the dataset cards, and writes ``DIR/report.html``.
 Without ``--model/--detector/--sam`` it runs tiny random models and says so: the machinery is
 real, the pictures and numbers are not.
@@ -138,11 +139,14 @@ def run_demo(cfg: DemoConfig) -> Path:
                             images=[(real_sheet, "Real stitched scenes with their instance masks")]))
     print(format_summary(summary), flush=True)
 
-    _banner(3, f"generating {cfg.num} synthetic scenes (model {cfg.model}), seam-gated, labelled "
-               f"(detector {cfg.detector}, SAM {cfg.sam})")
     tiny_labels = cfg.detector == "tiny" or cfg.sam == "tiny"
     labeler = build_labeler(cfg.detector, cfg.sam, device=cfg.device,
                             **({"score_threshold": 0.1, "keep_overlap": 0.0} if tiny_labels else {}))
+    _banner(3, f"masks for every real object: SAM ({cfg.sam}) prompted with each row's ground-truth boxes")
+    real = _mask_every_object(cfg, real, out, labeler)
+
+    _banner(4, f"generating {cfg.num} synthetic scenes (model {cfg.model}), seam-gated, labelled "
+               f"(detector {cfg.detector}, SAM {cfg.sam})")
     gen = run_generation(GenerateConfig(real=str(real), out=str(out / "synthetic"), model=cfg.model, num=cfg.num,
                                         steps=cfg.steps, max_attempts=cfg.max_attempts, seed=cfg.seed,
                                         device=cfg.device, labeler=labeler, size=cfg.size))
@@ -158,10 +162,10 @@ def run_demo(cfg: DemoConfig) -> Path:
                                  "pasted back exactly, outpaints with a visible seam rejected and retried."))
 
     if cfg.methods:
-        _banner(4, "three more methods: occluders in boxes, layout-preserving re-rendering, grounded generation")
+        _banner(5, "three more methods: occluders in boxes, layout-preserving re-rendering, grounded generation")
         cfg.stages.extend(_method_stages(cfg, real, out))
 
-    _banner(5, f"training Mask R-CNN: real only, and real + synthetic ({cfg.seeds} seeds each, equal compute)")
+    _banner(6, f"training Mask R-CNN: real only, and real + synthetic ({cfg.seeds} seeds each, equal compute)")
     base = TrainConfig(real=str(real), out=str(out / "train"), synthetic=[str(gen.folder)], arch=cfg.train_arch,
                        epochs=cfg.epochs, steps_per_epoch=cfg.train_steps, batch_size=2, lr=0.01,
                        warmup_steps=4, seed=cfg.seed)
@@ -180,6 +184,31 @@ def run_demo(cfg: DemoConfig) -> Path:
     report = write_report(out / "report.html", "streetsynth demo", cfg.stages, notes=[TINY_NOTE] if cfg.tiny else [])
     print(f"\nreport: {report}")
     return report
+
+
+def _mask_every_object(cfg: DemoConfig, real: Path, out: Path, labeler) -> Path:
+    """A new version of the real dataset in which every object has a mask (panoptic where the frame has
+    one, else SAM prompted with the object's box): most real frames carry boxes only, and the later
+    stages train on masks. Returns the new version's folder."""
+    from streetsynth.cards.preview import preview
+    from streetsynth.cards.report import Stage
+    from streetsynth.generators.relabel import label_repo
+
+    res = label_repo(real, out / "real-masks", labeler, prompt_boxes="ground-truth", progress=False)
+    counts = {f"{split} rows": n for split, n in res.rows.items()}
+    counts |= {f"masks from {source}": n for source, n in res.mask_sources.items()}
+    iou = (res.mask_iou or {}).get("sam_vs_panoptic") or {}
+    if iou.get("objects"):
+        counts["SAM vs panoptic mask IoU (mean)"] = iou["mean"]
+    sheet, _ = preview(res.folder, "stitched", "train", num=6, out=out / "real_masks.png")
+    cfg.stages.append(Stage(f"Masks for every real object {res.tag}", counts,
+                            text="Real frames mostly carry boxes only: SAM, prompted with each row's own "
+                                 "ground-truth boxes, gives every such object a mask; panoptic masks are kept "
+                                 "where the frame has them, and each object records its mask's source.",
+                            images=[(sheet, "Real scenes with a mask for every object")]))
+    print(f"labelled {sum(res.rows.values())} real rows into {res.folder} ({res.tag}); masks: "
+          + ", ".join(f"{n} {s}" for s, n in res.mask_sources.items()), flush=True)
+    return res.folder
 
 
 def _measure_quality(cfg: DemoConfig, real: Path, folder: Path) -> dict[str, str]:
