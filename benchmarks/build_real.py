@@ -206,6 +206,21 @@ def _busy(seconds: float) -> int:
     return n
 
 
+def _one_thread_build(args) -> float:
+    source, out, size, frames = args
+    cv2.setNumThreads(1)
+    return builder_fps(Path(source), Path(out), size, 1, frames)
+
+
+def independent_builds(source: Path, out: Path, size: tuple[int, int], frames: int) -> float:
+    """Total frames/s of two one-process, one-thread builds of ``source`` run at once in separate
+    processes: what two workers get from this machine with no datasets pool between them."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        return sum(pool.map(_one_thread_build, [(source, out / f"ind{i}", size, frames) for i in range(2)]))
+
+
 def cores_given(seconds: float = 1.0) -> float:
     """Work of two concurrent busy loops over one alone: the CPUs this run actually got (<= 2)."""
     import multiprocessing as mp
@@ -417,6 +432,7 @@ def main() -> None:
         cv2.setNumThreads(threads)
         cold = builder_fps(tmp / "flat", tmp / "real2cold", args.size, 2, n)  # starts the fork server
         fps[2] = builder_fps(tmp / "flat", tmp / "real2", args.size, 2, n)
+        both = independent_builds(tmp / "flat", tmp, args.size, n)
         cores = cores_given()
         pan = [r for r in records if r.cameras["FRONT"].panoptic is not None][:4]
         box = [r for r in records if r.cameras["FRONT"].panoptic is None][:4]
@@ -449,6 +465,8 @@ def main() -> None:
     jobs = sum(-(-v // 2) for v in split_files.values())  # datasets gives each of 2 workers a contiguous half of a split's files
     print(f"  2 workers can reach at most {sum(split_files.values()) / jobs:.2f}x here: each split runs on its own, "
           "and a split of one file runs in one worker")
+    print(f"  two independent one-thread builds at once / one: {both / one_thread:.2f}x ({both:.1f} frames/s): "
+          "the same work without datasets' pool")
     print(f"  the floor in 2 processes at once / in 1: {floor_two / floor_one:.2f}x "
           f"({floor_one:.1f} -> {floor_two:.1f} frames/s): what this machine gives two workers of this kind of work")
     print(f"  stitched_row per frame, one process: box-only {ms_box:.1f} ms, panoptic {ms_pan:.1f} ms "
