@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from streetsynth.models.inpaint import LoadedModel, injected, load
 
 from .merge_labels import merge_labels
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
-from .seam import DEFAULT_THRESHOLD, SeamGate
+from .seam import DEFAULT_METHOD, SeamGate
+from .seam import METHODS as SEAM_METHODS
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
 
 CARRIED_LABELER = "carried-from-source:known-region-clipped"
@@ -61,7 +62,8 @@ class GenerateConfig:
     steps: int = 30  # denoising steps
     guidance: float | None = None  # guidance scale (default: the model family's, e.g. 7.5 SD, 30 FLUX Fill)
     strength: float = 1.0  # inpainting strength (1.0: the invented region starts from noise)
-    seam_threshold: float = DEFAULT_THRESHOLD  # seam scores above this reject an attempt
+    seam_threshold: float | None = None  # seam scores above this reject an attempt (default: the method's calibrated one)
+    seam_method: str = DEFAULT_METHOD  # seam gate: "profile" (default), the classic "column-sum", or "row-band"
     max_attempts: int = 3  # attempts per sample before it is dropped
     seed: int = 0  # run seed; every sample's seeds derive from it
     device: str = "cpu"  # torch device for the pipeline
@@ -176,7 +178,9 @@ def validate_config(cfg: GenerateConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.num is not None and cfg.num < 1:
         raise ValueError(f"--num must be >= 1, got {cfg.num}")
-    if not (math.isfinite(cfg.seam_threshold) and cfg.seam_threshold >= 0):
+    if cfg.seam_method not in SEAM_METHODS:
+        raise ValueError(f"unknown --seam-method {cfg.seam_method!r}; known: {', '.join(SEAM_METHODS)}")
+    if cfg.seam_threshold is not None and not (math.isfinite(cfg.seam_threshold) and cfg.seam_threshold >= 0):
         raise ValueError(f"--seam-threshold must be a finite number >= 0, got {cfg.seam_threshold}")
     if cfg.guidance is not None and (not math.isfinite(cfg.guidance) or cfg.guidance < 0):
         raise ValueError(f"--guidance must be a finite number >= 0, got {cfg.guidance}")
@@ -196,8 +200,8 @@ def validate_config(cfg: GenerateConfig) -> None:
 
 def run_generation(config: GenerateConfig) -> GenerateResult:
     """Generate (or resume) a synthetic version; see the module docstring for the guarantees."""
-    cfg = config
-    validate_config(cfg)
+    validate_config(config)
+    cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold, config.seam_method).threshold)
     rank, world, barrier = _process_state(cfg.device)
     real_info = read_info(cfg.real)
     source = load_split(cfg.real, STITCHED, cfg.split)
@@ -216,7 +220,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
 
         labeler = build_labeler(detector=cfg.detector, sam=cfg.sam, device=cfg.device)
     labeler_desc = labeler.description if labeler is not None else CARRIED_LABELER
-    gate = SeamGate(threshold=cfg.seam_threshold)
+    gate = SeamGate(threshold=cfg.seam_threshold, method=cfg.seam_method)
 
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",

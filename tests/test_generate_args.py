@@ -26,6 +26,7 @@ def pipe():
     (["--num", "0"], "--num must be >= 1"),
     (["--num", "-3"], "--num must be >= 1"),
     (["--seam-threshold", "nan"], "--seam-threshold must be a finite number"),
+    (["--seam-method", "nope"], "unknown --seam-method 'nope'; known: profile, column-sum, row-band"),
     (["--size", "100000x100000"], "--size 100000x100000 out of range"),
     (["--invent-fraction", "1.5"], "--invent-fraction must lie in (0, 1)"),
     (["--rows-per-shard", "0"], "--rows-per-shard must be >= 1"),
@@ -70,3 +71,23 @@ def test_runs_wait_for_the_store_lock_and_get_their_own_versions(tmp_path, pipe)
     for r in results.values():
         assert read_info(r.folder)["version"] == r.tag
     assert read_info(results[1].folder)["fingerprint"] != read_info(results[2].folder)["fingerprint"]
+
+
+@pytest.mark.parametrize("method,threshold,want", [("column-sum", None, 5.0), ("profile", None, 0.8),
+                                                   ("row-band", 1e9, 1e9)])
+def test_the_seam_method_and_its_threshold_are_recorded(tmp_path, pipe, method, threshold, want):
+    # Without --seam-threshold the method's own calibrated threshold applies, and it is what the run records.
+    from streetsynth.repo import load_split
+
+    make_real_repo(tmp_path / "real", rows=2)
+    cfg = GenerateConfig(real=str(tmp_path / "real"), out=str(tmp_path / "store"), num=2, steps=2, batch_size=2,
+                         max_attempts=1, seam_method=method, seam_threshold=threshold, pipeline=pipe, progress=False)
+    try:
+        res = run_generation(cfg)
+    except ValueError as exc:  # every attempt scored above the threshold: the message names the one used
+        assert want < 1e9 and f"--seam-threshold {want})" in str(exc)
+        return
+    settings = read_info(res.folder)["settings"]
+    assert settings["seam_method"] == method and settings["seam_threshold"] == want
+    rows = load_split(res.folder, "synthetic", "synthetic")
+    assert all(g["seam_threshold"] == want and g["seam_score"] <= want for g in rows["generation"])
