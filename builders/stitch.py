@@ -289,7 +289,7 @@ def _view_columns(vm: ViewMap, out_h: int, out_w: int, rows: int = 64, margin: i
     u, v = vm.canvas_to_view(xs, ys)
     seen = np.flatnonzero(_in_view(vm.cam, u, v).any(axis=0))
     lo, hi = (max(0, int(seen[0]) - margin), min(out_w, int(seen[-1]) + 1 + margin)) if len(seen) else (0, out_w)
-    for attempt in range(2):
+    for _ in range(2):
         ys, xs = np.mgrid[0:out_h, lo:hi].astype(np.float64)
         u, v = vm.canvas_to_view(xs, ys)
         ok = _in_view(vm.cam, u, v)
