@@ -18,12 +18,8 @@ import time
 import numpy as np
 
 from streetsynth.builders.sample import render_panorama
+from streetsynth.config import parse_size
 from streetsynth.generators.seam import METHODS, THRESHOLDS, SeamGate, calibration_scores, edge_mask, rates
-
-
-def _size(text: str) -> tuple[int, int]:
-    h, w = text.lower().split("x")
-    return int(h), int(w)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start, stop = (int(x) for x in args.seeds.split(":"))
     methods = args.methods.split(",")
-    for h, w in map(_size, args.sizes.split(",")):
+    for h, w in map(parse_size, args.sizes.split(",")):
         edge = int(round(w * 2 / 3))
         imgs = [render_panorama(np.random.default_rng(s), h, w, h * 0.43, s % 5 == 4, 4, 3)[0] for s in range(start, stop)]
         print(f"\n{h}x{w}, edge at x={edge}, seeds {start}..{stop - 1} ({len(imgs)} scenes x 5 seamed + 5 clean)")
@@ -44,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             kinds = " ".join(f"{k.split(':')[1]} {v:.2f}" for k, v in r.items() if ":" in k)
             print(f"  {m:<10} threshold {THRESHOLDS[m]:<4} false accept {r['false_accept']:.3f}  "
                   f"false reject {r['false_reject']:.3f}  | {kinds}")
-    h, w = _size(args.time_size)
+    h, w = parse_size(args.time_size)
     img = render_panorama(np.random.default_rng(7), h, w, h * 0.43, False, 4, 3)[0]
     mask = edge_mask(img.shape, int(round(w * 2 / 3)))
     times = {}

@@ -73,21 +73,27 @@ def test_runs_wait_for_the_store_lock_and_get_their_own_versions(tmp_path, pipe)
     assert read_info(results[1].folder)["fingerprint"] != read_info(results[2].folder)["fingerprint"]
 
 
-@pytest.mark.parametrize("method,threshold,want", [("column-sum", None, 5.0), ("profile", None, 0.8),
-                                                   ("row-band", 1e9, 1e9)])
-def test_the_seam_method_and_its_threshold_are_recorded(tmp_path, pipe, method, threshold, want):
-    # Without --seam-threshold the method's own calibrated threshold applies, and it is what the run records.
+def _seam_cfg(tmp_path, pipe, **kw):
+    make_real_repo(tmp_path / "real", rows=2)
+    return GenerateConfig(real=str(tmp_path / "real"), out=str(tmp_path / "store"), num=2, steps=2, batch_size=2,
+                          max_attempts=1, pipeline=pipe, progress=False, **kw)
+
+
+@pytest.mark.parametrize("method,threshold,want,rejected", [("column-sum", None, 5.0, 1), ("row-band", 1e9, 1e9, 0)])
+def test_the_seam_method_and_its_threshold_are_recorded(tmp_path, pipe, method, threshold, want, rejected):
+    # Without --seam-threshold the method's own calibrated threshold applies, and it is what the run records
+    # (measured with this tiny pipeline: column-sum at 5.0 accepts one of the two fills and rejects the other).
     from streetsynth.repo import load_split
 
-    make_real_repo(tmp_path / "real", rows=2)
-    cfg = GenerateConfig(real=str(tmp_path / "real"), out=str(tmp_path / "store"), num=2, steps=2, batch_size=2,
-                         max_attempts=1, seam_method=method, seam_threshold=threshold, pipeline=pipe, progress=False)
-    try:
-        res = run_generation(cfg)
-    except ValueError as exc:  # every attempt scored above the threshold: the message names the one used
-        assert want < 1e9 and f"--seam-threshold {want})" in str(exc)
-        return
+    res = run_generation(_seam_cfg(tmp_path, pipe, seam_method=method, seam_threshold=threshold))
+    assert res.counts["rejected_attempts"] == rejected
     settings = read_info(res.folder)["settings"]
     assert settings["seam_method"] == method and settings["seam_threshold"] == want
     rows = load_split(res.folder, "synthetic", "synthetic")
+    assert len(rows) == 2 - rejected
     assert all(g["seam_threshold"] == want and g["seam_score"] <= want for g in rows["generation"])
+
+
+def test_the_default_profile_gate_rejects_the_tiny_models_noise_at_its_threshold(tmp_path, pipe):
+    with pytest.raises(ValueError, match=r"every attempt scored above --seam-threshold 0\.8\)"):
+        run_generation(_seam_cfg(tmp_path, pipe))
