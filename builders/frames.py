@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Sequence
 
 import numpy as np
 
@@ -117,16 +118,34 @@ def boxes_from_center(cx, cy, length, width) -> np.ndarray:
     return np.stack([cx - length / 2, cy - width / 2, cx + length / 2, cy + width / 2], axis=-1).astype(np.float32).reshape(-1, 4)
 
 
+def camera_from_values(name: str, intrinsic: Sequence[float], transform: Sequence[float], width: int, height: int,
+                       where: str) -> PinholeCamera | None:
+    """A camera from Waymo's intrinsic ``[f_u, f_v, c_u, c_v, k1, k2, p1, p2, k3]`` and 4x4 row-major
+    extrinsic; None when the extrinsic is empty (no calibration). FrameError when malformed."""
+    t = np.asarray(list(transform), np.float64)
+    if t.size == 0:
+        return None
+    if t.size != 16:
+        raise FrameError(f"{where}: {name} calibration: extrinsic has {t.size} values, need 16 (or none at all)")
+    k = [float(v) for v in intrinsic]
+    if len(k) < 4:
+        raise FrameError(f"{where}: {name} calibration: intrinsic has {len(k)} values, need at least 4 (f_u, f_v, c_u, c_v)")
+    t = t.reshape(4, 4)
+    dist = tuple((k[4:9] + [0.0] * 5)[:5])
+    return PinholeCamera(k[0], k[1], k[2], k[3], int(width), int(height), t[:3, :3].copy(),
+                         tuple(float(v) for v in t[:3, 3]), dist)
+
+
 def record_from_frame(frame, source: str = "") -> FrameRecord:
     """A FrameRecord from a parsed ``Frame`` proto (ours or the official one)."""
     ctx = frame.context
     calibs = {}
     for c in ctx.camera_calibrations:
-        try:
-            calibs[CAMERA_NAMES.get(int(c.name), str(c.name))] = PinholeCamera.from_calibration(c)
-        except ValueError as exc:
-            raise FrameError(f"{source}: {exc}") from None
-    labels = {CAMERA_NAMES.get(int(cl.name), str(cl.name)): cl.labels for cl in frame.camera_labels}
+        name = CAMERA_NAMES.get(int(c.name), str(c.name))
+        calibs[name] = camera_from_values(name, c.intrinsic, c.extrinsic.transform, c.width, c.height, source)
+    # Labels in id order, as the v2 reader gives them: the row's objects and instance ids follow it.
+    labels = {CAMERA_NAMES.get(int(cl.name), str(cl.name)): sorted(cl.labels, key=lambda l: l.id)
+              for cl in frame.camera_labels}
     cameras = {}
     for im in frame.images:
         name = CAMERA_NAMES.get(int(im.name), str(im.name))

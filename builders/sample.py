@@ -230,7 +230,9 @@ def scene_to_frame(scene: SampleScene, segment: str, timestamp_micros: int, pano
         image = frame.images.add(name=cid, image=encode(scene.views[name], "jpeg"))
         gids, classes, boxes = camera_objects(scene.view_ids[name], scene.classes)
         labels = frame.camera_labels.add(name=cid)
-        for g, c, b in zip(gids, classes, boxes):
+        # Labels largest first, not in id order: like Waymo's, the stored order carries no meaning.
+        for k in np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable"):
+            g, c, b = gids[k], classes[k], boxes[k]
             lab = labels.labels.add(type=_CLASS_TO_WAYMO_TYPE[int(c)], id=f"{segment}-{name}-{int(g):04d}")
             lab.box.center_x, lab.box.center_y = float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2
             lab.box.length, lab.box.width = float(b[2] - b[0]), float(b[3] - b[1])

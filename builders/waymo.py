@@ -28,6 +28,7 @@ import cv2
 import datasets
 import multiprocess
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streetsynth import __version__
@@ -39,6 +40,7 @@ from streetsynth.tfrecord import ReadStats
 from streetsynth.versions import fingerprint
 
 from . import waymo_v1, waymo_v2
+from .calibration_checks import check_frame
 from .captions import SOURCES, CaptionContext, Captioner, class_counts, make_captioner
 from .frames import FrameError, FrameRecord
 from .stitch import DEFAULT_SURFACE, VIEWS, calibrated_geometry, stitch
@@ -126,35 +128,52 @@ class WaymoStitched(datasets.GeneratorBasedBuilder):
         single_threaded_in_worker()
         captioner = cached_captioner(cfg.captions, cfg.prompts_file, cfg.caption_model)
         for path, seg_index in zip(files, indices):
-            stats, methods, seen = ReadStats(), {}, set()
-            for k, rec in enumerate(read_segment(path, cfg.on_error, stats)):
-                if rec.id in seen:  # a repeated frame would give a second row with the same id
-                    stats.records -= 1
-                    stats.skip(FrameError(f"{rec.source}: duplicate frame id {rec.id}: skipped"))
-                    continue
-                seen.add(rec.id)
-                try:
-                    if cfg.name == STITCHED:
-                        check_calibrations(rec)
-                        row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality,
-                                           Surface(cfg.surface, cfg.surface_radius))
-                        check_stitch(row["stitch"], row["width"])
-                        methods[row["stitch"]["method"]] = methods.get(row["stitch"]["method"], 0) + 1
-                    else:
-                        row = pairs_row(rec, captioner, seg_index, k)
-                except Exception as exc:  # under skip, any per-frame failure is a counted skip with its reason
-                    if cfg.on_error == "raise" and not isinstance(exc, (FrameError, ValueError)):
-                        raise
-                    what = str(exc) if isinstance(exc, (FrameError, ValueError)) else f"{type(exc).__name__}: {exc}"
-                    where = "" if rec.source in what else f"{rec.source}: frame {rec.timestamp_micros}: "
-                    err = FrameError(where + what)
-                    if cfg.on_error == "raise":
-                        raise err from None
-                    stats.records -= 1
-                    stats.skip(err)
-                    continue
-                yield rec.id, row
-            write_report(cfg.report_dir, path, stats, methods)
+            report = SegmentReport(path)
+            try:
+                yield from self._segment_rows(path, seg_index, captioner, report)
+            except FrameError as exc:  # the segment file itself is unreadable (a frame's own errors are caught below)
+                if cfg.on_error == "raise":
+                    raise
+                report.unreadable = str(exc)
+            if report.stats.records + report.stats.skipped == 0 and not report.unreadable:
+                empty = FrameError(f"{path}: empty segment file ({Path(path).stat().st_size} bytes, no frames)")
+                if cfg.on_error == "raise":
+                    raise empty
+                report.unreadable = str(empty)
+            report.write(cfg.report_dir)
+
+    def _segment_rows(self, path: str, seg_index: int, captioner: Captioner,
+                      report: "SegmentReport") -> Iterator[tuple[str, dict]]:
+        """Rows of one segment file; each bad frame raises or is counted in ``report``."""
+        cfg, stats, seen = self.config, report.stats, set()
+        for k, rec in enumerate(read_segment(path, cfg.on_error, stats)):
+            if rec.id in seen:  # a repeated frame would give a second row with the same id
+                stats.records -= 1
+                stats.skip(FrameError(f"{rec.source}: duplicate frame id {rec.id}: skipped"))
+                continue
+            seen.add(rec.id)
+            try:
+                check_frame(rec, VIEWS)
+                if cfg.name == STITCHED:
+                    row = stitched_row(rec, cfg.size, captioner, seg_index, k, cfg.image_format, cfg.jpeg_quality,
+                                       Surface(cfg.surface, cfg.surface_radius))
+                    check_stitch(row["stitch"], row["width"])
+                    report.methods[row["stitch"]["method"]] = report.methods.get(row["stitch"]["method"], 0) + 1
+                else:
+                    row = pairs_row(rec, captioner, seg_index, k)
+            except Exception as exc:  # under skip, any per-frame failure is a counted skip with its reason
+                if cfg.on_error == "raise" and not isinstance(exc, (FrameError, ValueError)):
+                    raise
+                what = str(exc) if isinstance(exc, (FrameError, ValueError)) else f"{type(exc).__name__}: {exc}"
+                where = "" if rec.source in what else f"{rec.source}: frame {rec.timestamp_micros}: "
+                err = FrameError(where + what)
+                if cfg.on_error == "raise":
+                    raise err from None
+                stats.records -= 1
+                stats.skip(err)
+                continue
+            report.uncalibrated += any(rec.cameras[n].calibration is None for n in VIEWS)
+            yield rec.id, row
 
 
 def check_settings(cfg: WaymoStitchedConfig) -> None:
@@ -181,31 +200,6 @@ def check_settings(cfg: WaymoStitchedConfig) -> None:
 MAX_SIDE = 8192
 
 
-def check_calibrations(rec: FrameRecord) -> None:
-    """FrameError unless FRONT's and FRONT_RIGHT's calibrations are usable.
-
-    Focal lengths finite and positive, the principal point inside the image, the rotation finite
-    and orthonormal with determinant +1. A missing calibration is allowed (the stitch falls back
-    to feature matching).
-    """
-    for name in VIEWS:
-        cam = rec.cameras[name].calibration
-        if cam is None:
-            continue
-        what = f"camera {name} calibration"
-        if not (np.isfinite([cam.fu, cam.fv]).all() and cam.fu > 0 and cam.fv > 0):
-            raise FrameError(f"{what}: focal lengths must be finite and > 0, got fu={cam.fu}, fv={cam.fv}")
-        if not (np.isfinite([cam.cu, cam.cv]).all() and 0 <= cam.cu < cam.width and 0 <= cam.cv < cam.height):
-            raise FrameError(f"{what}: principal point ({cam.cu}, {cam.cv}) outside the {cam.width}x{cam.height} image")
-        if not np.isfinite(cam.distortion).all():
-            raise FrameError(f"{what}: distortion k1, k2, p1, p2, k3 must be finite, got {list(cam.distortion)}")
-        r = np.asarray(cam.rotation, np.float64)
-        if r.shape != (3, 3) or not np.isfinite(r).all() or not np.isfinite(cam.translation).all():
-            raise FrameError(f"{what}: extrinsic is not finite")
-        if np.abs(r @ r.T - np.eye(3)).max() > 1e-3 or np.linalg.det(r) < 0:
-            raise FrameError(f"{what}: rotation is not orthonormal with determinant +1")
-
-
 def check_stitch(stitch_fields: dict[str, Any], width: int) -> None:
     """FrameError when either camera contributes no column to the stitched scene."""
     if stitch_fields["front_x1"] <= 0 or stitch_fields["right_x0"] >= width:
@@ -216,8 +210,11 @@ def check_stitch(stitch_fields: dict[str, Any], width: int) -> None:
 def segment_context_name(path: str | os.PathLike) -> str:
     """The segment a file holds, from its content (``context.name`` of its first frame, or v2's
     ``key.segment_context_name``); the file name where the file holds no readable frame."""
-    if Path(path).suffix == ".parquet":
-        col = pq.read_table(path, columns=[waymo_v2.SEGMENT]).column(0)
+    if Path(path).suffix == ".parquet":  # an unreadable file keeps its name; the reader reports it under the policy
+        try:
+            col = pq.read_table(path, columns=[waymo_v2.SEGMENT]).column(0)
+        except (pa.ArrowInvalid, OSError, KeyError):
+            return segment_name(path)
         return str(col[0]) if len(col) else segment_name(path)
     for _, frame in waymo_v1.read_frames(path, "skip"):
         return frame.context.name or segment_name(path)
@@ -355,13 +352,25 @@ def pairs_row(rec: FrameRecord, captioner: Captioner, seg_index: int = 0, frame_
             "caption": caption, "caption_source": captioner.source}
 
 
-def write_report(report_dir: str | None, path: str, stats: ReadStats, methods: dict[str, int]) -> None:
-    """Per segment file: frames kept, skipped and why, stitch methods (gathered by build_real)."""
-    if not report_dir:
-        return
-    name = hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".json"
-    repo_layout.atomic_write_text(Path(report_dir) / name, json.dumps(
-        {"file": str(path), "frames": stats.records, "skipped": stats.skipped, "errors": stats.errors, "methods": methods}))
+@dataclass
+class SegmentReport:
+    """Per segment file: frames kept, skipped and why, stitch methods, frames stitched without a
+    calibration, and why the file gave no frame at all (empty or unreadable); gathered by build_real."""
+
+    file: str
+    stats: ReadStats = field(default_factory=ReadStats)
+    methods: dict[str, int] = field(default_factory=dict)
+    uncalibrated: int = 0
+    unreadable: str = ""
+
+    def write(self, report_dir: str | None) -> None:
+        if not report_dir:
+            return
+        name = hashlib.sha256(str(self.file).encode()).hexdigest()[:16] + ".json"
+        s = self.stats
+        repo_layout.atomic_write_text(Path(report_dir) / name, json.dumps(
+            {"file": str(self.file), "frames": s.records, "skipped": s.skipped, "errors": s.errors,
+             "methods": self.methods, "uncalibrated": self.uncalibrated, "unreadable": self.unreadable}))
 
 
 def source_fingerprint(files: list[Path]) -> list[dict[str, Any]]:
@@ -391,6 +400,8 @@ class BuildSummary:
     methods: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     fingerprint: str = ""
+    uncalibrated: int = 0  # rows stitched by registration because a calibration was absent (empty extrinsic)
+    unreadable: list[str] = field(default_factory=list)  # segment files that gave no frame, and why
 
 
 def _shard_files(builder: datasets.DatasetBuilder, split: str) -> list[Path]:
@@ -441,11 +452,13 @@ def remove_stale_builds(out: Path) -> list[Path]:
     return removed
 
 
-def refuse_empty_splits(rows: dict[str, int], reasons: list[str]) -> None:
-    """ValueError when the build has no rows at all, or a split ends with 0 rows (with the first skip reason)."""
+def refuse_empty_splits(rows: dict[str, int], reasons: list[str], unreadable: list[str] = ()) -> None:
+    """ValueError when the build has no rows at all, or a split ends with 0 rows (with the first skip
+    reason, and the first segment file that gave no frame)."""
     empty = sorted(s for s, n in rows.items() if n == 0)
     if not rows or empty:
         why = f"; {len(reasons)} frames skipped, first: {reasons[0]}" if reasons else ""
+        why += f"; {len(unreadable)} segment file(s) gave no frame, first: {unreadable[0]}" if unreadable else ""
         raise ValueError(f"split(s) {', '.join(empty) or 'all'} ended with 0 rows{why}")
 
 
@@ -501,19 +514,22 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                 shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
         reports = [json.loads(p.read_text()) for p in sorted((tmp / "reports").glob("*.json"))]
         reasons = [e for r in reports for e in r["errors"]]
-        refuse_empty_splits(rows, reasons)
+        unreadable = [r["unreadable"] for r in reports if r["unreadable"]]
+        refuse_empty_splits(rows, reasons, unreadable)
         methods: dict[str, int] = {}
         for r in reports:
             for m, n in r["methods"].items():
                 methods[m] = methods.get(m, 0) + n
         summary = BuildSummary(str(out), config, rows, _objects_per_class(shards, config), len(reasons), reasons,
-                               methods, round(time.perf_counter() - t0, 2), fp)
+                               methods, round(time.perf_counter() - t0, 2), fp,
+                               sum(r["uncalibrated"] for r in reports), unreadable)
         old = {}
         if (stage / repo_layout.INFO_PATH).exists():
             old = json.loads((stage / repo_layout.INFO_PATH).read_text())
         configs = {**(old.get("configs") or {}), config: {
             "fingerprint": fp, "settings": settings, "rows": rows, "objects": summary.objects,
-            "skipped": {"count": summary.skipped, "reasons": reasons}, "stitch_methods": methods}}
+            "skipped": {"count": summary.skipped, "reasons": reasons}, "stitch_methods": methods,
+            "uncalibrated": summary.uncalibrated, "unreadable_segments": unreadable}}
         repo_layout.write_info(stage, {
             "kind": "real",
             "fingerprint": fingerprint({c: v["fingerprint"] for c, v in configs.items()}),

@@ -25,7 +25,7 @@ from streetsynth.camera import PinholeCamera
 from streetsynth.schema import CAMERA_IDS, CAMERA_NAMES
 from streetsynth.tfrecord import OnError, ReadStats
 
-from .frames import CameraView, FrameError, FrameRecord, Panoptic, boxes_from_center
+from .frames import CameraView, FrameError, FrameRecord, Panoptic, boxes_from_center, camera_from_values
 from .waymo_v1 import REQUIRED_CAMERAS, SPLIT_FOLDERS, check_record
 
 IMAGE, BOX, CALIB, SEG, STATS = "camera_image", "camera_box", "camera_calibration", "camera_segmentation", "stats"
@@ -55,89 +55,129 @@ def segment_files(source: str | Path) -> dict[str, list[Path]]:
     return out
 
 
-def _component(image_file: Path, component: str, required: bool) -> pa.Table | None:
-    path = image_file.parent.parent / component / image_file.name
+#: Columns read per component: (required, optional). Nothing else is read.
+_SEG_MAP = f"{_S}.instance_id_to_global_id_mapping"
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    IMAGE: ((SEGMENT, TIMESTAMP, CAMERA, f"{_I}.image"), ()),
+    CALIB: ((CAMERA, *(f"{_C}.intrinsic.{n}" for n in _INTRINSICS[:4]), f"{_C}.extrinsic.transform",
+             f"{_C}.width", f"{_C}.height"), tuple(f"{_C}.intrinsic.{n}" for n in _INTRINSICS[4:])),
+    BOX: ((TIMESTAMP, CAMERA, OBJECT_ID, *(f"{_B}.box.{n}" for n in ("center.x", "center.y", "size.x", "size.y")),
+           f"{_B}.type"), ()),
+    SEG: ((TIMESTAMP, CAMERA, f"{_S}.panoptic_label", f"{_S}.panoptic_label_divisor"),
+          (f"{_SEG_MAP}.local_instance_ids", f"{_SEG_MAP}.global_instance_ids")),
+    STATS: ((TIMESTAMP,), tuple(f"{_T}.{n}" for n in ("time_of_day", "location", "weather"))),
+}
+#: Components a segment must have: without boxes a segment would build rows with no objects.
+REQUIRED_COMPONENTS = (IMAGE, CALIB, BOX)
+
+
+def component_path(image_file: Path, component: str) -> Path:
+    """The ``component`` file of the segment whose ``camera_image`` file is ``image_file``."""
+    return image_file.parent.parent / component / image_file.name
+
+
+def read_component(image_file: Path, component: str, cameras: Sequence[str] | None = None) -> pa.Table | None:
+    """The columns the builder uses of one component file, only the rows of ``cameras`` (pyarrow
+    column selection and a filter on ``key.camera_name``); None for a missing optional component.
+
+    FrameError naming the component and the file for a missing required component, a file that is
+    not Parquet, or a missing column.
+    """
+    path = component_path(image_file, component)
     if not path.exists():
-        if required:
-            raise FrameError(f"{image_file}: missing component file {path}")
+        if component in REQUIRED_COMPONENTS:
+            raise FrameError(f"{image_file}: missing component {component}: no file {path}")
         return None
     try:
-        return pq.read_table(path)
+        names = pq.read_schema(path).names
     except (pa.ArrowInvalid, OSError) as exc:
-        raise FrameError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise FrameError(f"{path}: component {component} is not a readable Parquet file ({exc})") from None
+    required, optional = COLUMNS[component]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise FrameError(f"{path}: component {component} lacks column(s) {', '.join(missing)}")
+    columns = list(required) + [c for c in optional if c in names]
+    filters = None if cameras is None else [(CAMERA, "in", [CAMERA_IDS[c] for c in cameras])]
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FrameError(f"{path}: component {component} is not a readable Parquet file ({exc})") from None
 
 
 def _rows(table: pa.Table | None) -> list[dict]:
     return [] if table is None else table.to_pylist()
 
 
-def _calibrations(table: pa.Table, source: Path) -> dict[str, PinholeCamera]:
+def _calibrations(table: pa.Table, source: Path) -> dict[str, PinholeCamera | None]:
+    """Cameras by name; None for a camera whose extrinsic is empty (no calibration: registration)."""
     out = {}
     for r in table.to_pylist():
         name = CAMERA_NAMES.get(int(r[CAMERA]), str(r[CAMERA]))
-        t = np.asarray(r.get(f"{_C}.extrinsic.transform") or [], np.float64)
-        if t.size != 16:
-            raise FrameError(f"{source}: camera {name}: extrinsic has {t.size} values, need 16")
-        t = t.reshape(4, 4)
-        k = [r.get(f"{_C}.intrinsic.{n}") for n in ("f_u", "f_v", "c_u", "c_v")]
-        if any(v is None for v in k):
-            raise FrameError(f"{source}: camera {name}: intrinsic f_u/f_v/c_u/c_v missing")
-        dist = tuple(float(r.get(f"{_C}.intrinsic.{n}") or 0.0) for n in _INTRINSICS[4:])
-        out[name] = PinholeCamera(*k, int(r[f"{_C}.width"]), int(r[f"{_C}.height"]), t[:3, :3].copy(),
-                                  tuple(float(v) for v in t[:3, 3]), dist)
+        t = r.get(f"{_C}.extrinsic.transform") or []
+        k = [r.get(f"{_C}.intrinsic.{n}") for n in _INTRINSICS]
+        if t and any(v is None for v in k[:4]):
+            raise FrameError(f"{source}: {name} calibration: intrinsic f_u/f_v/c_u/c_v missing")
+        out[name] = camera_from_values(name, [v or 0.0 for v in k], t, r[f"{_C}.width"], r[f"{_C}.height"], str(source))
     return out
+
+
+def _by_key(table: pa.Table | None) -> dict[tuple[int, int], list[dict]]:
+    """Rows of a per-camera component grouped by (timestamp, camera id), in table order."""
+    out: dict[tuple[int, int], list[dict]] = {}
+    for r in _rows(table):
+        out.setdefault((int(r[TIMESTAMP]), int(r[CAMERA])), []).append(r)
+    return out
+
+
+def _panoptic(seg: dict | None, what: str) -> Panoptic | None:
+    if seg is None or not seg.get(f"{_S}.panoptic_label"):
+        return None
+    return Panoptic(seg[f"{_S}.panoptic_label"], int(seg.get(f"{_S}.panoptic_label_divisor") or 1000),
+                    dict(zip(seg.get(f"{_SEG_MAP}.local_instance_ids") or [],
+                             seg.get(f"{_SEG_MAP}.global_instance_ids") or [])), what)
+
+
+def _camera_view(name: str, image: bytes, calibration: PinholeCamera | None, boxes: list[dict],
+                 seg: dict | None, what: str) -> CameraView:
+    """One camera of one frame; boxes in object-id order (as the v1 reader gives them)."""
+    lab = sorted(boxes, key=lambda b: b.get(OBJECT_ID) or "")
+    col = {n: [b[f"{_B}.box.{n}"] for b in lab] for n in ("center.x", "center.y", "size.x", "size.y")}
+    return CameraView(name=name, image=image, calibration=calibration,
+                      boxes=boxes_from_center(col["center.x"], col["center.y"], col["size.x"], col["size.y"]),
+                      types=np.asarray([int(b[f"{_B}.type"]) for b in lab], np.int64),
+                      label_ids=[b.get(OBJECT_ID) or "" for b in lab], panoptic=_panoptic(seg, what))
 
 
 def read_records(path: str | Path, on_error: OnError = "raise", stats: ReadStats | None = None,
                  required: Sequence[str] = REQUIRED_CAMERAS) -> Iterator[FrameRecord]:
     """Yield a :class:`FrameRecord` per frame of one v2 segment (its ``camera_image`` file), by timestamp.
 
-    Frames missing a required camera raise :class:`FrameError` or, with ``on_error="skip"``,
-    are counted in ``stats``. A missing or unreadable component file fails the whole segment.
+    Only the ``required`` cameras' rows and the columns in :data:`COLUMNS` are read; an image's bytes
+    are copied out of the table when its frame is yielded. Frames missing a required camera raise
+    :class:`FrameError` or, with ``on_error="skip"``, are counted in ``stats``. A missing or unreadable
+    component fails the whole segment (FrameError naming it); a 0-byte ``camera_image`` file or an
+    empty table yields nothing (the builder reports the segment as empty).
     """
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
-    images = _component(path, IMAGE, True)
-    calibs = _calibrations(_component(path, CALIB, True), path)
-    boxes: dict[tuple, list[dict]] = {}
-    for r in _rows(_component(path, BOX, False)):
-        boxes.setdefault((r[TIMESTAMP], int(r[CAMERA])), []).append(r)
-    segs = {(r[TIMESTAMP], int(r[CAMERA])): r for r in _rows(_component(path, SEG, False))}
-    conds = {r[TIMESTAMP]: r for r in _rows(_component(path, STATS, False))}
-    frames: dict[int, dict[str, dict]] = {}
-    segment_names: dict[int, str] = {}
-    for r in images.select([c for c in images.column_names if c in (SEGMENT, TIMESTAMP, CAMERA, f"{_I}.image")]).to_pylist():
-        ts = int(r[TIMESTAMP])
-        frames.setdefault(ts, {})[CAMERA_NAMES.get(int(r[CAMERA]), str(r[CAMERA]))] = r
-        segment_names[ts] = r[SEGMENT]
+    if path.stat().st_size == 0:
+        return
+    images = read_component(path, IMAGE, required)
+    calibs = _calibrations(read_component(path, CALIB, required), path)
+    boxes = _by_key(read_component(path, BOX, required))
+    segs = {k: v[0] for k, v in _by_key(read_component(path, SEG, required)).items()}
+    conds = {int(r[TIMESTAMP]): r for r in _rows(read_component(path, STATS))}
+    frames: dict[int, dict[str, int]] = {}
+    for i, (ts, cid) in enumerate(zip(images.column(TIMESTAMP).to_pylist(), images.column(CAMERA).to_pylist())):
+        frames.setdefault(int(ts), {})[CAMERA_NAMES.get(int(cid), str(cid))] = i
+    pixels, segment = images.column(f"{_I}.image"), images.column(SEGMENT)
     for ts in sorted(frames):
-        cameras = {}
-        for name, r in frames[ts].items():
-            cid = CAMERA_IDS.get(name, -1)
-            lab = sorted(boxes.get((ts, cid), []), key=lambda b: b.get(OBJECT_ID) or "")
-            seg = segs.get((ts, cid))
-            pan = None
-            if seg is not None and seg.get(f"{_S}.panoptic_label"):
-                pan = Panoptic(
-                    seg[f"{_S}.panoptic_label"],
-                    int(seg.get(f"{_S}.panoptic_label_divisor") or 1000),
-                    dict(zip(seg.get(f"{_S}.instance_id_to_global_id_mapping.local_instance_ids") or [],
-                             seg.get(f"{_S}.instance_id_to_global_id_mapping.global_instance_ids") or [])),
-                    f"{path}: frame {ts} camera {name} panoptic label",
-                )
-            cameras[name] = CameraView(
-                name=name,
-                image=r[f"{_I}.image"],
-                calibration=calibs.get(name),
-                boxes=boxes_from_center([b[f"{_B}.box.center.x"] for b in lab], [b[f"{_B}.box.center.y"] for b in lab],
-                                        [b[f"{_B}.box.size.x"] for b in lab], [b[f"{_B}.box.size.y"] for b in lab]),
-                types=np.asarray([int(b[f"{_B}.type"]) for b in lab], np.int64),
-                label_ids=[b.get(OBJECT_ID) or "" for b in lab],
-                panoptic=pan,
-            )
+        cameras = {name: _camera_view(name, pixels[i].as_py(), calibs.get(name), boxes.get((ts, CAMERA_IDS[name]), []),
+                                      segs.get((ts, CAMERA_IDS[name])), f"{path}: frame {ts} camera {name} panoptic label")
+                   for name, i in frames[ts].items()}
         c = conds.get(ts, {})
-        rec = FrameRecord(segment_names[ts], ts, c.get(f"{_T}.time_of_day") or "", c.get(f"{_T}.location") or "",
-                          c.get(f"{_T}.weather") or "", cameras, f"{path}@{ts}")
+        rec = FrameRecord(segment[next(iter(frames[ts].values()))].as_py(), ts, c.get(f"{_T}.time_of_day") or "",
+                          c.get(f"{_T}.location") or "", c.get(f"{_T}.weather") or "", cameras, f"{path}@{ts}")
         try:
             check_record(rec, required)
         except FrameError as exc:

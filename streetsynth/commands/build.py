@@ -39,6 +39,11 @@ def format_summary(s: dict) -> str:
     lines.append("  objects: " + ", ".join(f"{c} {n}" for c, n in s["objects"].items()))
     if s.get("methods"):
         lines.append("  stitched by: " + ", ".join(f"{m} {n}" for m, n in s["methods"].items()))
+    if s.get("uncalibrated"):
+        lines.append(f"  frames without a calibration (registered from features): {s['uncalibrated']}")
+    if s.get("unreadable"):
+        lines.append(f"  segment files with no frame: {len(s['unreadable'])}")
+        lines += [f"    - {r}" for r in s["unreadable"]]
     lines.append(f"  skipped frames: {s['skipped']}")
     lines += [f"    - {r}" for r in s["reasons"][:20]]
     if len(s["reasons"]) > 20:
