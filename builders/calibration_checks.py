@@ -104,11 +104,11 @@ def check_boxes(view: CameraView, size: tuple[int, int] | None) -> str | None:
         return None
     b = np.asarray(view.boxes, np.float64).reshape(-1, 4)
     cx, cy, bw, bh = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    bad = {"non-finite size": ~np.isfinite([bw, bh]).all(0), "non-finite centre": ~np.isfinite([cx, cy]).all(0)}
-    bad["non-positive size"] = ~bad["non-finite size"] & ((bw <= 0) | (bh <= 0))
+    finite = np.isfinite(b).all(1)  # a NaN centre or size makes both corners NaN: one reason for both
+    bad = {"non-finite centre or size": ~finite, "non-positive size": finite & ((bw <= 0) | (bh <= 0))}
     if size is not None:
         h, w = size
-        bad["centre outside the image"] = ~bad["non-finite centre"] & ((cx < 0) | (cx > w) | (cy < 0) | (cy > h))
+        bad["centre outside the image"] = finite & ((cx < 0) | (cx > w) | (cy < 0) | (cy > h))
     for reason, which in bad.items():
         if which.any():
             i = int(np.flatnonzero(which)[0])

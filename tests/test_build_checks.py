@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import stat
 
+import cv2
 import pytest
 
-from streetsynth import repo, schema
+from streetsynth import codec, repo, schema
 from streetsynth.builders.frames import FrameError
 from streetsynth.builders.waymo import build_real
 from streetsynth.builders.waymo_v1 import read_frames
@@ -125,3 +127,71 @@ def test_files_get_the_umask_mode(sample, tmp_path):
         os.umask(old)
     files = [p for p in (tmp_path / "real").rglob("*") if p.is_file()]
     assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files)
+
+
+# --- Calibrations, image sizes and boxes that cannot be true (issue 24 item 2) --------------------
+
+RIGHT = 3
+
+
+def _right(frame, field):
+    """FRONT_RIGHT's calibration, image or labels in a Frame proto."""
+    items = {"calibration": frame.context.camera_calibrations, "image": frame.images, "labels": frame.camera_labels}[field]
+    return next(c for c in items if c.name == RIGHT)
+
+
+def _half_size_image(frame):
+    img = _right(frame, "image")
+    pixels = codec.decode(img.image)
+    img.image = codec.encode(cv2.resize(pixels, (pixels.shape[1] // 2, pixels.shape[0] // 2)), "jpeg")
+
+
+def _set_box(field, value):
+    return lambda frame: setattr(_right(frame, "labels").labels[0].box, field, value)
+
+
+@pytest.mark.parametrize("name,break_it,message", [
+    ("focal 1e12", lambda f: _right(f, "calibration").intrinsic.__setitem__(0, 1e12), "calibration: focal lengths"),
+    ("focal 1e-9", lambda f: _right(f, "calibration").intrinsic.__setitem__(0, 1e-9), "calibration: focal lengths"),
+    ("fv 1e12", lambda f: _right(f, "calibration").intrinsic.__setitem__(1, 1e12), "calibration: focal lengths: fu/fv"),
+    ("k1 1e6", lambda f: _right(f, "calibration").intrinsic.__setitem__(4, 1e6), "calibration: distortion: k1=1e+06"),
+    ("k2 nan", lambda f: _right(f, "calibration").intrinsic.__setitem__(5, math.nan), "distortion k1, k2, p1, p2, k3 must be finite"),
+    ("translation 1e9", lambda f: _right(f, "calibration").extrinsic.transform.__setitem__(3, 1e9), "1e+09 m from the vehicle"),
+    ("half-size image", _half_size_image, "image is 48x72 (HxW) but the calibration says 96x144"),
+    ("negative length", _set_box("length", -5.0), "non-positive size"),
+    ("zero width", _set_box("width", 0.0), "non-positive size"),
+    ("nan size", _set_box("width", math.nan), "non-finite centre or size"),
+    ("inf size", _set_box("length", math.inf), "non-finite centre or size"),
+    ("nan centre", _set_box("center_x", math.nan), "non-finite centre or size"),
+    ("centre off the image", _set_box("center_y", 5000.0), "centre outside the image"),
+])
+def test_implausible_front_right_is_a_counted_skip_never_a_row(sample, tmp_path, name, break_it, message):
+    path = _train_file(sample)
+    _rewrite(path, lambda i, frame: (break_it(frame) if i == 1 else None, frame)[1])
+    summary = build_real(sample, tmp_path / "real", size=SIZE, on_error="skip")
+    assert summary["rows"]["train"] == 2 and summary["skipped"] == 1
+    reason = summary["reasons"][0]
+    assert str(path) in reason and "camera FRONT_RIGHT" in reason and message in reason
+    with pytest.raises(FrameError, match=re.escape(message)):
+        build_real(sample, tmp_path / "real2", size=SIZE)
+
+
+def test_empty_extrinsic_falls_back_to_registration_and_is_counted(sample, tmp_path):
+    path = _train_file(sample)
+    _rewrite(path, lambda i, frame: (_right(frame, "calibration").extrinsic.ClearField("transform") if i == 1 else None,
+                                     frame)[1])
+    summary = build_real(sample, tmp_path / "real", size=SIZE)
+    assert summary["rows"]["train"] == 3 and summary["skipped"] == 0 and summary["uncalibrated"] == 1
+    assert summary["methods"] == {"calibration": 5, "registration": 1}
+    rows = repo.load_split(tmp_path / "real", schema.STITCHED, "train")
+    assert [r["stitch"]["method"] for r in rows] == ["calibration", "registration", "calibration"]
+    info = repo.read_info(tmp_path / "real")
+    assert info["configs"]["stitched"]["uncalibrated"] == 1
+
+
+def test_malformed_extrinsic_stays_an_error_naming_the_camera(sample, tmp_path):
+    path = _train_file(sample)
+    _rewrite(path, lambda i, frame: (_right(frame, "calibration").extrinsic.transform.__delitem__(slice(5, None))
+                                     if i == 1 else None, frame)[1])
+    with pytest.raises(FrameError, match="FRONT_RIGHT calibration: extrinsic has 5 values, need 16"):
+        build_real(sample, tmp_path / "real", size=SIZE)
