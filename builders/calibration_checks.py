@@ -103,7 +103,8 @@ def check_boxes(view: CameraView, size: tuple[int, int] | None) -> str | None:
     if not len(view.boxes):
         return None
     b = np.asarray(view.boxes, np.float64).reshape(-1, 4)
-    cx, cy, bw, bh = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    with np.errstate(invalid="ignore"):  # inf - inf in a broken box: NaN, reported below
+        cx, cy, bw, bh = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     finite = np.isfinite(b).all(1)  # a NaN centre or size makes both corners NaN: one reason for both
     bad = {"non-finite centre or size": ~finite, "non-positive size": finite & ((bw <= 0) | (bh <= 0))}
     if size is not None:

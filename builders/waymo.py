@@ -512,7 +512,7 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
                 shards.append(repo_layout.copy_shard(f, stage, config, split, i))
             if not src:
                 shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
-        reports = [json.loads(p.read_text()) for p in sorted((tmp / "reports").glob("*.json"))]
+        reports = sorted((json.loads(p.read_text()) for p in (tmp / "reports").glob("*.json")), key=lambda r: r["file"])
         reasons = [e for r in reports for e in r["errors"]]
         unreadable = [r["unreadable"] for r in reports if r["unreadable"]]
         refuse_empty_splits(rows, reasons, unreadable)

@@ -13,6 +13,7 @@ import pytest
 
 from streetsynth import codec, repo, schema
 from streetsynth.builders.frames import FrameError
+from streetsynth.cli import main
 from streetsynth.builders.waymo import build_real
 from streetsynth.builders.waymo_v1 import read_frames
 from streetsynth.builders.sample import make_sample
@@ -195,3 +196,17 @@ def test_malformed_extrinsic_stays_an_error_naming_the_camera(sample, tmp_path):
                                      if i == 1 else None, frame)[1])
     with pytest.raises(FrameError, match="FRONT_RIGHT calibration: extrinsic has 5 values, need 16"):
         build_real(sample, tmp_path / "real", size=SIZE)
+
+
+def test_zero_byte_segment_beside_good_ones_is_reported(sample, tmp_path, capsys):
+    empty = sample / "training" / "segment-empty_with_camera_labels.tfrecord"
+    empty.write_bytes(b"")
+    summary = build_real(sample, tmp_path / "real", size=SIZE, on_error="skip")
+    assert summary["rows"] == {"train": 3, "validation": 3} and summary["skipped"] == 0
+    assert summary["unreadable"] == [f"{empty}: empty segment file (0 bytes, no frames)"]
+    assert repo.read_info(tmp_path / "real")["configs"]["stitched"]["unreadable_segments"] == summary["unreadable"]
+    assert main(["build", "--source", str(sample), "--out", str(tmp_path / "cli"), "--size", "64x160",
+                 "--on-error", "skip"]) == 0
+    assert f"segment files with no frame: 1\n    - {empty}: empty segment file" in capsys.readouterr().out
+    with pytest.raises(FrameError, match="empty segment file"):
+        build_real(sample, tmp_path / "real2", size=SIZE)
