@@ -33,6 +33,7 @@ SEGMENT, TIMESTAMP, CAMERA = "key.segment_context_name", "key.frame_timestamp_mi
 OBJECT_ID = "key.camera_object_id"
 _I, _B, _C = "[CameraImageComponent]", "[CameraBoxComponent]", "[CameraCalibrationComponent]"
 _S, _T = "[CameraSegmentationLabelComponent]", "[StatsComponent]"
+IMAGE_BYTES, BOX_TYPE, PANOPTIC_LABEL = f"{_I}.image", f"{_B}.type", f"{_S}.panoptic_label"
 _INTRINSICS = ("f_u", "f_v", "c_u", "c_v", "k1", "k2", "p1", "p2", "k3")
 
 

@@ -133,7 +133,7 @@ def test_inspect_cli(tmp_path, capsys):
     bad.write_bytes(bad.read_bytes()[:-10])  # truncate the last record
     assert main(["inspect", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "frames: 1" in out and "FRONT 96x64" in out and "skipped records: 1" in out and "truncated" in out
+    assert "frames: 1" in out and "FRONT 64x96" in out and "skipped records: 1" in out and "truncated" in out
     assert main(["inspect", str(tmp_path / "nothing-here")]) == 2
 
 

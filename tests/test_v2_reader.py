@@ -99,3 +99,21 @@ def test_empty_v2_extrinsic_falls_back_to_registration(v2, tmp_path):
     assert summary["rows"] == {"train": 2, "validation": 3} and summary["uncalibrated"] == 2
     assert summary["methods"] == {"calibration": 3, "registration": 2} and summary["skipped"] == 1
     assert "calibration missing and too few feature matches" in summary["reasons"][0]
+
+
+def test_inspect_reads_v2_folders_with_sizes_as_hxw(v2, capsys):
+    from streetsynth.cli import main
+
+    assert main(["inspect", str(v2)]) == 0
+    out = capsys.readouterr().out
+    train = _train(v2)
+    boxes = pq.read_table(_train(v2, waymo_v2.BOX)).column(waymo_v2.BOX_TYPE).to_pylist()
+    expected_labels = ", ".join(f"{n} {boxes.count(t)}" for t, n in ((2, "pedestrian"), (1, "vehicle")) if boxes.count(t))
+    block = out.split(f"{train}\n")[1].split("\n  skipped records")[0]
+    assert block == ("  frames: 3\n  cameras: FRONT (3), FRONT_RIGHT (3)\n"
+                     "  image sizes (HxW): FRONT 96x144 (3), FRONT_RIGHT 96x144 (3)\n"
+                     f"  labels: {expected_labels}\n  panoptic frames: 2")
+    assert out.endswith("2 segment file(s), 0 skipped record(s)\n")
+    _train(v2, waymo_v2.BOX).unlink()
+    assert main(["inspect", str(v2)]) == 0
+    assert f"missing component camera_box: no file {_train(v2, waymo_v2.BOX)}" in capsys.readouterr().out
