@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from streetsynth.camera import PinholeCamera
@@ -68,6 +69,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
           (f"{_SEG_MAP}.local_instance_ids", f"{_SEG_MAP}.global_instance_ids")),
     STATS: ((TIMESTAMP,), tuple(f"{_T}.{n}" for n in ("time_of_day", "location", "weather"))),
 }
+#: Rows per Parquet row group written: 10 frames of 5 cameras (a reader's memory follows the row group).
+ROW_GROUP_ROWS = 50
 #: Components a segment must have: without boxes a segment would build rows with no objects.
 REQUIRED_COMPONENTS = (IMAGE, CALIB, BOX)
 
@@ -98,11 +101,22 @@ def read_component(image_file: Path, component: str, cameras: Sequence[str] | No
     if missing:
         raise FrameError(f"{path}: component {component} lacks column(s) {', '.join(missing)}")
     columns = list(required) + [c for c in optional if c in names]
-    filters = None if cameras is None else [(CAMERA, "in", [CAMERA_IDS[c] for c in cameras])]
     try:
-        return pq.read_table(path, columns=columns, filters=filters)
+        return _scan(path, columns, None if cameras is None else [CAMERA_IDS[c] for c in cameras])
     except (pa.ArrowInvalid, OSError) as exc:
         raise FrameError(f"{path}: component {component} is not a readable Parquet file ({exc})") from None
+
+
+def _scan(path: Path, columns: list[str], camera_ids: list[int] | None) -> pa.Table:
+    """``columns`` of the rows of ``camera_ids``, read in small batches without pre-buffering, each
+    filtered as it arrives: peak memory is the kept rows plus about one row group (a whole-table read,
+    or ``read_table`` with a filter, holds every camera's images several times over; see
+    benchmarks/v2_read_memory.py)."""
+    file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    keep = None if camera_ids is None else pa.array(camera_ids, file.schema_arrow.field(CAMERA).type)
+    batches = [b if keep is None else b.filter(pc.is_in(b.column(CAMERA), keep))
+               for b in file.iter_batches(batch_size=16, columns=columns, use_threads=False)]
+    return pa.Table.from_batches(batches, schema=pa.schema([file.schema_arrow.field(c) for c in columns]))
 
 
 def _rows(table: pa.Table | None) -> list[dict]:
@@ -193,7 +207,7 @@ def read_records(path: str | Path, on_error: OnError = "raise", stats: ReadStats
 def _write(table_rows: list[dict], schema: pa.Schema, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(table_rows, schema=schema), tmp)
+    pq.write_table(pa.Table.from_pylist(table_rows, schema=schema), tmp, row_group_size=ROW_GROUP_ROWS)
     tmp.replace(path)
     return path
 
