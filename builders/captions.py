@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -98,7 +98,11 @@ class ManualCaptioner:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: prompts file not found")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: prompts file is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                             "give one prompt per line, or a CSV with columns id,prompt") from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if lines and [h.strip().lower() for h in lines[0].split(",")[:2]] == ["id", "prompt"]:
             by_id = {}
@@ -202,11 +206,32 @@ def make_captioner(source: str, prompts: str | Path | None = None, model: str | 
         from transformers import CLIPModel, CLIPProcessor
 
         name = model or DEFAULT_CLIP
-        return ClipCaptioner(CLIPModel.from_pretrained(name), CLIPProcessor.from_pretrained(name))
+        return ClipCaptioner(*_load_pretrained(name, CLIPModel, CLIPProcessor))
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     name = model or DEFAULT_BLIP
-    return BlipCaptioner(BlipForConditionalGeneration.from_pretrained(name), BlipProcessor.from_pretrained(name))
+    return BlipCaptioner(*_load_pretrained(name, BlipForConditionalGeneration, BlipProcessor))
+
+
+def _load_pretrained(name: str, model_cls, processor_cls) -> tuple[Any, Any]:
+    """Model and processor from a local folder or the Hub cache; ValueError saying which file is
+    missing, where it was looked for and where it would come from (instead of "couldn't connect")."""
+    try:
+        return model_cls.from_pretrained(name), processor_cls.from_pretrained(name)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if Path(name).is_dir():
+            missing = [f for f in ("config.json",) if not (Path(name) / f).is_file()]
+            where = f"the local folder {name} lacks {', '.join(missing) or 'a file it needs'}"
+        else:
+            from huggingface_hub import constants, try_to_load_from_cache
+
+            cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+            where = (f"{'its config.json is' if cached else 'config.json is not'} in the Hugging Face cache "
+                     f"{constants.HF_HUB_CACHE}; it would be downloaded from https://huggingface.co/{name}"
+                     + (" (HF_HUB_OFFLINE=1: downloads are off)" if constants.HF_HUB_OFFLINE else ""))
+        raise ValueError(f"--caption-model {name}: {model_cls.__name__} cannot be loaded: {where}; "
+                         f"or pass --caption-model a local folder ({first})") from None
 
 
 def class_counts(classes: np.ndarray) -> dict[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -188,7 +189,9 @@ def check_settings(cfg: WaymoStitchedConfig) -> None:
         raise ValueError("captions 'manual' need a prompts file")
     if cfg.on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {cfg.on_error!r}")
-    Surface(cfg.surface, cfg.surface_radius)  # ValueError naming a bad surface or radius
+    if not (isinstance(cfg.surface_radius, (int, float)) and math.isfinite(cfg.surface_radius) and cfg.surface_radius > 0):
+        raise ValueError(f"surface_radius (--surface-radius) must be a finite number of metres > 0, got {cfg.surface_radius}")
+    Surface(cfg.surface, cfg.surface_radius)  # ValueError naming a bad surface
     if cfg.image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {cfg.image_format!r}")
     h, w = cfg.size

@@ -210,3 +210,13 @@ def test_zero_byte_segment_beside_good_ones_is_reported(sample, tmp_path, capsys
     assert f"segment files with no frame: 1\n    - {empty}: empty segment file" in capsys.readouterr().out
     with pytest.raises(FrameError, match="empty segment file"):
         build_real(sample, tmp_path / "real2", size=SIZE)
+
+
+def test_surface_radius_must_be_finite_and_positive(sample, tmp_path, capsys):
+    for bad in (math.nan, math.inf, 0.0):
+        with pytest.raises(ValueError, match="surface_radius \\(--surface-radius\\) must be a finite number of metres > 0"):
+            build_real(sample, tmp_path / "real", size=SIZE, surface_radius=bad)
+    with pytest.raises(SystemExit):
+        main(["build", "--source", str(sample), "--out", str(tmp_path / "real"), "--surface-radius", "nan"])
+    assert "argument --surface-radius: must be a finite number of metres > 0, got 'nan'" in capsys.readouterr().err
+    assert not (tmp_path / "real").exists()

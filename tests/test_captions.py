@@ -134,3 +134,24 @@ def test_blip_captions_and_loads_by_path(tmp_path):
     loaded.max_new_tokens = 5
     assert isinstance(loaded, BlipCaptioner) and loaded.source == "blip"
     assert loaded(IMAGE, CaptionContext("x")) == text
+
+
+def test_binary_prompts_file_names_the_file(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    with pytest.raises(ValueError, match=f"{path}: prompts file is not UTF-8 text \\(byte 0"):
+        ManualCaptioner.from_file(path)
+
+
+def test_unknown_caption_model_offline_says_what_is_missing_and_where_it_would_come_from(tmp_path):
+    from streetsynth.builders.captions import make_captioner
+
+    with pytest.raises(ValueError) as exc:
+        make_captioner("clip", model="nobody/no-such-clip")
+    msg = str(exc.value)
+    assert msg.startswith("--caption-model nobody/no-such-clip: CLIPModel cannot be loaded: config.json is not in "
+                          "the Hugging Face cache ")
+    assert "it would be downloaded from https://huggingface.co/nobody/no-such-clip (HF_HUB_OFFLINE=1" in msg
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=f"the local folder {tmp_path / 'empty'} lacks config.json"):
+        make_captioner("blip", model=str(tmp_path / "empty"))

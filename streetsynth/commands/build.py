@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from streetsynth.config import parse_size
+
+
+def metres(text: str) -> float:
+    """An argparse ``type``: a finite distance > 0 (``nan``, ``inf`` and ``0`` are refused by name)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of metres > 0, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a bad frame stops the build (raise) or is counted and skipped (skip)")
     p.add_argument("--surface", default=None, help="projection surface of the stitch: ground+cylinder (default), "
                    "cylinder or infinity (README: what ghosting each leaves)")
-    p.add_argument("--surface-radius", type=float, default=None,
+    p.add_argument("--surface-radius", type=metres, default=None,
                    help="metres to the cylinder / end of the ground plane (default 30)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
