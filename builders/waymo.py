@@ -13,6 +13,7 @@ from code and lays its Parquet output out as a streetsynth repo (``streetsynth.r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -406,6 +407,28 @@ class BuildSummary:
     uncalibrated: int = 0  # rows stitched by registration because a calibration was absent (empty extrinsic)
     unreadable: list[str] = field(default_factory=list)  # segment files that gave no frame, and why
 
+    def __getitem__(self, key: str) -> Any:
+        """``summary["rows"]`` reads for callers written when build_real returned a dict."""
+        return getattr(self, key)
+
+    def format(self) -> str:
+        """The printed summary: rows per split, objects per class, stitch methods, what was skipped."""
+        lines = [f"built {self.config} into {self.repo} in {self.seconds:.1f} s (fingerprint {self.fingerprint})"]
+        lines += [f"  {split}: {n} rows" for split, n in self.rows.items()]
+        lines.append("  objects: " + ", ".join(f"{c} {n}" for c, n in self.objects.items()))
+        if self.methods:
+            lines.append("  stitched by: " + ", ".join(f"{m} {n}" for m, n in self.methods.items()))
+        if self.uncalibrated:
+            lines.append(f"  frames without a calibration (registered from features): {self.uncalibrated}")
+        if self.unreadable:
+            lines.append(f"  segment files with no frame: {len(self.unreadable)}")
+            lines += [f"    - {r}" for r in self.unreadable]
+        lines.append(f"  skipped frames: {self.skipped}")
+        lines += [f"    - {r}" for r in self.reasons[:20]]
+        if len(self.reasons) > 20:
+            lines.append(f"    ... and {len(self.reasons) - 20} more (all in meta/info.json)")
+        return "\n".join(lines)
+
 
 def _shard_files(builder: datasets.DatasetBuilder, split: str) -> list[Path]:
     out = Path(builder.cache_dir)
@@ -465,56 +488,62 @@ def refuse_empty_splits(rows: dict[str, int], reasons: list[str], unreadable: li
         raise ValueError(f"split(s) {', '.join(empty) or 'all'} ended with 0 rows{why}")
 
 
-def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = STITCHED,
-               size: tuple[int, int] = (512, 1024), captions: str = "template", prompts: str | None = None,
-               clip_model: str | None = None, num_proc: int = 1, on_error: str = "raise",
-               image_format: str = "jpeg", validation_percent: int = 20, surface: str = DEFAULT_SURFACE.kind,
-               surface_radius: float = DEFAULT_SURFACE.radius) -> dict[str, Any]:
-    """Build config ``config`` of the real dataset from ``source`` into the repo folder ``out``.
+#: Keyword names of the earlier ``build_real(source, out, **settings)`` form that differ from the
+#: config's field names.
+_OLD_NAMES = {"config": "name", "prompts": "prompts_file", "clip_model": "caption_model"}
+
+
+def config_for(source: str | os.PathLike, **settings: Any) -> WaymoStitchedConfig:
+    """The config of the keyword form ``build_real(source, out, size=..., prompts=..., ...)`` that
+    callers written before the config was the interface still use."""
+    fields = {_OLD_NAMES.get(k, k): v for k, v in settings.items()}
+    fields["name"] = fields.get("name") or STITCHED
+    if fields.get("prompts_file") is not None:
+        fields["prompts_file"] = str(fields["prompts_file"])
+    return WaymoStitchedConfig(source_dir=str(source), **fields)
+
+
+def recorded_settings(cfg: WaymoStitchedConfig) -> dict[str, Any]:
+    """The settings a build records in ``meta/info.json`` (and its fingerprint covers)."""
+    return {"config": cfg.name, "size": list(cfg.size), "captions": cfg.captions, "prompts": cfg.prompts_file,
+            "caption_model": cfg.caption_model, "on_error": cfg.on_error, "image_format": cfg.image_format,
+            "validation_percent": cfg.validation_percent, "surface": cfg.surface,
+            "surface_radius": float(cfg.surface_radius)}
+
+
+def build_real(cfg: WaymoStitchedConfig | str | os.PathLike, out: str | os.PathLike, num_proc: int = 1,
+               **settings: Any) -> BuildSummary:
+    """Build config ``cfg.name`` of the real dataset from ``cfg.source_dir`` into the repo folder ``out``.
 
     Everything is built in a temporary folder beside ``out`` and moved into place at the end, so
     an interrupted build leaves ``out`` as it was. Other configs already in ``out`` are kept.
-    Returns the summary (also in ``meta/info.json``).
+    Returns the summary (also in ``meta/info.json``). ``build_real(source, out, size=..., ...)``
+    (the keyword form, :func:`config_for`) is kept for callers written before.
     """
     t0 = time.perf_counter()
-    source, out = Path(source), Path(out)
+    if not isinstance(cfg, WaymoStitchedConfig):
+        cfg = config_for(cfg, **settings)
+    elif settings:
+        raise TypeError(f"build_real: settings go into the config, got {', '.join(sorted(settings))}")
+    check_settings(cfg)
+    if not isinstance(num_proc, int) or num_proc < 1:
+        raise ValueError(f"num_proc (--num-proc) must be at least 1, got {num_proc}")
+    source, out = Path(cfg.source_dir), Path(out)
     refuse_nested(source, out)
-    files = source_files(source)
-    all_files = sorted(f for fs in files.values() for f in fs)
-    settings = {"config": config, "size": list(size), "captions": captions, "prompts": prompts,
-                "caption_model": clip_model, "on_error": on_error, "image_format": image_format,
-                "validation_percent": validation_percent, "surface": surface, "surface_radius": surface_radius}
+    all_files = sorted(f for fs in source_files(source).values() for f in fs)
+    settings = recorded_settings(cfg)
     fp = fingerprint({"files": source_fingerprint(all_files), "settings": settings, "version": __version__})
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(out)
-    tmp = out.parent / f".{out.name}.building-{config}-{os.getpid()}"
+    tmp = out.parent / f".{out.name}.building-{cfg.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        builder = WaymoStitched(config_name=config, cache_dir=str(tmp / "cache"), source_dir=str(source),
-                                size=tuple(size), captions=captions, prompts_file=None if prompts is None else str(prompts),
-                                caption_model=clip_model, on_error=on_error, image_format=image_format,
-                                validation_percent=validation_percent, report_dir=str(tmp / "reports"),
-                                surface=surface, surface_radius=float(surface_radius))
-        try:
-            with clean_workers():
-                builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
-        except datasets.exceptions.DatasetGenerationError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, (ValueError, OSError)):  # FrameError, TFRecordError: the one-line message
-                raise cause from None
-            raise
+        builder = _prepare(dataclasses.replace(cfg, report_dir=str(tmp / "reports")), tmp / "cache", num_proc)
         stage = tmp / "repo"
         if out.exists():
             shutil.copytree(out, stage, copy_function=os.link,
-                            ignore=lambda d, names: [n for n in names if Path(d, n) == out / repo_layout.DATA_DIR / config])
-        rows, shards = {}, []
-        for split in sorted(builder.info.splits):
-            src = _shard_files(builder, split)
-            rows[split] = int(builder.info.splits[split].num_examples)
-            for i, f in enumerate(src):
-                shards.append(repo_layout.copy_shard(f, stage, config, split, i))
-            if not src:
-                shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
+                            ignore=lambda d, names: [n for n in names if Path(d, n) == out / repo_layout.DATA_DIR / cfg.name])
+        rows, shards = _copy_shards(builder, stage, cfg.name)
         reports = sorted((json.loads(p.read_text()) for p in (tmp / "reports").glob("*.json")), key=lambda r: r["file"])
         reasons = [e for r in reports for e in r["errors"]]
         unreadable = [r["unreadable"] for r in reports if r["unreadable"]]
@@ -523,35 +552,69 @@ def build_real(source: str | os.PathLike, out: str | os.PathLike, config: str = 
         for r in reports:
             for m, n in r["methods"].items():
                 methods[m] = methods.get(m, 0) + n
-        summary = BuildSummary(str(out), config, rows, _objects_per_class(shards, config), len(reasons), reasons,
+        summary = BuildSummary(str(out), cfg.name, rows, _objects_per_class(shards, cfg.name), len(reasons), reasons,
                                methods, round(time.perf_counter() - t0, 2), fp,
                                sum(r["uncalibrated"] for r in reports), unreadable)
-        old = {}
-        if (stage / repo_layout.INFO_PATH).exists():
-            old = json.loads((stage / repo_layout.INFO_PATH).read_text())
-        configs = {**(old.get("configs") or {}), config: {
-            "fingerprint": fp, "settings": settings, "rows": rows, "objects": summary.objects,
-            "skipped": {"count": summary.skipped, "reasons": reasons}, "stitch_methods": methods,
-            "uncalibrated": summary.uncalibrated, "unreadable_segments": unreadable}}
-        repo_layout.write_info(stage, {
-            "kind": "real",
-            "fingerprint": fingerprint({c: v["fingerprint"] for c, v in configs.items()}),
-            "package_version": __version__,
-            "source": {"path": str(source.resolve()), "format": source_format(source), "segments": len(all_files)},
-            "settings": settings,
-            "counts": {f"{c}/{s}": n for c, v in configs.items() for s, n in v["rows"].items()},
-            "skipped": {"count": summary.skipped, "reasons": reasons},
-            "configs": configs,
-        })
-        default = STITCHED if (stage / repo_layout.DATA_DIR / STITCHED).exists() else config
-        repo_layout.write_readme(stage, body=readme_body(configs), default=default)
+        _write_meta(stage, summary, settings, source, len(all_files))
         if out.exists():
-            old_dir = tmp / "previous"
-            os.replace(out, old_dir)
+            os.replace(out, tmp / "previous")
         os.replace(stage, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return summary.__dict__
+    return summary
+
+
+def _prepare(cfg: WaymoStitchedConfig, cache: Path, num_proc: int) -> WaymoStitched:
+    """Run the datasets builder; a frame's or file's error surfaces as its one-line message."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(WaymoStitchedConfig)
+              if f.name not in ("name", "version", "data_dir", "data_files", "description")}
+    builder = WaymoStitched(config_name=cfg.name, cache_dir=str(cache), **fields)
+    try:
+        with clean_workers():
+            builder.download_and_prepare(num_proc=num_proc if num_proc > 1 else None, file_format="parquet")
+    except datasets.exceptions.DatasetGenerationError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (ValueError, OSError)):  # FrameError, TFRecordError: the one-line message
+            raise cause from None
+        raise
+    return builder
+
+
+def _copy_shards(builder: WaymoStitched, stage: Path, config: str) -> tuple[dict[str, int], list[Path]]:
+    """Rows per split, and the builder's Parquet files copied into the staged repo as its shards."""
+    rows, shards = {}, []
+    for split in sorted(builder.info.splits):
+        src = _shard_files(builder, split)
+        rows[split] = int(builder.info.splits[split].num_examples)
+        for i, f in enumerate(src):
+            shards.append(repo_layout.copy_shard(f, stage, config, split, i))
+        if not src:
+            shards.append(repo_layout.write_shard(stage, config, split, 0, [], builder.info.features))
+    return rows, shards
+
+
+def _write_meta(stage: Path, summary: BuildSummary, settings: dict[str, Any], source: Path, segments: int) -> None:
+    """``meta/info.json`` (this config's record beside the others already in the repo) and the card."""
+    old = {}
+    if (stage / repo_layout.INFO_PATH).exists():
+        old = json.loads((stage / repo_layout.INFO_PATH).read_text())
+    skipped = {"count": summary.skipped, "reasons": summary.reasons}
+    configs = {**(old.get("configs") or {}), summary.config: {
+        "fingerprint": summary.fingerprint, "settings": settings, "rows": summary.rows, "objects": summary.objects,
+        "skipped": skipped, "stitch_methods": summary.methods, "uncalibrated": summary.uncalibrated,
+        "unreadable_segments": summary.unreadable}}
+    repo_layout.write_info(stage, {
+        "kind": "real",
+        "fingerprint": fingerprint({c: v["fingerprint"] for c, v in configs.items()}),
+        "package_version": __version__,
+        "source": {"path": str(source.resolve()), "format": source_format(source), "segments": segments},
+        "settings": settings,
+        "counts": {f"{c}/{s}": n for c, v in configs.items() for s, n in v["rows"].items()},
+        "skipped": skipped,
+        "configs": configs,
+    })
+    default = STITCHED if (stage / repo_layout.DATA_DIR / STITCHED).exists() else summary.config
+    repo_layout.write_readme(stage, body=readme_body(configs), default=default)
 
 
 def readme_body(configs: dict[str, dict]) -> str:

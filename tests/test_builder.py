@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from streetsynth.builders.frames import FrameError
-from streetsynth.builders.waymo import build_real, hash_split, segment_name, source_files, split_segments
+from streetsynth.builders.waymo import (BuildSummary, WaymoStitchedConfig, build_real, config_for, hash_split,
+                                        recorded_settings, segment_name, source_files, split_segments)
 from streetsynth.cli import main
 from streetsynth.repo import INFO_PATH, read_info
 from streetsynth.builders.sample import make_sample, render_scene, scene_to_frame
@@ -33,7 +34,7 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(sample, tmp_path_factory):
     repo = tmp_path_factory.mktemp("repo") / "real"
-    summary = build_real(sample, repo, size=SIZE)
+    summary = build_real(WaymoStitchedConfig(name="stitched", source_dir=str(sample), size=SIZE), repo)
     return repo, summary
 
 
@@ -41,7 +42,7 @@ def test_load_dataset_returns_the_declared_features(built):
     repo, summary = built
     ds = datasets.load_dataset(str(repo), "stitched", split="train")
     assert ds.features == stitched_features()
-    assert len(ds) == summary["rows"]["train"] == 4
+    assert isinstance(summary, BuildSummary) and len(ds) == summary.rows["train"] == 4
     row = ds[0]
     assert row["image"].size == (SIZE[1], SIZE[0]) and (row["width"], row["height"]) == (SIZE[1], SIZE[0])
     assert row["caption_source"] == "template" and row["caption"].startswith("a wide street scene")
@@ -159,3 +160,15 @@ def test_two_processes_give_the_same_rows(sample, built, tmp_path):
         return sorted((r for f in files for r in pq.read_table(f).to_pylist()), key=lambda r: r["id"])
 
     assert rows(repo1) == rows(tmp_path / "repo2")
+
+
+def test_the_config_is_the_interface_and_the_keyword_form_maps_onto_it(sample, tmp_path):
+    old = config_for(sample, config="pairs", size=(32, 64), prompts=tmp_path / "p.txt", clip_model="m", on_error="skip")
+    new = WaymoStitchedConfig(name="pairs", source_dir=str(sample), size=(32, 64), prompts_file=str(tmp_path / "p.txt"),
+                              caption_model="m", on_error="skip")
+    assert old == new and recorded_settings(old) == recorded_settings(new)
+    with pytest.raises(TypeError, match="settings go into the config, got size"):
+        build_real(new, tmp_path / "x", size=(32, 64))
+    with pytest.raises(ValueError, match="num_proc \\(--num-proc\\) must be at least 1, got 0"):
+        build_real(new, tmp_path / "x", num_proc=0)
+    assert not (tmp_path / "x").exists()
