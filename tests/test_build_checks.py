@@ -9,6 +9,7 @@ import shutil
 import stat
 
 import cv2
+import numpy as np
 import pytest
 
 from streetsynth import codec, repo, schema
@@ -220,3 +221,13 @@ def test_surface_radius_must_be_finite_and_positive(sample, tmp_path, capsys):
         main(["build", "--source", str(sample), "--out", str(tmp_path / "real"), "--surface-radius", "nan"])
     assert "argument --surface-radius: must be a finite number of metres > 0, got 'nan'" in capsys.readouterr().err
     assert not (tmp_path / "real").exists()
+
+
+def test_jpeg_size_reads_baseline_and_progressive_headers():
+    from streetsynth.builders.calibration_checks import jpeg_size
+
+    img = np.zeros((37, 53, 3), np.uint8)
+    for flags in ([], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]):
+        ok, buf = cv2.imencode(".jpg", img, flags)
+        assert ok and jpeg_size(buf.tobytes()) == (37, 53)
+    assert jpeg_size(codec.encode(img, "png")) is None and jpeg_size(b"\xff\xd8\xff") is None
