@@ -531,8 +531,8 @@ def build_real(cfg: WaymoStitchedConfig | str | os.PathLike, out: str | os.PathL
     source, out = Path(cfg.source_dir), Path(out)
     refuse_nested(source, out)
     all_files = sorted(f for fs in source_files(source).values() for f in fs)
-    settings = recorded_settings(cfg)
-    fp = fingerprint({"files": source_fingerprint(all_files), "settings": settings, "version": __version__})
+    recorded = recorded_settings(cfg)
+    fp = fingerprint({"files": source_fingerprint(all_files), "settings": recorded, "version": __version__})
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(out)
     tmp = out.parent / f".{out.name}.building-{cfg.name}-{os.getpid()}"
@@ -555,7 +555,7 @@ def build_real(cfg: WaymoStitchedConfig | str | os.PathLike, out: str | os.PathL
         summary = BuildSummary(str(out), cfg.name, rows, _objects_per_class(shards, cfg.name), len(reasons), reasons,
                                methods, round(time.perf_counter() - t0, 2), fp,
                                sum(r["uncalibrated"] for r in reports), unreadable)
-        _write_meta(stage, summary, settings, source, len(all_files))
+        _write_meta(stage, summary, recorded, source, len(all_files))
         if out.exists():
             os.replace(out, tmp / "previous")
         os.replace(stage, out)
