@@ -231,3 +231,19 @@ def test_jpeg_size_reads_baseline_and_progressive_headers():
         ok, buf = cv2.imencode(".jpg", img, flags)
         assert ok and jpeg_size(buf.tobytes()) == (37, 53)
     assert jpeg_size(codec.encode(img, "png")) is None and jpeg_size(b"\xff\xd8\xff") is None
+
+
+@pytest.mark.parametrize("name,intrinsic,size", [
+    # published calibrations the bounds were not chosen on: KITTI raw camera 02 (2011_09_26), and a
+    # Waymo FRONT camera as DESIGN.md describes it
+    ("kitti 02", [959.791, 956.9251, 696.0217, 224.1806, -0.3691481, 0.1968681, 0.001353473, 0.0005677587, -0.06770705],
+     (512, 1392)),
+    ("waymo front", [2055.6, 2055.6, 939.7, 641.1, 0.04, -0.35, 0.0, 0.0, 0.0], (1280, 1920)),
+])
+def test_real_calibrations_pass_the_checks(name, intrinsic, size):
+    from streetsynth.builders.calibration_checks import calibration_problem
+    from streetsynth.builders.frames import camera_from_values
+
+    extrinsic = [1, 0, 0, 1.5, 0, 1, 0, -0.1, 0, 0, 1, 2.1, 0, 0, 0, 1]  # Waymo's camera frame: x ahead; 2.6 m from the origin
+    cam = camera_from_values("FRONT", intrinsic, extrinsic, size[1], size[0], name)
+    assert calibration_problem(cam) is None
