@@ -95,6 +95,47 @@ def _paint(canvas, ids, sem, draw, color, gid, seg):
     draw(sem, int(seg))
 
 
+def _draw_objects(rng: np.random.Generator, canvas: np.ndarray, ids: np.ndarray, sem: np.ndarray, hz: int, side: int,
+                  n_vehicles: int, n_pedestrians: int) -> dict[int, int]:
+    """Vehicles and pedestrians painted into the panorama; their classes by instance id."""
+    height, width = ids.shape
+    # Far (small, near the horizon) to near, so near ones occlude far ones.
+    kinds = [0] * n_vehicles + [1] * n_pedestrians
+    bases = rng.uniform(side + 2, height - 2, len(kinds))
+    classes: dict[int, int] = {}
+    for gid, k in enumerate(np.asarray(kinds)[np.argsort(bases)], start=1):
+        base = float(np.sort(bases)[gid - 1])
+        scale = (base - hz) / max(1.0, height - hz)
+        cx = int(rng.integers(0, width))
+        if k == 0:  # a vehicle: body, cabin, wheels
+            w, h = int(90 * scale * height / 320) + 8, int(40 * scale * height / 320) + 5
+            color = tuple(int(c) for c in rng.integers(20, 235, 3))
+            x0, y0 = cx - w // 2, int(base) - h
+            def body(im, v, x0=x0, y0=y0, w=w, h=h):
+                cv2.rectangle(im, (x0, y0 + h // 3), (x0 + w, y0 + h), v, -1)
+                cv2.rectangle(im, (x0 + w // 5, y0), (x0 + 4 * w // 5, y0 + h // 3 + 1), v, -1)
+            _paint(canvas, ids, sem, body, color, gid, CLASS_TO_SEGMENTATION[0])
+            for wx in (x0 + w // 5, x0 + 4 * w // 5):
+                cv2.circle(canvas, (wx, y0 + h), max(2, h // 5), (20, 20, 20), -1)
+                cv2.circle(ids, (wx, y0 + h), max(2, h // 5), int(gid), -1)
+                cv2.circle(sem, (wx, y0 + h), max(2, h // 5), CLASS_TO_SEGMENTATION[0], -1)
+            cv2.rectangle(canvas, (x0 + w // 5 + 2, y0 + 2), (x0 + 4 * w // 5 - 2, y0 + h // 3 - 1), (160, 190, 210), -1)
+        else:  # a pedestrian: legs, torso, head
+            h = int(70 * scale * height / 320) + 8
+            w = max(3, h // 4)
+            color = tuple(int(c) for c in rng.integers(20, 235, 3))
+            y0 = int(base) - h
+            def person(im, v, cx=cx, y0=y0, w=w, h=h):
+                cv2.rectangle(im, (cx - w // 2, y0 + h // 5), (cx + w // 2, y0 + 3 * h // 5), v, -1)
+                cv2.rectangle(im, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), v, -1)
+                cv2.circle(im, (cx, y0 + h // 10), max(2, h // 10), v, -1)
+            _paint(canvas, ids, sem, person, color, gid, CLASS_TO_SEGMENTATION[1])
+            cv2.rectangle(canvas, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), (40, 40, 90), -1)
+            cv2.circle(canvas, (cx, y0 + h // 10), max(2, h // 10), (200, 160, 130), -1)
+        classes[gid] = int(k)
+    return classes
+
+
 def render_panorama(rng: np.random.Generator, height: int, width: int, horizon: float, night: bool,
                     n_vehicles: int, n_pedestrians: int):
     """RGB, instance ids and semantic classes of one street scene on a ``height`` × ``width`` canvas."""
@@ -136,40 +177,7 @@ def render_panorama(rng: np.random.Generator, height: int, width: int, horizon: 
     for _ in range(int(rng.integers(1, 4))):
         px = int(rng.integers(0, width))
         cv2.line(canvas, (px, int(hz - 0.3 * height)), (px, side), (60, 60, 60), max(1, height // 160))
-    # Objects, far (small, near the horizon) to near, so near ones occlude far ones.
-    kinds = [0] * n_vehicles + [1] * n_pedestrians
-    bases = rng.uniform(side + 2, height - 2, len(kinds))
-    classes: dict[int, int] = {}
-    for gid, k in enumerate(np.asarray(kinds)[np.argsort(bases)], start=1):
-        base = float(np.sort(bases)[gid - 1])
-        scale = (base - hz) / max(1.0, height - hz)
-        cx = int(rng.integers(0, width))
-        if k == 0:  # a vehicle: body, cabin, wheels
-            w, h = int(90 * scale * height / 320) + 8, int(40 * scale * height / 320) + 5
-            color = tuple(int(c) for c in rng.integers(20, 235, 3))
-            x0, y0 = cx - w // 2, int(base) - h
-            def body(im, v, x0=x0, y0=y0, w=w, h=h):
-                cv2.rectangle(im, (x0, y0 + h // 3), (x0 + w, y0 + h), v, -1)
-                cv2.rectangle(im, (x0 + w // 5, y0), (x0 + 4 * w // 5, y0 + h // 3 + 1), v, -1)
-            _paint(canvas, ids, sem, body, color, gid, CLASS_TO_SEGMENTATION[0])
-            for wx in (x0 + w // 5, x0 + 4 * w // 5):
-                cv2.circle(canvas, (wx, y0 + h), max(2, h // 5), (20, 20, 20), -1)
-                cv2.circle(ids, (wx, y0 + h), max(2, h // 5), int(gid), -1)
-                cv2.circle(sem, (wx, y0 + h), max(2, h // 5), CLASS_TO_SEGMENTATION[0], -1)
-            cv2.rectangle(canvas, (x0 + w // 5 + 2, y0 + 2), (x0 + 4 * w // 5 - 2, y0 + h // 3 - 1), (160, 190, 210), -1)
-        else:  # a pedestrian: legs, torso, head
-            h = int(70 * scale * height / 320) + 8
-            w = max(3, h // 4)
-            color = tuple(int(c) for c in rng.integers(20, 235, 3))
-            y0 = int(base) - h
-            def person(im, v, cx=cx, y0=y0, w=w, h=h):
-                cv2.rectangle(im, (cx - w // 2, y0 + h // 5), (cx + w // 2, y0 + 3 * h // 5), v, -1)
-                cv2.rectangle(im, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), v, -1)
-                cv2.circle(im, (cx, y0 + h // 10), max(2, h // 10), v, -1)
-            _paint(canvas, ids, sem, person, color, gid, CLASS_TO_SEGMENTATION[1])
-            cv2.rectangle(canvas, (cx - w // 2, y0 + 3 * h // 5), (cx + w // 2, y0 + h), (40, 40, 90), -1)
-            cv2.circle(canvas, (cx, y0 + h // 10), max(2, h // 10), (200, 160, 130), -1)
-        classes[gid] = int(k)
+    classes = _draw_objects(rng, canvas, ids, sem, hz, side, n_vehicles, n_pedestrians)
     noise = rng.normal(0.0, 4.0, canvas.shape)
     out = canvas.astype(np.float32) + noise
     if night:
