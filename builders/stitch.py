@@ -22,6 +22,7 @@ decoded at a reduced size: maps are rescaled to the image they are given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
@@ -31,6 +32,8 @@ import numpy as np
 from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, yaw_matrix
 
 from .frames import FrameError
+from .seam_cut import Keep, Seam, find_seam, seam_weights
+from .stitch_checks import geometry_problem, registration_problem
 
 VIEWS = ("FRONT", "FRONT_RIGHT")
 CALIBRATION, REGISTRATION = "calibration", "registration"
@@ -53,6 +56,9 @@ BANDS = 8
 MIN_INLIERS = 8
 #: Exposure gains are clipped to this range (a stronger difference is not exposure).
 GAIN_RANGE = (0.5, 2.0)
+#: How the overlap is blended by default: "seam" (cut where the views agree) or "feather" (across all of it).
+BLEND = "seam"
+BLENDS = ("seam", "feather")
 
 
 @dataclass(frozen=True)
@@ -164,9 +170,10 @@ class StitchGeometry:
         both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
         return Warped(canvas, overlap, both, parts["FRONT_RIGHT"])
 
-    def blend(self, warped: "Warped", agree: "Agreement | None" = None) -> np.ndarray:
+    def blend(self, warped: "Warped", agree: "Agreement | None" = None, seam: Seam | None = None) -> np.ndarray:
         """The warped canvas with FRONT_RIGHT's gain (``agree``'s; none without it) applied in place
-        and the overlap feather-blended (uint8, any channel order)."""
+        and the overlap blended (uint8, any channel order): across ``seam``'s narrow feather, or
+        feathered across the whole overlap without one."""
         out = warped.canvas
         lut = agree.lut if agree is not None else None
         if lut is not None:
@@ -176,9 +183,18 @@ class StitchGeometry:
         if x1 > x0:
             fa, fb = warped.overlap["FRONT"], warped.overlap["FRONT_RIGHT"]
             fb = fb if lut is None else agree.gained
-            wa, wb = self.overlap_weights
+            if seam is None:
+                wa, wb = self.overlap_weights
+            else:
+                wb = seam_weights(seam, x0, self.valid["FRONT"][:, x0:x1], self.valid["FRONT_RIGHT"][:, x0:x1])
+                wa = 1.0 - wb
             cv2.blendLinear(fa, fb, wa, wb, dst=out[:, x0:x1])
         return out
+
+    @cached_property
+    def problem(self) -> str | None:
+        """Why this geometry cannot be a Waymo FRONT + FRONT_RIGHT pair, or None (cached)."""
+        return geometry_problem(self)
 
     @cached_property
     def overlap_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +225,7 @@ class Stitched:
     ncc: float  # zero-mean NCC of the overlap strips
     overlap_error: float  # mean |grey difference| in the overlap after the gain
     overlap_error_raw: float  # ... before it
+    seam: Seam | None = None  # the cut through the overlap (None: feathered across all of it)
 
     @property
     def method(self) -> str:
@@ -217,7 +234,20 @@ class Stitched:
     def to_feature(self) -> dict:
         g = self.geometry
         return {"method": g.method, "yaw_deg": float(g.yaw_deg), "front_x1": int(g.front_x1), "right_x0": int(g.right_x0),
-                "gain": [float(v) for v in self.gain], "residual_px": float(self.residual_px)}
+                "gain": [float(v) for v in self.gain], "residual_px": float(self.residual_px),
+                "seam_x": [] if self.seam is None else [int(v) for v in self.seam.columns]}
+
+
+def front_region(geometry: StitchGeometry, seam: Seam | None = None) -> np.ndarray:
+    """(H, W) bool: output pixels that come (mostly) from FRONT, by ``seam`` or else by the feather weights."""
+    if seam is None:
+        return geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
+    out = np.zeros(geometry.size, bool)
+    x0, x1 = geometry.overlap_cols
+    out[:, : max(x0, 0)] = True
+    if x1 > x0:
+        out[:, x0:x1] = seam_weights(seam, x0, geometry.valid["FRONT"][:, x0:x1], geometry.valid["FRONT_RIGHT"][:, x0:x1]) < 0.5
+    return out
 
 
 def default_camera(width: int, height: int, yaw: float = 0.0) -> PinholeCamera:
@@ -433,6 +463,7 @@ class Agreement:
     gain: np.ndarray
     lut: np.ndarray | None = field(default=None, repr=False)  # the gain's lookup table (None: unit gain)
     gained: np.ndarray | None = field(default=None, repr=False)  # FRONT_RIGHT's overlap with the gain applied
+    grey: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # FRONT's and gained FRONT_RIGHT's grey overlap
 
     @property
     def residual(self) -> float:
@@ -459,7 +490,7 @@ def agreement(warped: Warped) -> Agreement:
     mask = both.view(np.uint8)
     raw = float(cv2.mean(cv2.absdiff(ga, gb), mask)[0])
     err = float(cv2.mean(cv2.absdiff(ga, gbg), mask)[0])
-    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain, lut, gained)
+    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain, lut, gained, (ga, gbg))
 
 
 def max_shift_px(geometry: StitchGeometry) -> float:
@@ -547,21 +578,15 @@ def _check_size(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str
         raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
 
 
-def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
-           size: tuple[int, int] | None = None, surface: Surface = DEFAULT_SURFACE, crop: bool = True,
-           gain: bool = True, bgr: bool = False, what: str = "frame") -> Stitched:
-    """Stitch FRONT and FRONT_RIGHT images (RGB, or BGR with ``bgr``) into one (H, W) = ``size`` scene.
-
-    Images may be decoded at 1/2, 1/4 or 1/8 of the calibrated size. Uses the calibrations when both
-    are present and their overlap agrees in structure; otherwise a feature registration. FrameError
-    (naming ``what``) when neither works.
-    """
-    images = {"FRONT": front, "FRONT_RIGHT": right}
-    for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
-        _check_size(name, img, cam, what)
+def _choose(images: dict[str, np.ndarray], front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
+            size, surface: Surface, crop: bool, bgr: bool, what: str, check: bool) -> tuple[StitchGeometry, Warped, Agreement]:
+    """The calibrated geometry when its overlap agrees in structure, else a feature registration.
+    ``check``: a calibrated geometry no Waymo pair can have raises at once."""
     geo, agree, warped = None, None, None
     if front_cam is not None and right_cam is not None:
         geo = calibrated_geometry(front_cam, right_cam, size, surface, crop)
+        if check and geo.problem:
+            raise FrameError(f"{what}: implausible calibration: {geo.problem}")
         warped = geo.warp(images)
         agree = agreement(warped)
     if geo is None or not agree.trusted(max_shift_px(geo)):
@@ -574,10 +599,42 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
     if geo is None:
         raise FrameError(f"{what}: cannot align FRONT_RIGHT to FRONT: calibration missing and too few "
                          "feature matches for a registration")
+    return geo, warped, agree
+
+
+def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
+           size: tuple[int, int] | None = None, surface: Surface = DEFAULT_SURFACE, crop: bool = True,
+           gain: bool = True, bgr: bool = False, what: str = "frame",
+           keep: Callable[[StitchGeometry], list[Keep]] | None = None, blend: str | None = None,
+           check: bool = True) -> Stitched:
+    """Stitch FRONT and FRONT_RIGHT images (RGB, or BGR with ``bgr``) into one (H, W) = ``size`` scene.
+
+    Images may be decoded at 1/2, 1/4 or 1/8 of the calibrated size. Uses the calibrations when both
+    are present and their overlap agrees in structure; otherwise a feature registration. ``blend``
+    (default ``BLEND``): "seam" cuts the overlap where the views agree, keeping whole every object
+    ``keep(geometry)`` names; "feather" blends across the whole overlap. ``check``: geometry no
+    Waymo pair can have (:mod:`.stitch_checks`) raises. FrameError (naming ``what``) when the frame
+    cannot be stitched.
+    """
+    images = {"FRONT": front, "FRONT_RIGHT": right}
+    for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
+        _check_size(name, img, cam, what)
+    geo, warped, agree = _choose(images, front_cam, right_cam, size, surface, crop, bgr, what, check)
+    if check:
+        problem = geo.problem
+        if problem is None and geo.method == REGISTRATION and right_cam is not None:
+            problem = registration_problem(geo.views["FRONT_RIGHT"].cam.rotation, right_cam.rotation)
+        if problem:
+            raise FrameError(f"{what}: implausible {geo.method}: {problem}")
+    seam = None
+    x0, x1 = geo.overlap_cols
+    if (blend or BLEND) == "seam" and agree.grey is not None and x1 > x0:
+        seam = find_seam(*agree.grey, geo.valid["FRONT"][:, x0:x1], geo.valid["FRONT_RIGHT"][:, x0:x1], x0,
+                         keep(geo) if keep is not None else [])
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
-    return Stitched(geo.blend(warped, agree if gain else None), geo, rgb_gain, agree.residual, agree.ncc,
-                    agree.error if gain else agree.error_raw, agree.error_raw)
+    return Stitched(geo.blend(warped, agree if gain else None, seam), geo, rgb_gain, agree.residual, agree.ncc,
+                    agree.error if gain else agree.error_raw, agree.error_raw, seam)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:

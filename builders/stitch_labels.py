@@ -2,9 +2,12 @@
 
 An object both cameras see becomes one object: by its panoptic global instance id where the frame
 has panoptic labels, otherwise by the overlap of its two boxes inside the blend zone (each camera's
-box is cut off at its own image edge, so only the part inside the zone is comparable); its box is
-the bound of its carried outline, each view's part where that view dominates the blend. Boxes go
-through the same distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
+box is cut off at its own image edge, so only the part inside the zone is comparable). With a seam
+(:mod:`.seam_cut`), every object in the overlap is a :class:`Keep` for the view that sees it best
+(the larger carried box: the other view's is cut by its image edge); the seam leaves it whole on
+that view's side and its box and mask come from that view. Without one, its box is the bound of its
+carried outline, each view's part where that view dominates the feather. Boxes go through the same
+distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from streetsynth.instances import Instances, box_iou, boxes_from_masks
 from streetsynth.schema import SEGMENTATION_TO_CLASS, WAYMO_TYPE_TO_CLASS
 
 from .frames import CameraView, FrameRecord
-from .stitch import VIEWS, StitchGeometry
+from .seam_cut import Keep, Seam
+from .stitch import VIEWS, StitchGeometry, front_region
 
 #: Points sampled along each box edge when carrying it through the (non-linear) mapping.
 EDGE_SAMPLES = 16
@@ -53,9 +57,11 @@ def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples:
     return _bounds(*_edge_points(geometry, view, boxes, samples), geometry.size)
 
 
-def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]],
+               front: np.ndarray | None = None) -> np.ndarray | None:
     """One box for an object both cameras see: the bounds of its carried outline, taking each view's
-    outline where that view dominates the blend (so a parallax ghost does not widen the box).
+    outline where the output comes from that view (``front``: (H, W) bool, FRONT's pixels; default:
+    where each view dominates the feather), so a parallax ghost does not widen the box.
 
     ``edges``: per view, the (1, 4 * samples) canvas x and y of its box's edge points
     (:func:`_edge_points`, already computed when the view's boxes were carried).
@@ -66,7 +72,7 @@ def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.n
         xs, ys = edges[name]
         xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
         yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
-        own = geometry.weights[name][yi, xi] >= 0.5
+        own = geometry.weights[name][yi, xi] >= 0.5 if front is None else front[yi, xi] == (name == "FRONT")
         xs_all.append(np.where(own, xs, np.nan))
         ys_all.append(np.where(own, ys, np.nan))
     xs, ys = np.concatenate(xs_all, 1), np.concatenate(ys_all, 1)
@@ -112,9 +118,39 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
     return pairs
 
 
-def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
-    """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
-    h, w = geometry.size
+def _area(b: np.ndarray) -> float:
+    return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
+
+
+def best_view(front_box: np.ndarray, right_box: np.ndarray) -> str:
+    """The view that sees an object best: the larger of its two carried boxes (ties: FRONT)."""
+    return "FRONT_RIGHT" if _area(right_box) > _area(front_box) else "FRONT"
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(min(a[0], b[0])), float(min(a[1], b[1])), float(max(a[2], b[2])), float(max(a[3], b[3])))
+
+
+def _keeps(carried: dict[str, np.ndarray], pairs: list[tuple[int, int]], geometry: StitchGeometry) -> list[Keep]:
+    """Keeps of the objects that reach the overlap columns: a pair from its best view, covering both boxes."""
+    x0, x1 = geometry.overlap_cols
+    keeps = [Keep(best_view(carried["FRONT"][i], carried["FRONT_RIGHT"][j]), _union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]))
+             for i, j in pairs]
+    paired = {"FRONT": {i for i, _ in pairs}, "FRONT_RIGHT": {j for _, j in pairs}}
+    for name in VIEWS:
+        keeps += [Keep(name, tuple(float(v) for v in b)) for k, b in enumerate(carried[name]) if k not in paired[name]]
+    return [k for k in keeps if k.box[2] > x0 and k.box[0] < x1 and k.box[3] > k.box[1]]
+
+
+#: The last frame's carried boxes: the seam (``seam_objects``) and the labels (``box_instances``) share them.
+_LAST: list = []
+
+
+def _carried_boxes(rec: FrameRecord, geometry: StitchGeometry):
+    """Per view: its kept camera boxes' carried canvas boxes, classes and edge points (read-only;
+    computed once per frame and geometry)."""
+    if _LAST and _LAST[0] is rec and _LAST[1] is geometry:
+        return _LAST[2]
     carried, classes, edges = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
@@ -125,18 +161,33 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
             carried[name] = _bounds(*edges[name], geometry.size)
         else:
             carried[name] = np.zeros((0, 4), np.float32)
+    _LAST[:] = [rec, geometry, (carried, classes, edges)]
+    return carried, classes, edges
+
+
+def _pair_box(geometry: StitchGeometry, carried: dict, edges: dict, i: int, j: int, front: np.ndarray | None) -> np.ndarray:
+    """The box of FRONT's object ``i`` that is FRONT_RIGHT's ``j``: the bound of its carried outline
+    where the output shows each view (an object the seam keeps whole: its best view's box; one wider
+    than the overlap: each view's part on its side); the union as a fallback."""
+    m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
+                              "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])}, front)
+    return m if m is not None else np.asarray(_union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]), np.float32)
+
+
+def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU, seam: Seam | None = None) -> Instances:
+    """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged (with ``seam``:
+    an object both see gets the box of the view that sees it best, the one the seam keeps it from)."""
+    h, w = geometry.size
+    carried, classes, edges = _carried_boxes(rec, geometry)
     pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
                    geometry.right_x0, geometry.front_x1, min_iou)
     merged_r = {j for _, j in pairs}
     boxes, cls, src = [], [], []
     by_front = dict(pairs)
+    front = front_region(geometry, seam) if seam is not None and pairs else None
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
-            o = carried["FRONT_RIGHT"][by_front[i]]
-            j = by_front[i]
-            m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
-                                      "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])})
-            b = m if m is not None else np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
+            b = _pair_box(geometry, carried, edges, i, by_front[i], front)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
         src.append(BOTH if i in by_front else "FRONT")
@@ -168,7 +219,52 @@ def _code_tables(view: CameraView, n: int, offset: int) -> tuple[np.ndarray, np.
     return _local_lut(view, div, offset)[vals % div], vals // div
 
 
-def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
+#: Panoptic labels are subsampled by this step when finding the objects' boxes for the seam.
+PANOPTIC_STEP = 4
+
+
+def _panoptic_boxes(view: CameraView, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(global ids, xyxy camera boxes) of a camera's panoptic things, from every ``PANOPTIC_STEP``-th
+    pixel (boxes widened by the step, so they cover the object)."""
+    s = PANOPTIC_STEP
+    lab = view.panoptic.label[::s, ::s].astype(np.int64)
+    div = view.panoptic.divisor
+    things = np.isin(lab // div, list(SEGMENTATION_TO_CLASS)) & (lab % div > 0)
+    codes = np.unique(lab[things])
+    gid = _local_lut(view, div, offset)[codes % div]
+    boxes = []
+    for c in codes:
+        ys, xs = np.nonzero(lab == c)
+        boxes.append([xs.min() * s - s, ys.min() * s - s, xs.max() * s + 2 * s, ys.max() * s + 2 * s])
+    return gid, np.asarray(boxes, np.float64).reshape(-1, 4)
+
+
+def _panoptic_keeps(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
+    """Keeps of the panoptic things, joined across the views by global id."""
+    per_view = {}
+    for k, name in enumerate(VIEWS):
+        gid, boxes = _panoptic_boxes(rec.cameras[name], (k + 1) * 10_000_000)
+        per_view[name] = dict(zip(gid.tolist(), carry_boxes(geometry, name, boxes)))
+    f, r = per_view["FRONT"], per_view["FRONT_RIGHT"]
+    carried = {"FRONT": np.asarray([f[g] for g in f], np.float32).reshape(-1, 4),
+               "FRONT_RIGHT": np.asarray([r[g] for g in r], np.float32).reshape(-1, 4)}
+    index_r = {g: j for j, g in enumerate(r)}
+    pairs = [(i, index_r[g]) for i, g in enumerate(f) if g in index_r]
+    return _keeps(carried, pairs, geometry)
+
+
+def seam_objects(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
+    """The labelled objects the seam must keep whole, each with the view it comes from: panoptic
+    things when both cameras carry panoptic labels (as :func:`stitched_instances` uses), else boxes."""
+    if all(rec.cameras[n].panoptic is not None for n in VIEWS):
+        return _panoptic_keeps(rec, geometry)
+    carried, classes, _ = _carried_boxes(rec, geometry)
+    pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
+                   geometry.right_x0, geometry.front_x1, MATCH_IOU)
+    return _keeps(carried, pairs, geometry)
+
+
+def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
     """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
 
     Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once
@@ -176,6 +272,8 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     the view with the larger feather weight where both see. Everything else works on the codes'
     tables, not on pixels: global id and class of every code, pixel counts per code (one
     ``bincount``), the majority class of each id, and a code -> instance index table gathered once.
+    With ``seam``, each pixel's label comes from the view on its side of the seam (an object in the
+    overlap is whole on its best view's side, so its mask is that view's).
     """
     h, w = geometry.size
     warped, gids, sems, present, shift = {}, [], [], {}, 0
@@ -192,7 +290,7 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
         sems.append(sem)
         shift += n
     gid, sem = np.concatenate(gids), np.concatenate(sems)
-    use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
+    use_front = front_region(geometry, seam)
     code = np.where(use_front, warped["FRONT"], warped["FRONT_RIGHT"])
     is_thing = np.zeros(int(sem.max()) + 1, bool)
     is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
@@ -219,8 +317,9 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     return Instances(boxes_from_masks(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
 
 
-def stitched_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
-    """Masks from panoptic labels when both cameras carry them, else boxes."""
+def stitched_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
+    """Masks from panoptic labels when both cameras carry them, else boxes; objects in the overlap
+    from the side of ``seam`` they lie on (None: the feathered stitch)."""
     if all(rec.cameras[n].panoptic is not None for n in VIEWS):
-        return panoptic_instances(rec, geometry)
-    return box_instances(rec, geometry)
+        return panoptic_instances(rec, geometry, seam)
+    return box_instances(rec, geometry, seam=seam)
