@@ -4,8 +4,8 @@ An object both cameras see becomes one object: by its panoptic global instance i
 has panoptic labels, otherwise by the overlap of its two boxes inside the blend zone (each camera's
 box is cut off at its own image edge, so only the part inside the zone is comparable). With a seam
 (:mod:`.seam_cut`), every object in the overlap is a :class:`Keep` for the view that sees it best
-(the larger carried box: the other view's is cut by its image edge); the seam leaves it whole on
-that view's side and its box and mask come from that view. Without one, its box is the bound of its
+(the larger carried box: the other view's is cut by its image edge; objects occluding each other
+go together); the seam leaves it whole on that view's side and its box and mask come from that view. Without one, its box is the bound of its
 carried outline, each view's part where that view dominates the feather. Boxes go through the same
 distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
 """
@@ -122,24 +122,49 @@ def _area(b: np.ndarray) -> float:
     return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
 
 
-def best_view(front_box: np.ndarray, right_box: np.ndarray) -> str:
-    """The view that sees an object best: the larger of its two carried boxes (ties: FRONT)."""
-    return "FRONT_RIGHT" if _area(right_box) > _area(front_box) else "FRONT"
-
-
 def _union(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     return (float(min(a[0], b[0])), float(min(a[1], b[1])), float(max(a[2], b[2])), float(max(a[3], b[3])))
 
 
+def _touching_groups(boxes: np.ndarray) -> np.ndarray:
+    """Group label of each xyxy box: boxes that overlap, directly or through others, share one."""
+    n = len(boxes)
+    adj = ((boxes[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < boxes[:, None, 2])
+           & (boxes[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < boxes[:, None, 3]))
+    labels = np.arange(n)
+    while True:
+        new = np.where(adj, labels[None, :], n).min(axis=1)
+        if (new == labels).all():
+            return labels
+        labels = new
+
+
 def _keeps(carried: dict[str, np.ndarray], pairs: list[tuple[int, int]], geometry: StitchGeometry) -> list[Keep]:
-    """Keeps of the objects that reach the overlap columns: a pair from its best view, covering both boxes."""
+    """Keeps of the objects that reach the overlap columns, each box covering the object in both views.
+
+    An object comes from the view that sees it best (the larger carried box: the other view's is cut
+    by its image edge). Objects whose boxes overlap (one occludes the other) form a group no seam can
+    pass through: the group comes whole from the view that sees it best (the larger summed area)."""
     x0, x1 = geometry.overlap_cols
-    keeps = [Keep(best_view(carried["FRONT"][i], carried["FRONT_RIGHT"][j]), _union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]))
-             for i, j in pairs]
+    boxes, areas = [], []  # areas: (seen by FRONT, seen by FRONT_RIGHT)
+    for i, j in pairs:
+        boxes.append(_union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]))
+        areas.append((_area(carried["FRONT"][i]), _area(carried["FRONT_RIGHT"][j])))
     paired = {"FRONT": {i for i, _ in pairs}, "FRONT_RIGHT": {j for _, j in pairs}}
     for name in VIEWS:
-        keeps += [Keep(name, tuple(float(v) for v in b)) for k, b in enumerate(carried[name]) if k not in paired[name]]
-    return [k for k in keeps if k.box[2] > x0 and k.box[0] < x1 and k.box[3] > k.box[1]]
+        for k, b in enumerate(carried[name]):
+            if k not in paired[name]:
+                boxes.append(tuple(float(v) for v in b))
+                areas.append((_area(b), 0.0) if name == "FRONT" else (0.0, _area(b)))
+    box = np.asarray(boxes, np.float64).reshape(-1, 4)
+    near = (box[:, 2] > x0) & (box[:, 0] < x1) & (box[:, 3] > box[:, 1])
+    box, area = box[near], np.asarray(areas, np.float64).reshape(-1, 2)[near]
+    if not len(box):
+        return []
+    group = _touching_groups(box)
+    sums = np.zeros((len(box), 2))
+    np.add.at(sums, group, area)
+    return [Keep("FRONT_RIGHT" if sums[g, 1] > sums[g, 0] else "FRONT", tuple(float(v) for v in b)) for b, g in zip(box, group)]
 
 
 #: The last frame's carried boxes: the seam (``seam_objects``) and the labels (``box_instances``) share them.

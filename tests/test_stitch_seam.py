@@ -8,13 +8,15 @@ boxed in each camera, as Waymo's camera boxes are.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import pytest
 
-from render_scene import BOXES, render_pair
+from render_scene import BUSY_BOXES, render_pair
 from streetsynth.builders.frames import CameraView, FrameRecord
-from streetsynth.builders.seam_cut import FEATHER_PX, seam_weights
+from streetsynth.builders.seam_cut import FEATHER_PX, MAX_BANDS, seam_weights
 from streetsynth.builders.stitch import VIEWS, front_region, gain_lut, stitch
 from streetsynth.builders.stitch_labels import BOTH, box_instances, carry_boxes, seam_objects
 from streetsynth.instances import boxes_from_masks
@@ -25,20 +27,26 @@ SCALE = 0.25
 MAX_GHOST_SHARE = 0.10
 
 
-def record(cams, ids) -> FrameRecord:
-    """A frame whose camera boxes are the rendered objects' bounds (Waymo type 1, vehicle)."""
+def record(cams, ids, n: int) -> FrameRecord:
+    """A frame whose camera boxes are the bounds of the ``n`` rendered objects (Waymo type 1, vehicle)."""
     cameras = {}
     for name in VIEWS:
-        present = [k for k in range(1, len(BOXES) + 1) if (ids[name] == k).any()]
+        present = [k for k in range(1, n + 1) if (ids[name] == k).any()]
         boxes = boxes_from_masks(np.stack([ids[name] == k for k in present])) if present else np.zeros((0, 4), np.float32)
         cameras[name] = CameraView(name, b"", _camera(cams[name]), boxes, np.ones(len(present), np.int64),
                                    [str(k) for k in present])
     return FrameRecord("seg", 1, "", "", "", cameras)
 
 
-def seam_stitch(scale=SCALE, blend="seam", **kw):
-    cams, views, ids = render_pair(scale, **kw)
-    rec = record(cams, ids)
+@functools.cache
+def _rendered(scale, boxes, **kw):
+    return render_pair(scale, boxes=boxes, **kw)
+
+
+def seam_stitch(scale=SCALE, blend="seam", boxes=BUSY_BOXES, **kw):
+    """The stitch of the rendered street (by default the busy one) with its objects as the seam's keeps."""
+    cams, views, ids = _rendered(scale, boxes, **kw)
+    rec = record(cams, ids, len(boxes))
     st = stitch(views["FRONT"], views["FRONT_RIGHT"], _camera(cams["FRONT"]), _camera(cams["FRONT_RIGHT"]),
                 keep=lambda g: seam_objects(rec, g), blend=blend)
     return st, rec, views, ids
@@ -60,25 +68,36 @@ def ghost_share(st, views) -> tuple[float, float]:
 
 @pytest.mark.parametrize("variant", [dict(), dict(offsets=False, tilt=False)], ids=["everything", "distortion+exposure"])
 def test_ghost_share_is_at_most_ten_percent(variant):
+    """On the busy street the views disagree on 2-7 % of the overlap (the issue measured 4-9 % on
+    realistic cameras); among those pixels at most 10 % may be a mix of the two."""
     st, _, views, _ = seam_stitch(**variant)
     share, differ = ghost_share(st, views)
-    assert differ > 0.005  # the views do disagree somewhere in the overlap: there is something to measure
+    assert differ >= 0.02
     assert share <= MAX_GHOST_SHARE
 
 
 def test_every_object_in_the_overlap_lies_inside_one_views_region():
     """Both copies of each object reaching the overlap (its pixels in either warped view, where both
     views see) lie where the output is wholly one view, feather included; the one view is the one
-    that sees it best. (An object wider than the overlap, as the vehicle here, cannot be whole from
-    one view: outside the overlap only one view sees.)"""
+    that sees it best, or for objects occluding each other, the one that sees the group best. (An
+    object wider than the overlap, as the vehicle here, cannot be whole from one view: outside the
+    overlap only one view sees.)"""
     st, rec, views, ids = seam_stitch()
     g = st.geometry
     x0, x1 = g.overlap_cols
     side = np.zeros(g.size)  # FRONT_RIGHT's weight in the output
     side[:, x1:] = 1.0
     side[:, x0:x1] = seam_weights(st.seam, x0, g.valid["FRONT"][:, x0:x1], g.valid["FRONT_RIGHT"][:, x0:x1])
+    spans = {}
+    for k in range(1, len(BUSY_BOXES) + 1):
+        both_copies = sum((g.warp_labels(n, (ids[n] == k).astype(np.uint8)) > 0).astype(np.uint8) for n in VIEWS) > 0
+        if both_copies.any():
+            spans[k] = boxes_from_masks(both_copies[None])[0]
+    touch = lambda a, b: a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]  # noqa: E731
+    alone = {k for k in spans if not any(touch(spans[k], spans[j]) for j in spans if j != k)}
+    assert alone  # some objects stand apart: their view is the one that sees them best
     checked = 0
-    for k in range(1, len(BOXES) + 1):
+    for k in range(1, len(BUSY_BOXES) + 1):
         warped = {n: g.warp_labels(n, (ids[n] == k).astype(np.uint8)) > 0 for n in VIEWS}
         pixels = (warped["FRONT"] | warped["FRONT_RIGHT"]) & g.valid["FRONT"] & g.valid["FRONT_RIGHT"]
         if not pixels.any():
@@ -86,11 +105,11 @@ def test_every_object_in_the_overlap_lies_inside_one_views_region():
         checked += 1
         weights = side[pixels]
         assert (weights == 0).all() or (weights == 1).all(), f"object {k} is cut by the seam"
-        if warped["FRONT"].any() and warped["FRONT_RIGHT"].any():
+        if warped["FRONT"].any() and warped["FRONT_RIGHT"].any() and k in alone:
             sizes = {n: carry_boxes(g, n, boxes_from_masks((ids[n] == k)[None])) for n in VIEWS}
             areas = {n: float(np.prod(sizes[n][0, 2:] - sizes[n][0, :2])) for n in VIEWS}
             assert (weights == 1).all() == (areas["FRONT_RIGHT"] > areas["FRONT"])
-    assert checked >= 2  # the scene's vehicle and pedestrian in the overlap
+    assert checked >= 5  # the vehicle, pedestrians, poles and cyclist reaching the overlap
 
 
 def test_object_seen_by_both_gets_the_box_of_its_pixels_in_the_output():
@@ -101,7 +120,7 @@ def test_object_seen_by_both_gets_the_box_of_its_pixels_in_the_output():
     inst = box_instances(rec, g, seam=st.seam)
     front = front_region(g, st.seam)
     merged = [inst.boxes[i] for i, s in enumerate(inst.sources) if s == BOTH]
-    shared = [k for k in range(1, len(BOXES) + 1) if all((ids[n] == k).any() for n in VIEWS)]
+    shared = [k for k in range(1, len(BUSY_BOXES) + 1) if all((ids[n] == k).any() for n in VIEWS)]
     assert len(merged) == len(shared) >= 2
     for k in shared:
         shown = (g.warp_labels("FRONT", ids["FRONT"]) == k) & front | (g.warp_labels("FRONT_RIGHT", ids["FRONT_RIGHT"]) == k) & ~front
@@ -113,7 +132,7 @@ def test_seam_is_recorded_per_band_inside_the_overlap():
     st, *_ = seam_stitch()
     x0, x1 = st.geometry.overlap_cols
     seam = st.to_feature()["seam_x"]
-    assert len(seam) == min(64, st.geometry.size[0])
+    assert len(seam) == min(MAX_BANDS, st.geometry.size[0])
     assert all(x0 <= c <= x1 for c in seam)
     feathered, *_ = seam_stitch(blend="feather")
     assert feathered.to_feature()["seam_x"] == []
