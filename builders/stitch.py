@@ -569,13 +569,25 @@ def registered_geometry(images: dict[str, np.ndarray], front_cam: PinholeCamera 
     return make_geometry(REGISTRATION, {"FRONT": front, "FRONT_RIGHT": replace(right, rotation=rot)}, size, surface, crop)
 
 
-def _check_size(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str) -> None:
+def _reduction(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str) -> int | None:
+    """The factor (1, 2, 4, 8) an image is decoded down from its calibrated size; FrameError if none."""
     if cam is None:
-        return
+        return None
     h, w = img.shape[:2]
-    reduced = any((h, w) == (-(-cam.height // k), -(-cam.width // k)) for k in (2, 4, 8))
-    if (h, w) != (cam.height, cam.width) and not reduced:
-        raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
+    for k in (1, 2, 4, 8):
+        if (h, w) == (-(-cam.height // k), -(-cam.width // k)):
+            return k
+    raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
+
+
+def _check_sizes(images: dict[str, np.ndarray], cams: dict[str, PinholeCamera | None], what: str) -> None:
+    """FrameError unless each image has its calibrated size, both reduced by one same decode factor."""
+    k = {n: _reduction(n, images[n], cams[n], what) for n in VIEWS}
+    if None not in k.values() and k["FRONT"] != k["FRONT_RIGHT"]:
+        odd = "FRONT_RIGHT" if k["FRONT"] == 1 else "FRONT"
+        h, w = images[odd].shape[:2]
+        raise FrameError(f"{what}: camera {odd} image is {w}x{h} but its calibration says "
+                         f"{cams[odd].width}x{cams[odd].height}")
 
 
 def _choose(images: dict[str, np.ndarray], front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
@@ -617,8 +629,7 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
     cannot be stitched.
     """
     images = {"FRONT": front, "FRONT_RIGHT": right}
-    for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
-        _check_size(name, img, cam, what)
+    _check_sizes(images, {"FRONT": front_cam, "FRONT_RIGHT": right_cam}, what)
     geo, warped, agree = _choose(images, front_cam, right_cam, size, surface, crop, bgr, what, check)
     if check:
         problem = geo.problem

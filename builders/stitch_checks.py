@@ -20,6 +20,10 @@ MIN_VIEW_SHARE = 0.15
 MIN_IMAGE_SPREAD = 0.25
 #: Accepted overlap of the two views, degrees of azimuth (Waymo: about 5.4°).
 OVERLAP_DEG = (1.0, 20.0)
+#: Accepted horizontal field of view of one camera, degrees (Waymo: about 50.4°).
+FOV_DEG = (25.0, 100.0)
+#: Accepted distance of a camera's centre from the vehicle origin, metres (Waymo: about 1.5-2.5 m).
+MAX_CENTRE_M = 10.0
 #: A feature registration may move FRONT_RIGHT's calibrated rotation by at most this many degrees.
 MAX_REGISTRATION_DEG = 3.0
 
@@ -28,12 +32,33 @@ def _spread(values: np.ndarray, size: int) -> float:
     return float(values.max() - values.min()) / size if values.size else 0.0
 
 
+def camera_problem(name: str, cam) -> str | None:
+    """Why one camera cannot be a Waymo camera (its field of view through its own lens model, its
+    distance from the vehicle origin), or None."""
+    d = cam.rays(np.array([0.0, cam.width - 1.0]), np.array([cam.cv, cam.cv]))
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    fov = float(np.degrees(np.arccos(np.clip(d[0] @ d[1], -1.0, 1.0)))) if np.isfinite(d).all() else float("nan")
+    if not FOV_DEG[0] <= fov <= FOV_DEG[1]:
+        return (f"{name} sees {fov:.1f}° horizontally through its intrinsics ({FOV_DEG[0]:g}-{FOV_DEG[1]:g}° expected, "
+                f"Waymo: about 50°): fu={cam.fu:g}, distortion k1, k2, p1, p2, k3 = {list(cam.distortion)}")
+    centre = float(np.linalg.norm(cam.translation))
+    if not centre <= MAX_CENTRE_M:
+        return f"{name}'s centre is {centre:g} m from the vehicle origin (at most {MAX_CENTRE_M:g} m expected)"
+    return None
+
+
 def geometry_problem(geo) -> str | None:
     """Why a :class:`StitchGeometry` cannot be a Waymo FRONT + FRONT_RIGHT pair, or None."""
-    for name in ("FRONT", "FRONT_RIGHT"):
-        share = float(geo.valid[name].mean())
-        if share < MIN_VIEW_SHARE:
-            return f"{name} covers {100 * share:.0f}% of the stitched canvas (at least {100 * MIN_VIEW_SHARE:.0f}% expected)"
+    names = ("FRONT", "FRONT_RIGHT")
+    for name in names:
+        problem = camera_problem(name, geo.views[name].cam)
+        if problem:
+            return problem
+    shares = {n: float(geo.valid[n].mean()) for n in names}
+    if min(shares.values()) < MIN_VIEW_SHARE:
+        return (f"FRONT covers {100 * shares['FRONT']:.0f}% and FRONT_RIGHT {100 * shares['FRONT_RIGHT']:.0f}% of the "
+                f"stitched canvas (each at least {100 * MIN_VIEW_SHARE:.0f}% expected, about 55% on Waymo)")
+    for name in names:
         cam = geo.views[name].cam
         c0 = geo.cols[name][0]
         ok = geo.valid[name][::4, c0 : geo.cols[name][1] : 4]
