@@ -17,6 +17,7 @@ still kept off the object: its columns in the overlap take its view alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -29,6 +30,39 @@ CLIP = 48.0
 PENALTY = 1e7
 #: Bands the seam is recorded in, at most.
 MAX_BANDS = 32
+
+
+@dataclass
+class Overlap:
+    """The overlap columns ``[x0, x0 + width)`` of a canvas and where each view sees there; made once
+    per geometry, so the per-frame seam only reads what does not change between frames."""
+
+    x0: int
+    valid_a: np.ndarray  # (H, width) bool: FRONT sees
+    valid_b: np.ndarray  # (H, width) bool: FRONT_RIGHT sees
+
+    @property
+    def width(self) -> int:
+        return self.valid_a.shape[1]
+
+    @cached_property
+    def unseen(self) -> np.ndarray:
+        """(H, width) bool: not both views see (no disagreement is counted there)."""
+        return ~(self.valid_a & self.valid_b)
+
+    @cached_property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) per row, overlap-local: FRONT sees all of [0, c) and FRONT_RIGHT all of [c, width)
+        for seams c in [lo, hi]."""
+        w = self.width
+        hi = np.where(self.valid_a.all(axis=1), w, np.argmin(self.valid_a, axis=1)).astype(np.int64)
+        lo = np.where(~self.valid_b, np.arange(w) + 1, 0).max(axis=1).astype(np.int64)
+        return lo, hi
+
+    @cached_property
+    def blind(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Where FRONT, and where FRONT_RIGHT, does not see (None where it sees everywhere)."""
+        return (None if self.valid_a.all() else ~self.valid_a), (None if self.valid_b.all() else ~self.valid_b)
 
 
 @dataclass(frozen=True)
@@ -57,9 +91,13 @@ class Seam:
         """(H,) first FRONT_RIGHT column of every output row."""
         return np.repeat(self.columns, np.diff(self.edges))
 
-    def front_side(self, width: int) -> np.ndarray:
-        """(H, W) bool: pixels on FRONT's side of the seam."""
-        return np.arange(width)[None, :] < self.per_row()[:, None]
+    def front_at(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Whether canvas points (integer columns ``xs``, rows ``ys``) come from FRONT: left of the
+        seam or on a FRONT keep, and not on a FRONT_RIGHT keep."""
+        front = xs < self.per_row()[ys]
+        if self.front_until is not None:
+            front = (front | (xs < self.front_until[ys])) & ~(xs >= self.right_from[ys])
+        return front
 
 
 def band_edges(height: int, bands: int) -> np.ndarray:
@@ -80,33 +118,25 @@ def _keep_bounds(keeps: list[Keep], h: int) -> tuple[np.ndarray, np.ndarray]:
     return front_until, right_from
 
 
-def _row_bounds(valid_a: np.ndarray, valid_b: np.ndarray, front_until: np.ndarray, right_from: np.ndarray, x0: int,
-                half: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) per row: the seam column (overlap-local) must lie in [lo, hi]."""
-    w = valid_a.shape[1]
-    # FRONT valid on [0, c), FRONT_RIGHT valid on [c, w): c <= first invalid FRONT column, c >= last invalid FRONT_RIGHT + 1.
-    hi = np.where(valid_a.all(axis=1), w, np.argmin(valid_a, axis=1)).astype(np.int64)
-    lo = (np.where(~valid_b, np.arange(w) + 1, 0)).max(axis=1).astype(np.int64)
-    return np.maximum(lo, front_until - x0 + half), np.minimum(hi, right_from - x0 - half)
-
-
-def find_seam(ga: np.ndarray, gb: np.ndarray, valid_a: np.ndarray, valid_b: np.ndarray, x0: int,
-              keeps: list[Keep] = (), feather: int = FEATHER_PX) -> Seam:
-    """The seam through overlap strips ``ga``/``gb`` (float32 grey, (H, Wo), canvas columns from ``x0``)."""
+def find_seam(ga: np.ndarray, gb: np.ndarray, overlap: Overlap, keeps: list[Keep] = (), feather: int = FEATHER_PX) -> Seam:
+    """The seam through overlap strips ``ga``/``gb`` (float32 grey, (H, width) of ``overlap``)."""
     h, w = ga.shape
+    x0 = overlap.x0
     bands = min(MAX_BANDS, h)
     edges = band_edges(h, bands)
     step = max(1, int(np.ceil(h / bands)))
     half = feather // 2
     d = np.minimum(cv2.absdiff(ga, gb), CLIP)
-    d[~(valid_a & valid_b)] = 0.0
+    d[overlap.unseen] = 0.0
     # Seam at c (c = 0 .. w): the feather spans columns [c - half, c + half); summed per band first.
     cs = np.zeros((bands, w + 1))
     np.cumsum(np.add.reduceat(d, edges[:-1], axis=0), axis=1, out=cs[:, 1:])
     c = np.arange(w + 1)
     cost = cs[:, np.minimum(c + half, w)] - cs[:, np.maximum(c - half, 0)]
     front_until, right_from = _keep_bounds(keeps, h)
-    lo, hi = _row_bounds(valid_a, valid_b, front_until, right_from, x0, half)
+    lo, hi = overlap.bounds
+    if keeps:
+        lo, hi = np.maximum(lo, front_until - x0 + half), np.minimum(hi, right_from - x0 - half)
     blo, bhi = np.maximum.reduceat(lo, edges[:-1]), np.minimum.reduceat(hi, edges[:-1])
     cost += PENALTY * (np.maximum(blo[:, None] - c, 0) + np.maximum(c - bhi[:, None], 0))
     total, back = cost[0].copy(), np.zeros((bands, w + 1), np.int64)
@@ -123,11 +153,11 @@ def find_seam(ga: np.ndarray, gb: np.ndarray, valid_a: np.ndarray, valid_b: np.n
     return Seam((path + x0).astype(np.int32), h, front_until, right_from)
 
 
-def seam_weights(seam: Seam, x0: int, valid_a: np.ndarray, valid_b: np.ndarray, feather: int = FEATHER_PX) -> np.ndarray:
+def seam_weights(seam: Seam, overlap: Overlap, feather: int = FEATHER_PX) -> np.ndarray:
     """(H, Wo) float32 weight of FRONT_RIGHT over the overlap: 0 left of the seam, 1 right of it,
     a linear ramp of ``feather`` columns across it, none on a kept object; a view's weight is 0
     where it does not see."""
-    w = valid_a.shape[1]
+    x0, w = overlap.x0, overlap.width
     cols = np.arange(x0, x0 + w, dtype=np.float32)[None, :]
     start = (seam.per_row() - 0.5 * max(feather, 1) - 0.5).astype(np.float32)[:, None]
     wb = np.clip((cols - start) * np.float32(1.0 / max(feather, 1)), 0.0, 1.0)
@@ -135,8 +165,9 @@ def seam_weights(seam: Seam, x0: int, valid_a: np.ndarray, valid_b: np.ndarray, 
         wb *= cols >= seam.front_until[:, None]
     if seam.right_from is not None and (seam.right_from < x0 + w).any():
         np.maximum(wb, cols >= seam.right_from[:, None], out=wb)
-    if not valid_b.all():
-        wb[~valid_b] = 0.0
-    if not valid_a.all():
-        wb[~valid_a] = 1.0
+    blind_a, blind_b = overlap.blind
+    if blind_b is not None:
+        wb[blind_b] = 0.0
+    if blind_a is not None:
+        wb[blind_a] = 1.0
     return wb

@@ -32,7 +32,7 @@ import numpy as np
 from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, yaw_matrix
 
 from .frames import FrameError
-from .seam_cut import Keep, Seam, find_seam, seam_weights
+from .seam_cut import Keep, Overlap, Seam, find_seam, seam_weights
 from .stitch_checks import geometry_problem, registration_problem
 
 VIEWS = ("FRONT", "FRONT_RIGHT")
@@ -186,10 +186,16 @@ class StitchGeometry:
             if seam is None:
                 wa, wb = self.overlap_weights
             else:
-                wb = seam_weights(seam, x0, self.valid["FRONT"][:, x0:x1], self.valid["FRONT_RIGHT"][:, x0:x1])
+                wb = seam_weights(seam, self.overlap)
                 wa = 1.0 - wb
             cv2.blendLinear(fa, fb, wa, wb, dst=out[:, x0:x1])
         return out
+
+    @cached_property
+    def overlap(self) -> Overlap:
+        """The overlap columns and where each view sees there (for the seam; cached)."""
+        x0, x1 = self.overlap_cols
+        return Overlap(x0, np.ascontiguousarray(self.valid["FRONT"][:, x0:x1]), np.ascontiguousarray(self.valid["FRONT_RIGHT"][:, x0:x1]))
 
     @cached_property
     def problem(self) -> str | None:
@@ -246,7 +252,7 @@ def front_region(geometry: StitchGeometry, seam: Seam | None = None) -> np.ndarr
     x0, x1 = geometry.overlap_cols
     out[:, : max(x0, 0)] = True
     if x1 > x0:
-        out[:, x0:x1] = seam_weights(seam, x0, geometry.valid["FRONT"][:, x0:x1], geometry.valid["FRONT_RIGHT"][:, x0:x1]) < 0.5
+        out[:, x0:x1] = seam_weights(seam, geometry.overlap) < 0.5
     return out
 
 
@@ -640,8 +646,7 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
     seam = None
     x0, x1 = geo.overlap_cols
     if (blend or BLEND) == "seam" and agree.grey is not None and x1 > x0:
-        seam = find_seam(*agree.grey, geo.valid["FRONT"][:, x0:x1], geo.valid["FRONT_RIGHT"][:, x0:x1], x0,
-                         keep(geo) if keep is not None else [])
+        seam = find_seam(*agree.grey, geo.overlap, keep(geo) if keep is not None else [])
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
     return Stitched(geo.blend(warped, agree if gain else None, seam), geo, rgb_gain, agree.residual, agree.ncc,

@@ -58,10 +58,10 @@ def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples:
 
 
 def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]],
-               front: np.ndarray | None = None) -> np.ndarray | None:
+               seam: Seam | None = None) -> np.ndarray | None:
     """One box for an object both cameras see: the bounds of its carried outline, taking each view's
-    outline where the output comes from that view (``front``: (H, W) bool, FRONT's pixels; default:
-    where each view dominates the feather), so a parallax ghost does not widen the box.
+    outline where the output comes from that view (its side of ``seam``; without one, where it
+    dominates the feather), so a parallax ghost does not widen the box.
 
     ``edges``: per view, the (1, 4 * samples) canvas x and y of its box's edge points
     (:func:`_edge_points`, already computed when the view's boxes were carried).
@@ -72,7 +72,7 @@ def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.n
         xs, ys = edges[name]
         xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
         yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
-        own = geometry.weights[name][yi, xi] >= 0.5 if front is None else front[yi, xi] == (name == "FRONT")
+        own = geometry.weights[name][yi, xi] >= 0.5 if seam is None else seam.front_at(xi, yi) == (name == "FRONT")
         xs_all.append(np.where(own, xs, np.nan))
         ys_all.append(np.where(own, ys, np.nan))
     xs, ys = np.concatenate(xs_all, 1), np.concatenate(ys_all, 1)
@@ -190,12 +190,12 @@ def _carried_boxes(rec: FrameRecord, geometry: StitchGeometry):
     return carried, classes, edges
 
 
-def _pair_box(geometry: StitchGeometry, carried: dict, edges: dict, i: int, j: int, front: np.ndarray | None) -> np.ndarray:
+def _pair_box(geometry: StitchGeometry, carried: dict, edges: dict, i: int, j: int, seam: Seam | None) -> np.ndarray:
     """The box of FRONT's object ``i`` that is FRONT_RIGHT's ``j``: the bound of its carried outline
     where the output shows each view (an object the seam keeps whole: its best view's box; one wider
     than the overlap: each view's part on its side); the union as a fallback."""
     m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
-                              "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])}, front)
+                              "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])}, seam)
     return m if m is not None else np.asarray(_union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]), np.float32)
 
 
@@ -209,10 +209,9 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     merged_r = {j for _, j in pairs}
     boxes, cls, src = [], [], []
     by_front = dict(pairs)
-    front = front_region(geometry, seam) if seam is not None and pairs else None
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
-            b = _pair_box(geometry, carried, edges, i, by_front[i], front)
+            b = _pair_box(geometry, carried, edges, i, by_front[i], seam)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
         src.append(BOTH if i in by_front else "FRONT")
@@ -250,18 +249,22 @@ PANOPTIC_STEP = 4
 
 def _panoptic_boxes(view: CameraView, offset: int) -> tuple[np.ndarray, np.ndarray]:
     """(global ids, xyxy camera boxes) of a camera's panoptic things, from every ``PANOPTIC_STEP``-th
-    pixel (boxes widened by the step, so they cover the object)."""
+    pixel (boxes widened by the step, so they cover the object): one sort of the things' pixels."""
     s = PANOPTIC_STEP
-    lab = view.panoptic.label[::s, ::s].astype(np.int64)
+    lab = view.panoptic.label[::s, ::s]
     div = view.panoptic.divisor
-    things = np.isin(lab // div, list(SEGMENTATION_TO_CLASS)) & (lab % div > 0)
-    codes = np.unique(lab[things])
-    gid = _local_lut(view, div, offset)[codes % div]
-    boxes = []
-    for c in codes:
-        ys, xs = np.nonzero(lab == c)
-        boxes.append([xs.min() * s - s, ys.min() * s - s, xs.max() * s + 2 * s, ys.max() * s + 2 * s])
-    return gid, np.asarray(boxes, np.float64).reshape(-1, 4)
+    sem = lab // div
+    things = np.isin(sem, list(SEGMENTATION_TO_CLASS)) & (lab % div > 0)
+    ys, xs = np.nonzero(things)
+    if not len(ys):
+        return np.zeros(0, np.int64), np.zeros((0, 4))
+    codes = lab[ys, xs].astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    codes, xs, ys = codes[order], xs[order], ys[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    boxes = np.stack([np.minimum.reduceat(xs, starts) * s - s, np.minimum.reduceat(ys, starts) * s - s,
+                      np.maximum.reduceat(xs, starts) * s + 2 * s, np.maximum.reduceat(ys, starts) * s + 2 * s], 1)
+    return _local_lut(view, div, offset)[codes[starts] % div], boxes.astype(np.float64)
 
 
 def _panoptic_keeps(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:

@@ -87,7 +87,7 @@ def test_every_object_in_the_overlap_lies_inside_one_views_region():
     x0, x1 = g.overlap_cols
     side = np.zeros(g.size)  # FRONT_RIGHT's weight in the output
     side[:, x1:] = 1.0
-    side[:, x0:x1] = seam_weights(st.seam, x0, g.valid["FRONT"][:, x0:x1], g.valid["FRONT_RIGHT"][:, x0:x1])
+    side[:, x0:x1] = seam_weights(st.seam, g.overlap)
     spans = {}
     for k in range(1, len(BUSY_BOXES) + 1):
         both_copies = sum((g.warp_labels(n, (ids[n] == k).astype(np.uint8)) > 0).astype(np.uint8) for n in VIEWS) > 0
@@ -152,3 +152,31 @@ def test_feather_is_narrow():
     assert left.any() and right.any()
     np.testing.assert_array_equal(out[left], a[left])
     np.testing.assert_array_equal(out[right], b[right])
+
+
+def test_panoptic_objects_in_the_overlap_come_whole_from_one_view():
+    """On a sample frame with panoptic labels (its own renderer; joined by global id), the seam keeps
+    each thing whole on one side, and its stitched mask is that view's warped mask."""
+    from streetsynth.builders.frames import record_from_frame
+    from streetsynth.builders.sample import SCENE_SURFACE, render_scene, scene_to_frame
+    from streetsynth.builders.stitch_labels import panoptic_instances
+
+    scene = render_scene(3, (160, 240))
+    rec = record_from_frame(scene_to_frame(scene, "seg", 1, panoptic=True), source="test")
+    st = stitch(scene.views["FRONT"], scene.views["FRONT_RIGHT"], scene.cameras["FRONT"], scene.cameras["FRONT_RIGHT"],
+                surface=SCENE_SURFACE, keep=lambda g: seam_objects(rec, g))
+    g = st.geometry
+    inst = panoptic_instances(rec, g, st.seam)
+    front = front_region(g, st.seam)
+    shared = [i for i, s in enumerate(inst.sources) if s == BOTH]
+    assert shared
+    ids = {n: g.warp_labels(n, scene.view_ids[n]) for n in VIEWS}
+    for i in shared:
+        mask = inst.masks[i]
+        gid = np.bincount(np.concatenate([ids[n][mask] for n in VIEWS])).argmax()  # the scene's id of this instance
+        copies = {n: ids[n] == gid for n in VIEWS}
+        seen_by_both = (copies["FRONT"] | copies["FRONT_RIGHT"]) & g.valid["FRONT"] & g.valid["FRONT_RIGHT"]
+        sides = front[seen_by_both]
+        assert sides.all() or not sides.any()
+        view = "FRONT" if sides.all() else "FRONT_RIGHT"
+        np.testing.assert_array_equal(mask[seen_by_both], copies[view][seen_by_both])
