@@ -46,11 +46,6 @@ class Overlap:
         return self.valid_a.shape[1]
 
     @cached_property
-    def unseen(self) -> np.ndarray:
-        """(H, width) bool: not both views see (no disagreement is counted there)."""
-        return ~(self.valid_a & self.valid_b)
-
-    @cached_property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) per row, overlap-local: FRONT sees all of [0, c) and FRONT_RIGHT all of [c, width)
         for seams c in [lo, hi]."""
@@ -126,8 +121,7 @@ def find_seam(ga: np.ndarray, gb: np.ndarray, overlap: Overlap, keeps: list[Keep
     edges = band_edges(h, bands)
     step = max(1, int(np.ceil(h / bands)))
     half = feather // 2
-    d = np.minimum(cv2.absdiff(ga, gb), CLIP)
-    d[overlap.unseen] = 0.0
+    d = np.minimum(cv2.absdiff(ga, gb), CLIP)  # where one view is blind (0) the cost is high: the seam keeps off
     # Seam at c (c = 0 .. w): the feather spans columns [c - half, c + half); summed per band first.
     cs = np.zeros((bands, w + 1))
     np.cumsum(np.add.reduceat(d, edges[:-1], axis=0), axis=1, out=cs[:, 1:])

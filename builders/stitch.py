@@ -1,4 +1,4 @@
-"""Stitch FRONT and FRONT_RIGHT into one wide scene on a cylindrical canvas, with feathered blending.
+"""Stitch FRONT and FRONT_RIGHT into one wide scene on a cylindrical canvas, cut along a seam.
 
 Geometry comes from the calibrations (:mod:`streetsynth.camera`: distortion, each camera's own
 centre, a projection surface at finite distance). Canvas rays meet the surface and each camera is
@@ -13,11 +13,15 @@ is replaced by a feature registration: SIFT matches turned into undistorted rays
 own intrinsics, a 3-DOF rotation of FRONT_RIGHT seeded from its calibration (yaw RANSAC, then a
 least-squares rotation on the inliers). The method used is recorded.
 
-Blending: each view's weight rises from 0 at the edge of its valid area to 1 at ``ramp`` pixels
-inside it (``cv2.distanceTransform``). Work stays where it is needed: each view is remapped only over
-its own columns, columns seen by one view are copied, only the overlap is blended. Images may be
-RGB or BGR (the stitch is channel-agnostic; only the recorded gains need the order) and may be
-decoded at a reduced size: maps are rescaled to the image they are given.
+Blending: a seam (:mod:`.seam_cut`) is cut through the overlap where the two warped views agree,
+around every labelled object the caller names (``keep``), and only a narrow feather along it mixes
+the views; ``blend="feather"`` keeps the previous blend, each view's weight rising from 0 at the
+edge of its valid area to 1 at ``ramp`` pixels inside it (``cv2.distanceTransform``). Geometry no
+Waymo pair can have is a per-frame error (:mod:`.stitch_checks`). Work stays where it is needed:
+each view is remapped only over its own columns, columns seen by one view are copied, only the
+overlap is blended. Images may be RGB or BGR (the stitch is channel-agnostic; only the recorded
+gains need the order) and may be decoded at a reduced size: maps are rescaled to the image they
+are given.
 """
 
 from __future__ import annotations
@@ -449,13 +453,16 @@ def band_shifts(ga: np.ndarray, gb: np.ndarray, both: np.ndarray, bands: int = B
 
 
 def zncc(ga: np.ndarray, gb: np.ndarray, both: np.ndarray) -> float:
-    """Zero-mean normalised cross-correlation of grey strips where both see (1 for identical structure)."""
-    a, b = ga[both], gb[both]
-    if a.size < 16:
+    """Zero-mean normalised cross-correlation of grey strips where both see (1 for identical structure);
+    from masked means (OpenCV, double accumulators), without gathering the pixels."""
+    mask = np.ascontiguousarray(both).view(np.uint8)
+    if cv2.countNonZero(mask) < 16:
         return float("nan")
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b / den) if den > 0 else float("nan")
+    (ma,), (sa,) = cv2.meanStdDev(ga, mask=mask)
+    (mb,), (sb,) = cv2.meanStdDev(gb, mask=mask)
+    den = float(sa[0] * sb[0])
+    cov = cv2.mean(cv2.multiply(ga, gb), mask)[0] - float(ma[0] * mb[0])
+    return float(cov / den) if den > 0 else float("nan")
 
 
 @dataclass
@@ -643,9 +650,12 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
             problem = registration_problem(geo.views["FRONT_RIGHT"].cam.rotation, right_cam.rotation)
         if problem:
             raise FrameError(f"{what}: implausible {geo.method}: {problem}")
+    blend = blend or BLEND
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     seam = None
     x0, x1 = geo.overlap_cols
-    if (blend or BLEND) == "seam" and agree.grey is not None and x1 > x0:
+    if blend == "seam" and agree.grey is not None and x1 > x0:
         seam = find_seam(*agree.grey, geo.overlap, keep(geo) if keep is not None else [])
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))

@@ -175,7 +175,7 @@ def _carried_boxes(rec: FrameRecord, geometry: StitchGeometry):
     """Per view: its kept camera boxes' carried canvas boxes, classes and edge points (read-only;
     computed once per frame and geometry)."""
     if _LAST and _LAST[0] is rec and _LAST[1] is geometry:
-        return _LAST[2]
+        return _LAST[2][:3]
     carried, classes, edges = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
@@ -186,8 +186,18 @@ def _carried_boxes(rec: FrameRecord, geometry: StitchGeometry):
             carried[name] = _bounds(*edges[name], geometry.size)
         else:
             carried[name] = np.zeros((0, 4), np.float32)
-    _LAST[:] = [rec, geometry, (carried, classes, edges)]
+    _LAST[:] = [rec, geometry, (carried, classes, edges, {})]
     return carried, classes, edges
+
+
+def _pairs(carried: dict, classes: dict, geometry: StitchGeometry, min_iou: float) -> list[tuple[int, int]]:
+    """The matched (FRONT, FRONT_RIGHT) box pairs; once per frame (the seam and the labels share them)."""
+    key = ("pairs", min_iou)
+    cache = _LAST[2][3] if _LAST and _LAST[2][0] is carried else {}
+    if key not in cache:
+        cache[key] = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
+                            geometry.right_x0, geometry.front_x1, min_iou)
+    return cache[key]
 
 
 def _pair_box(geometry: StitchGeometry, carried: dict, edges: dict, i: int, j: int, seam: Seam | None) -> np.ndarray:
@@ -204,8 +214,7 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
     an object both see gets the box of the view that sees it best, the one the seam keeps it from)."""
     h, w = geometry.size
     carried, classes, edges = _carried_boxes(rec, geometry)
-    pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
-                   geometry.right_x0, geometry.front_x1, min_iou)
+    pairs = _pairs(carried, classes, geometry, min_iou)
     merged_r = {j for _, j in pairs}
     boxes, cls, src = [], [], []
     by_front = dict(pairs)
@@ -287,9 +296,7 @@ def seam_objects(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
     if all(rec.cameras[n].panoptic is not None for n in VIEWS):
         return _panoptic_keeps(rec, geometry)
     carried, classes, _ = _carried_boxes(rec, geometry)
-    pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
-                   geometry.right_x0, geometry.front_x1, MATCH_IOU)
-    return _keeps(carried, pairs, geometry)
+    return _keeps(carried, _pairs(carried, classes, geometry, MATCH_IOU), geometry)
 
 
 def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
