@@ -9,7 +9,11 @@
    multi-process build of a session also starts the fork server its workers come from; that
    one-off cost is printed apart. A second one-process build (stitch geometry cached, first-use
    costs paid) gives the rate a long build runs at; the same with OpenCV on one thread gives one
-   core's rate. Ratios are builder fps / floor fps (one core's floor).
+   core's rate. Ratios are builder fps / floor fps (one core's floor). Before / after the seam
+   (issue 24): the same build with the old feather and with the seam, in process (interleaved,
+   best of two each) and as the command a user runs, ``streetsynth build`` in a new process,
+   start-up included (the feather through ``stitch.BLEND``, set before the CLI runs; the seam also
+   through the installed console script). ``--blend-only`` prints just the floor and these lines.
 2. Our calibrated stitch beside ``cv2.Stitcher`` in PANORAMA mode (features, bundle adjustment,
    spherical warp, seam finding, multi-band blending) and SCANS mode (affine), default settings,
    on the builder's own frames (the decoded JPEGs and calibrations the builder stitches), with
@@ -444,6 +448,13 @@ def print_header(args, n: int, n_pan: int, split_files: dict[str, int]) -> None:
     print(f"  {'':40}{'frames/s':>9}{'x floor':>9}")
 
 
+def print_blend_only(floor: float, first: float, blends: dict[str, float], t_all: float) -> None:
+    print(f"  {'floor: cv2 decode 2 JPEGs + encode 1':40}{floor:9.1f}{1:9.2f}")
+    print(f"  {'build_real, num_proc=1, first build':40}{first:9.1f}{first / floor:9.2f}   (in process, geometry built)")
+    print_blend_lines(blends, floor)
+    print(f"\n(whole run {time.perf_counter() - t_all:.0f} s)")
+
+
 def print_blend_lines(blends: dict[str, float], floor: float) -> None:
     """The builder before (feather) and after (seam) the seam, in process and as the CLI, to the floor."""
     notes = {"in-process feather": "build_real in process, feather (before)", "in-process seam": "build_real in process, seam (after)",
@@ -497,10 +508,7 @@ def main() -> None:
         if args.blend_only:
             floor = max(floor, floor_fps(jpegs, args.size, args.repeat))  # once more, after the builds: the faster
             print_header(args, n, n_pan, split_files)
-            print(f"  {'floor: cv2 decode 2 JPEGs + encode 1':40}{floor:9.1f}{1:9.2f}")
-            print(f"  {'build_real, num_proc=1, first build':40}{fps[1]:9.1f}{fps[1] / floor:9.2f}   (in process, geometry built)")
-            print_blend_lines(blends, floor)
-            print(f"\n(whole run {time.perf_counter() - t_all:.0f} s)")
+            print_blend_only(floor, fps[1], blends, t_all)
             return
         floor_one, floor_two = floor_scaling(jpegs, args.size, args.repeat)
         floor = max(floor, floor_one)  # the faster of two one-core measurements: ratios are not flattered by a slow one
