@@ -9,7 +9,11 @@
    multi-process build of a session also starts the fork server its workers come from; that
    one-off cost is printed apart. A second one-process build (stitch geometry cached, first-use
    costs paid) gives the rate a long build runs at; the same with OpenCV on one thread gives one
-   core's rate. Ratios are builder fps / floor fps (one core's floor).
+   core's rate. Ratios are builder fps / floor fps (one core's floor). Before / after the seam
+   (issue 24): the same build with the old feather and with the seam, in process (interleaved,
+   best of two each) and as the command a user runs, ``streetsynth build`` in a new process,
+   start-up included (the feather through ``stitch.BLEND``, set before the CLI runs; the seam also
+   through the installed console script). ``--blend-only`` prints just the floor and these lines.
 2. Our calibrated stitch beside ``cv2.Stitcher`` in PANORAMA mode (features, bundle adjustment,
    spherical warp, seam finding, multi-band blending) and SCANS mode (affine), default settings,
    on the builder's own frames (the decoded JPEGs and calibrations the builder stitches), with
@@ -91,6 +95,8 @@ quality 95.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -247,6 +253,49 @@ def row_ms(records, size: tuple[int, int], repeat: int) -> float:
     return float(np.median(out))
 
 
+def with_blend(blend: str, fn, *args):
+    """``fn(*args)`` with the stitch's default blend set to ``blend`` in this process (feather: the
+    path before the seam, kept callable for this comparison)."""
+    old, stitch_mod.BLEND = stitch_mod.BLEND, blend
+    try:
+        return fn(*args)
+    finally:
+        stitch_mod.BLEND = old
+
+
+#: The CLI with the stitch's default blend set first (the feather line of the CLI comparison).
+CLI_WITH_BLEND = ("import sys; import streetsynth.builders.stitch as s; s.BLEND = sys.argv[1]; "
+                  "from streetsynth.cli import main; sys.exit(main(sys.argv[2:]))")
+
+
+def cli_fps(source: Path, out: Path, size: tuple[int, int], frames: int, blend: str | None = None) -> float:
+    """Frames/s of the command a user runs, ``streetsynth build`` in a new process, start-up (imports,
+    parser, first geometry) included. ``blend=None``: the installed console script itself."""
+    args = ["build", "--source", str(source), "--out", str(out), "--size", f"{size[0]}x{size[1]}"]
+    cmd = ([str(Path(sys.executable).with_name("streetsynth")), *args] if blend is None
+           else [sys.executable, "-c", CLI_WITH_BLEND, blend, *args])
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - t
+    rows = sum(int(line.split(":")[1].split()[0]) for line in done.stdout.splitlines() if line.strip().endswith(" rows"))
+    if done.returncode != 0 or rows != frames:
+        raise SystemExit(f"streetsynth build gave {rows} of {frames} rows (rc {done.returncode}): {done.stderr[-2000:]}")
+    return frames / took
+
+
+def blend_lines(source: Path, tmp: Path, size: tuple[int, int], frames: int) -> dict[str, float]:
+    """Frames/s of the builder with the feather (before the seam) and the seam (after), in this process
+    (num_proc=1, geometry cached) and as the CLI in a new process, interleaved so load drifts hit both."""
+    out = {}
+    for k, blend in enumerate(("feather", "seam", "seam", "feather")):
+        v = with_blend(blend, builder_fps, source, tmp / f"blend{k}", size, 1, frames)
+        out[f"in-process {blend}"] = max(out.get(f"in-process {blend}", 0.0), v)
+    out["CLI feather"] = cli_fps(source, tmp / "cli_feather", size, frames, "feather")
+    out["CLI seam"] = cli_fps(source, tmp / "cli_seam", size, frames, "seam")
+    out["CLI streetsynth build"] = cli_fps(source, tmp / "cli", size, frames)
+    return out
+
+
 # --------------------------------------------------------------------------------------- stitchers
 
 def _poly(x: np.ndarray, y: np.ndarray, deg: int = 3) -> np.ndarray:
@@ -302,10 +351,10 @@ def compare(frames, modes: dict[str, int]) -> dict:
     for front, right, fcam, rcam, panorama in frames:
         stitch_mod._cached_calibrated.cache_clear()  # cold: the geometry (remap tables) is built
         t = time.perf_counter()
-        stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE)
+        stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE, check=False)  # wide scenes: not Waymo's overlap
         s["ours"]["cold_ms"].append(1e3 * (time.perf_counter() - t))
         t = time.perf_counter()  # cached: as in the builder, one geometry per calibration pair
-        ours = stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE)
+        ours = stitch(front, right, fcam, rcam, size=None, surface=SCENE_SURFACE, check=False)
         s["ours"]["ms"].append(1e3 * (time.perf_counter() - t))
         x0, y0, x1, y1 = ours.geometry.crop  # our output is the covered rectangle of the panorama's canvas
         truth_rgb = np.ascontiguousarray(panorama[y0:y1, x0:x1])
@@ -390,6 +439,35 @@ def print_comparison(title: str, s: dict, n: int) -> None:
             print(f"  {name} registered with a median residual of {np.median(m['residual']):.2f} px")
 
 
+def print_header(args, n: int, n_pan: int, split_files: dict[str, int]) -> None:
+    per_seg = f"{n // args.segments} frames each" + (f", {args.frames} rendered ones repeated" if args.segment_frames else "")
+    print(f"builder: {n} frames ({args.segments} segments of {per_seg}: "
+          + ", ".join(f"{k} {v} files" for k, v in sorted(split_files.items()))
+          + f"), {args.view[0]}x{args.view[1]} per camera -> {args.size[0]}x{args.size[1]} stitched JPEG, template "
+          f"captions, panoptic labels on {n_pan} frames ({n_pan / n:.0%})")
+    print(f"  {'':40}{'frames/s':>9}{'x floor':>9}")
+
+
+def print_blend_only(floor: float, first: float, blends: dict[str, float], t_all: float) -> None:
+    print(f"  {'floor: cv2 decode 2 JPEGs + encode 1':40}{floor:9.1f}{1:9.2f}")
+    print(f"  {'build_real, num_proc=1, first build':40}{first:9.1f}{first / floor:9.2f}   (in process, geometry built)")
+    print_blend_lines(blends, floor)
+    print(f"\n(whole run {time.perf_counter() - t_all:.0f} s)")
+
+
+def print_blend_lines(blends: dict[str, float], floor: float) -> None:
+    """The builder before (feather) and after (seam) the seam, in process and as the CLI, to the floor."""
+    notes = {"in-process feather": "build_real in process, feather (before)", "in-process seam": "build_real in process, seam (after)",
+             "CLI feather": "CLI, feather (before)", "CLI seam": "CLI, seam (after)",
+             "CLI streetsynth build": "CLI: streetsynth build (as installed)"}
+    for key, label in notes.items():
+        extra = "   (num_proc=1, geometry cached, best of 2)" if key.startswith("in-process") else \
+            "   (a new process: start-up, imports, geometry included)"
+        print(f"  {label:40}{blends[key]:9.1f}{blends[key] / floor:9.2f}{extra}")
+    print(f"  seam / feather: in process {blends['in-process seam'] / blends['in-process feather']:.2f}x, "
+          f"CLI {blends['CLI seam'] / blends['CLI feather']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segments", type=int, default=6,
@@ -405,6 +483,8 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=6, help="builder frames used for the stitcher comparison")
     ap.add_argument("--wide-yaw", type=float, default=-25.0, help="FRONT_RIGHT yaw (deg) of the wide-overlap scenes")
     ap.add_argument("--wide-scenes", type=int, default=4, help="wide-overlap scenes (0: skip)")
+    ap.add_argument("--blend-only", action="store_true",
+                    help="only the floor and the feather/seam and CLI lines (a shorter run)")
     args = ap.parse_args()
     t_all = time.perf_counter()
 
@@ -423,9 +503,15 @@ def main() -> None:
         n_pan = sum(r.cameras["FRONT"].panoptic is not None for r in records) * n // len(records)
         floor = floor_fps(jpegs, args.size, args.repeat)
         floor_pil = floor_fps(jpegs, args.size, args.repeat, pil=True)
+        fps = {1: builder_fps(tmp / "flat", tmp / "real1", args.size, 1, n)}
+        blends = blend_lines(tmp / "flat", tmp, args.size, n)
+        if args.blend_only:
+            floor = max(floor, floor_fps(jpegs, args.size, args.repeat))  # once more, after the builds: the faster
+            print_header(args, n, n_pan, split_files)
+            print_blend_only(floor, fps[1], blends, t_all)
+            return
         floor_one, floor_two = floor_scaling(jpegs, args.size, args.repeat)
         floor = max(floor, floor_one)  # the faster of two one-core measurements: ratios are not flattered by a slow one
-        fps = {1: builder_fps(tmp / "flat", tmp / "real1", args.size, 1, n)}
         warm = builder_fps(tmp / "flat", tmp / "real1w", args.size, 1, n)  # geometry cached, first-use costs paid
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # the floor's decode and encode use one core; so does each datasets worker
@@ -444,12 +530,7 @@ def main() -> None:
         n_cmp = len(s["ours"]["ms"])
 
     overlap = render_scene(0, (64, 96)).overlap_deg  # the sample's geometry
-    per_seg = f"{n // args.segments} frames each" + (f", {args.frames} rendered ones repeated" if args.segment_frames else "")
-    print(f"builder: {n} frames ({args.segments} segments of {per_seg}: "
-          + ", ".join(f"{k} {v} files" for k, v in sorted(split_files.items()))
-          + f"), {args.view[0]}x{args.view[1]} per camera -> {args.size[0]}x{args.size[1]} stitched JPEG, template "
-          f"captions, panoptic labels on {n_pan} frames ({n_pan / n:.0%})")
-    print(f"  {'':40}{'frames/s':>9}{'x floor':>9}")
+    print_header(args, n, n_pan, split_files)
     print(f"  {'floor: cv2 decode 2 JPEGs + encode 1':40}{floor:9.1f}{1:9.2f}")
     print(f"  {'floor with PIL decode (as the builder)':40}{floor_pil:9.1f}{floor_pil / floor:9.2f}")
     for p, v in fps.items():
@@ -473,6 +554,7 @@ def main() -> None:
           f"({floor_one:.1f} -> {floor_two:.1f} frames/s): what this machine gives two workers of this kind of work")
     print(f"  stitched_row per frame, one process: box-only {ms_box:.1f} ms, panoptic {ms_pan:.1f} ms "
           f"({ms_pan / ms_box:.2f}x)")
+    print_blend_lines(blends, floor)
 
     print_comparison(f"stitchers on {n_cmp} of the builder's frames ({args.view[0]}x{args.view[1]} per camera, "
                      f"{overlap:.1f} deg overlap), PSNR against the rendered panorama", s, n_cmp)

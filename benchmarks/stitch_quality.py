@@ -8,7 +8,14 @@ top bands are facades/sky, bottom bands the road), the mean grey difference in t
 and after the exposure gain, the method the stitcher chose, and ms per frame of ``stitch`` with
 the geometry cached (as in the builder) at the stitched size, all in one run.
 
-    .venv/bin/python benchmarks/stitch_quality.py [--scale 1.0 --size 512x1024 --repeat 5]
+Ghosts (issue 24): on the street and on a busier one (poles, pedestrians and a cyclist 7-15 m away
+in the overlap, ``render_scene.BUSY_BOXES``), with the rendered objects boxed as labels, the share
+of the overlap where the two warped views disagree (|A - B| > 24 grey levels, B after the gain) and,
+among those pixels, the share where the output matches neither (|out - A| > 12 and |out - B| > 12),
+for the feather across the whole overlap (before) and the seam (after), on the natural canvas;
+with ms per frame of each at the stitched size (seam: its keeps from the labels included).
+
+    .venv/bin/python benchmarks/stitch_quality.py [--scale 1.0 --size 512x1024 --repeat 5] [--ghosts-only]
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from render_scene import render_pair  # noqa: E402
+from render_scene import BOXES, BUSY_BOXES, render_pair  # noqa: E402
 from test_stitch_render import BANDS, _camera, band_shifts  # noqa: E402
+from test_stitch_seam import ghost_share, record  # noqa: E402
 
 from streetsynth.builders.stitch import stitch  # noqa: E402
+from streetsynth.builders.stitch_labels import seam_objects  # noqa: E402
 from streetsynth.camera import Surface  # noqa: E402
 from streetsynth.commands.make_sample import parse_size  # noqa: E402
 
@@ -67,13 +76,46 @@ def run(views, cams, surface, old: bool, size, repeat: int, scale: float):
     return shifts, st, 1e3 * best
 
 
+def best_ms(fn, repeat: int) -> float:
+    fn()  # warm the geometry cache
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return 1e3 * best
+
+
+def ghosts(scale: float, size, repeat: int) -> None:
+    """Ghost share and ms per frame, feather (before) vs seam (after), per street and camera variant."""
+    print(f"\nghosts: views {int(1280 * scale)}x{int(1920 * scale)}, natural canvas; ms at {size[0]}x{size[1]}")
+    print(f"  {'street, cameras':40}{'disagree':>9}{'ghosts feather':>16}{'ghosts seam':>13}{'ms feather':>12}{'ms seam':>9}")
+    for street, boxes in (("street", BOXES), ("busy street", BUSY_BOXES)):
+        for variant in ("everything", "distortion only"):
+            cams, views, ids = render_pair(scale, boxes=boxes, **VARIANTS[variant])
+            rec = record(cams, ids, len(boxes))
+            f, r = _camera(cams["FRONT"]), _camera(cams["FRONT_RIGHT"])
+
+            def run(blend, out_size):
+                return stitch(views["FRONT"], views["FRONT_RIGHT"], f, r, out_size, blend=blend,
+                              keep=lambda g: seam_objects(rec, g))
+
+            (g_f, differ), (g_s, _) = ghost_share(run("feather", None), views), ghost_share(run("seam", None), views)
+            ms_f, ms_s = (best_ms(lambda b=b: run(b, size), repeat) for b in ("feather", "seam"))
+            print(f"  {street + ', ' + variant:40}{differ:9.1%}{g_f:16.1%}{g_s:13.1%}{ms_f:12.1f}{ms_s:9.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="render size as a share of Waymo's 1280x1920")
     ap.add_argument("--size", type=parse_size, default=(512, 1024), help="stitched HxW timed")
     ap.add_argument("--repeat", type=int, default=5, help="timings: best of this many")
     ap.add_argument("--surfaces", default="all", help="'all' or 'default' (the default surface only)")
+    ap.add_argument("--ghosts-only", action="store_true", help="only the ghost-share table")
     args = ap.parse_args()
+    ghosts(args.scale, args.size, args.repeat)
+    if args.ghosts_only:
+        return
     surfaces = SURFACES if args.surfaces == "all" else dict(list(SURFACES.items())[:1])
     print(f"views {int(1280 * args.scale)}x{int(1920 * args.scale)}, shifts in full-resolution px per row band "
           f"(top -> bottom, {BANDS} bands), stitched {args.size[0]}x{args.size[1]} for ms/frame")

@@ -1,4 +1,4 @@
-"""Stitch FRONT and FRONT_RIGHT into one wide scene on a cylindrical canvas, with feathered blending.
+"""Stitch FRONT and FRONT_RIGHT into one wide scene on a cylindrical canvas, cut along a seam.
 
 Geometry comes from the calibrations (:mod:`streetsynth.camera`: distortion, each camera's own
 centre, a projection surface at finite distance). Canvas rays meet the surface and each camera is
@@ -13,15 +13,20 @@ is replaced by a feature registration: SIFT matches turned into undistorted rays
 own intrinsics, a 3-DOF rotation of FRONT_RIGHT seeded from its calibration (yaw RANSAC, then a
 least-squares rotation on the inliers). The method used is recorded.
 
-Blending: each view's weight rises from 0 at the edge of its valid area to 1 at ``ramp`` pixels
-inside it (``cv2.distanceTransform``). Work stays where it is needed: each view is remapped only over
-its own columns, columns seen by one view are copied, only the overlap is blended. Images may be
-RGB or BGR (the stitch is channel-agnostic; only the recorded gains need the order) and may be
-decoded at a reduced size: maps are rescaled to the image they are given.
+Blending: a seam (:mod:`.seam_cut`) is cut through the overlap where the two warped views agree,
+around every labelled object the caller names (``keep``), and only a narrow feather along it mixes
+the views; ``blend="feather"`` keeps the previous blend, each view's weight rising from 0 at the
+edge of its valid area to 1 at ``ramp`` pixels inside it (``cv2.distanceTransform``). Geometry no
+Waymo pair can have is a per-frame error (:mod:`.stitch_checks`). Work stays where it is needed:
+each view is remapped only over its own columns, columns seen by one view are copied, only the
+overlap is blended. Images may be RGB or BGR (the stitch is channel-agnostic; only the recorded
+gains need the order) and may be decoded at a reduced size: maps are rescaled to the image they
+are given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
@@ -31,6 +36,8 @@ import numpy as np
 from streetsynth.camera import Cylinder, PinholeCamera, Surface, cylinder_for, yaw_matrix
 
 from .frames import FrameError
+from .seam_cut import Keep, Overlap, Seam, find_seam, seam_weights
+from .stitch_checks import geometry_problem, registration_problem
 
 VIEWS = ("FRONT", "FRONT_RIGHT")
 CALIBRATION, REGISTRATION = "calibration", "registration"
@@ -53,6 +60,9 @@ BANDS = 8
 MIN_INLIERS = 8
 #: Exposure gains are clipped to this range (a stronger difference is not exposure).
 GAIN_RANGE = (0.5, 2.0)
+#: How the overlap is blended by default: "seam" (cut where the views agree) or "feather" (across all of it).
+BLEND = "seam"
+BLENDS = ("seam", "feather")
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,10 @@ class StitchGeometry:
         both = self.valid["FRONT"][:, x0:x1] & self.valid["FRONT_RIGHT"][:, x0:x1]
         return Warped(canvas, overlap, both, parts["FRONT_RIGHT"])
 
-    def blend(self, warped: "Warped", agree: "Agreement | None" = None) -> np.ndarray:
+    def blend(self, warped: "Warped", agree: "Agreement | None" = None, seam: Seam | None = None) -> np.ndarray:
         """The warped canvas with FRONT_RIGHT's gain (``agree``'s; none without it) applied in place
-        and the overlap feather-blended (uint8, any channel order)."""
+        and the overlap blended (uint8, any channel order): across ``seam``'s narrow feather, or
+        feathered across the whole overlap without one."""
         out = warped.canvas
         lut = agree.lut if agree is not None else None
         if lut is not None:
@@ -176,9 +187,24 @@ class StitchGeometry:
         if x1 > x0:
             fa, fb = warped.overlap["FRONT"], warped.overlap["FRONT_RIGHT"]
             fb = fb if lut is None else agree.gained
-            wa, wb = self.overlap_weights
+            if seam is None:
+                wa, wb = self.overlap_weights
+            else:
+                wb = seam_weights(seam, self.overlap)
+                wa = 1.0 - wb
             cv2.blendLinear(fa, fb, wa, wb, dst=out[:, x0:x1])
         return out
+
+    @cached_property
+    def overlap(self) -> Overlap:
+        """The overlap columns and where each view sees there (for the seam; cached)."""
+        x0, x1 = self.overlap_cols
+        return Overlap(x0, np.ascontiguousarray(self.valid["FRONT"][:, x0:x1]), np.ascontiguousarray(self.valid["FRONT_RIGHT"][:, x0:x1]))
+
+    @cached_property
+    def problem(self) -> str | None:
+        """Why this geometry cannot be a Waymo FRONT + FRONT_RIGHT pair, or None (cached)."""
+        return geometry_problem(self)
 
     @cached_property
     def overlap_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +235,7 @@ class Stitched:
     ncc: float  # zero-mean NCC of the overlap strips
     overlap_error: float  # mean |grey difference| in the overlap after the gain
     overlap_error_raw: float  # ... before it
+    seam: Seam | None = None  # the cut through the overlap (None: feathered across all of it)
 
     @property
     def method(self) -> str:
@@ -217,7 +244,20 @@ class Stitched:
     def to_feature(self) -> dict:
         g = self.geometry
         return {"method": g.method, "yaw_deg": float(g.yaw_deg), "front_x1": int(g.front_x1), "right_x0": int(g.right_x0),
-                "gain": [float(v) for v in self.gain], "residual_px": float(self.residual_px)}
+                "gain": [float(v) for v in self.gain], "residual_px": float(self.residual_px),
+                "seam_x": [] if self.seam is None else [int(v) for v in self.seam.columns]}
+
+
+def front_region(geometry: StitchGeometry, seam: Seam | None = None) -> np.ndarray:
+    """(H, W) bool: output pixels that come (mostly) from FRONT, by ``seam`` or else by the feather weights."""
+    if seam is None:
+        return geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
+    out = np.zeros(geometry.size, bool)
+    x0, x1 = geometry.overlap_cols
+    out[:, : max(x0, 0)] = True
+    if x1 > x0:
+        out[:, x0:x1] = seam_weights(seam, geometry.overlap) < 0.5
+    return out
 
 
 def default_camera(width: int, height: int, yaw: float = 0.0) -> PinholeCamera:
@@ -413,13 +453,16 @@ def band_shifts(ga: np.ndarray, gb: np.ndarray, both: np.ndarray, bands: int = B
 
 
 def zncc(ga: np.ndarray, gb: np.ndarray, both: np.ndarray) -> float:
-    """Zero-mean normalised cross-correlation of grey strips where both see (1 for identical structure)."""
-    a, b = ga[both], gb[both]
-    if a.size < 16:
+    """Zero-mean normalised cross-correlation of grey strips where both see (1 for identical structure);
+    from masked means (OpenCV, double accumulators), without gathering the pixels."""
+    mask = np.ascontiguousarray(both).view(np.uint8)
+    if cv2.countNonZero(mask) < 16:
         return float("nan")
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b / den) if den > 0 else float("nan")
+    (ma,), (sa,) = cv2.meanStdDev(ga, mask=mask)
+    (mb,), (sb,) = cv2.meanStdDev(gb, mask=mask)
+    den = float(sa[0] * sb[0])
+    cov = cv2.mean(cv2.multiply(ga, gb), mask)[0] - float(ma[0] * mb[0])
+    return float(cov / den) if den > 0 else float("nan")
 
 
 @dataclass
@@ -433,6 +476,7 @@ class Agreement:
     gain: np.ndarray
     lut: np.ndarray | None = field(default=None, repr=False)  # the gain's lookup table (None: unit gain)
     gained: np.ndarray | None = field(default=None, repr=False)  # FRONT_RIGHT's overlap with the gain applied
+    grey: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # FRONT's and gained FRONT_RIGHT's grey overlap
 
     @property
     def residual(self) -> float:
@@ -459,7 +503,7 @@ def agreement(warped: Warped) -> Agreement:
     mask = both.view(np.uint8)
     raw = float(cv2.mean(cv2.absdiff(ga, gb), mask)[0])
     err = float(cv2.mean(cv2.absdiff(ga, gbg), mask)[0])
-    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain, lut, gained)
+    return Agreement(band_shifts(ga, gbg, both), zncc(ga, gb, both), raw, err, gain, lut, gained, (ga, gbg))
 
 
 def max_shift_px(geometry: StitchGeometry) -> float:
@@ -538,30 +582,36 @@ def registered_geometry(images: dict[str, np.ndarray], front_cam: PinholeCamera 
     return make_geometry(REGISTRATION, {"FRONT": front, "FRONT_RIGHT": replace(right, rotation=rot)}, size, surface, crop)
 
 
-def _check_size(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str) -> None:
+def _reduction(name: str, img: np.ndarray, cam: PinholeCamera | None, what: str) -> int | None:
+    """The factor (1, 2, 4, 8) an image is decoded down from its calibrated size; FrameError if none."""
     if cam is None:
-        return
+        return None
     h, w = img.shape[:2]
-    reduced = any((h, w) == (-(-cam.height // k), -(-cam.width // k)) for k in (2, 4, 8))
-    if (h, w) != (cam.height, cam.width) and not reduced:
-        raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
+    for k in (1, 2, 4, 8):
+        if (h, w) == (-(-cam.height // k), -(-cam.width // k)):
+            return k
+    raise FrameError(f"{what}: camera {name} image is {w}x{h} but its calibration says {cam.width}x{cam.height}")
 
 
-def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
-           size: tuple[int, int] | None = None, surface: Surface = DEFAULT_SURFACE, crop: bool = True,
-           gain: bool = True, bgr: bool = False, what: str = "frame") -> Stitched:
-    """Stitch FRONT and FRONT_RIGHT images (RGB, or BGR with ``bgr``) into one (H, W) = ``size`` scene.
+def _check_sizes(images: dict[str, np.ndarray], cams: dict[str, PinholeCamera | None], what: str) -> None:
+    """FrameError unless each image has its calibrated size, both reduced by one same decode factor."""
+    k = {n: _reduction(n, images[n], cams[n], what) for n in VIEWS}
+    if None not in k.values() and k["FRONT"] != k["FRONT_RIGHT"]:
+        odd = "FRONT_RIGHT" if k["FRONT"] == 1 else "FRONT"
+        h, w = images[odd].shape[:2]
+        raise FrameError(f"{what}: camera {odd} image is {w}x{h} but its calibration says "
+                         f"{cams[odd].width}x{cams[odd].height}")
 
-    Images may be decoded at 1/2, 1/4 or 1/8 of the calibrated size. Uses the calibrations when both
-    are present and their overlap agrees in structure; otherwise a feature registration. FrameError
-    (naming ``what``) when neither works.
-    """
-    images = {"FRONT": front, "FRONT_RIGHT": right}
-    for name, img, cam in (("FRONT", front, front_cam), ("FRONT_RIGHT", right, right_cam)):
-        _check_size(name, img, cam, what)
+
+def _choose(images: dict[str, np.ndarray], front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
+            size, surface: Surface, crop: bool, bgr: bool, what: str, check: bool) -> tuple[StitchGeometry, Warped, Agreement]:
+    """The calibrated geometry when its overlap agrees in structure, else a feature registration.
+    ``check``: a calibrated geometry no Waymo pair can have raises at once."""
     geo, agree, warped = None, None, None
     if front_cam is not None and right_cam is not None:
         geo = calibrated_geometry(front_cam, right_cam, size, surface, crop)
+        if check and geo.problem:
+            raise FrameError(f"{what}: implausible calibration: {geo.problem}")
         warped = geo.warp(images)
         agree = agreement(warped)
     if geo is None or not agree.trusted(max_shift_px(geo)):
@@ -574,10 +624,43 @@ def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None
     if geo is None:
         raise FrameError(f"{what}: cannot align FRONT_RIGHT to FRONT: calibration missing and too few "
                          "feature matches for a registration")
+    return geo, warped, agree
+
+
+def stitch(front: np.ndarray, right: np.ndarray, front_cam: PinholeCamera | None, right_cam: PinholeCamera | None,
+           size: tuple[int, int] | None = None, surface: Surface = DEFAULT_SURFACE, crop: bool = True,
+           gain: bool = True, bgr: bool = False, what: str = "frame",
+           keep: Callable[[StitchGeometry], list[Keep]] | None = None, blend: str | None = None,
+           check: bool = True) -> Stitched:
+    """Stitch FRONT and FRONT_RIGHT images (RGB, or BGR with ``bgr``) into one (H, W) = ``size`` scene.
+
+    Images may be decoded at 1/2, 1/4 or 1/8 of the calibrated size. Uses the calibrations when both
+    are present and their overlap agrees in structure; otherwise a feature registration. ``blend``
+    (default ``BLEND``): "seam" cuts the overlap where the views agree, keeping whole every object
+    ``keep(geometry)`` names; "feather" blends across the whole overlap. ``check``: geometry no
+    Waymo pair can have (:mod:`.stitch_checks`) raises. FrameError (naming ``what``) when the frame
+    cannot be stitched.
+    """
+    images = {"FRONT": front, "FRONT_RIGHT": right}
+    _check_sizes(images, {"FRONT": front_cam, "FRONT_RIGHT": right_cam}, what)
+    geo, warped, agree = _choose(images, front_cam, right_cam, size, surface, crop, bgr, what, check)
+    if check:
+        problem = geo.problem
+        if problem is None and geo.method == REGISTRATION and right_cam is not None:
+            problem = registration_problem(geo.views["FRONT_RIGHT"].cam.rotation, right_cam.rotation)
+        if problem:
+            raise FrameError(f"{what}: implausible {geo.method}: {problem}")
+    blend = blend or BLEND
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+    seam = None
+    x0, x1 = geo.overlap_cols
+    if blend == "seam" and agree.grey is not None and x1 > x0:
+        seam = find_seam(*agree.grey, geo.overlap, keep(geo) if keep is not None else [])
     g = agree.gain if gain else np.ones(3)
     rgb_gain = tuple(float(v) for v in (g[::-1] if bgr else g))
-    return Stitched(geo.blend(warped, agree if gain else None), geo, rgb_gain, agree.residual, agree.ncc,
-                    agree.error if gain else agree.error_raw, agree.error_raw)
+    return Stitched(geo.blend(warped, agree if gain else None, seam), geo, rgb_gain, agree.residual, agree.ncc,
+                    agree.error if gain else agree.error_raw, agree.error_raw, seam)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:

@@ -2,9 +2,12 @@
 
 An object both cameras see becomes one object: by its panoptic global instance id where the frame
 has panoptic labels, otherwise by the overlap of its two boxes inside the blend zone (each camera's
-box is cut off at its own image edge, so only the part inside the zone is comparable); its box is
-the bound of its carried outline, each view's part where that view dominates the blend. Boxes go
-through the same distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
+box is cut off at its own image edge, so only the part inside the zone is comparable). With a seam
+(:mod:`.seam_cut`), every object in the overlap is a :class:`Keep` for the view that sees it best
+(the larger carried box: the other view's is cut by its image edge; objects occluding each other
+go together); the seam leaves it whole on that view's side and its box and mask come from that view. Without one, its box is the bound of its
+carried outline, each view's part where that view dominates the feather. Boxes go through the same
+distortion-aware mapping as the pixels (``StitchGeometry.to_canvas``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from streetsynth.instances import Instances, box_iou, boxes_from_masks
 from streetsynth.schema import SEGMENTATION_TO_CLASS, WAYMO_TYPE_TO_CLASS
 
 from .frames import CameraView, FrameRecord
-from .stitch import VIEWS, StitchGeometry
+from .seam_cut import Keep, Seam
+from .stitch import VIEWS, StitchGeometry, front_region
 
 #: Points sampled along each box edge when carrying it through the (non-linear) mapping.
 EDGE_SAMPLES = 16
@@ -53,9 +57,11 @@ def carry_boxes(geometry: StitchGeometry, view: str, boxes: np.ndarray, samples:
     return _bounds(*_edge_points(geometry, view, boxes, samples), geometry.size)
 
 
-def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.ndarray]],
+               seam: Seam | None = None) -> np.ndarray | None:
     """One box for an object both cameras see: the bounds of its carried outline, taking each view's
-    outline where that view dominates the blend (so a parallax ghost does not widen the box).
+    outline where the output comes from that view (its side of ``seam``; without one, where it
+    dominates the feather), so a parallax ghost does not widen the box.
 
     ``edges``: per view, the (1, 4 * samples) canvas x and y of its box's edge points
     (:func:`_edge_points`, already computed when the view's boxes were carried).
@@ -66,7 +72,7 @@ def merged_box(geometry: StitchGeometry, edges: dict[str, tuple[np.ndarray, np.n
         xs, ys = edges[name]
         xi = np.clip(np.nan_to_num(xs, nan=-1).round().astype(int), 0, w - 1)
         yi = np.clip(np.nan_to_num(ys, nan=-1).round().astype(int), 0, h - 1)
-        own = geometry.weights[name][yi, xi] >= 0.5
+        own = geometry.weights[name][yi, xi] >= 0.5 if seam is None else seam.front_at(xi, yi) == (name == "FRONT")
         xs_all.append(np.where(own, xs, np.nan))
         ys_all.append(np.where(own, ys, np.nan))
     xs, ys = np.concatenate(xs_all, 1), np.concatenate(ys_all, 1)
@@ -112,9 +118,64 @@ def _match(front: np.ndarray, right: np.ndarray, fcls: np.ndarray, rcls: np.ndar
     return pairs
 
 
-def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU) -> Instances:
-    """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged."""
-    h, w = geometry.size
+def _area(b: np.ndarray) -> float:
+    return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(min(a[0], b[0])), float(min(a[1], b[1])), float(max(a[2], b[2])), float(max(a[3], b[3])))
+
+
+def _touching_groups(boxes: np.ndarray) -> np.ndarray:
+    """Group label of each xyxy box: boxes that overlap, directly or through others, share one."""
+    n = len(boxes)
+    adj = ((boxes[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < boxes[:, None, 2])
+           & (boxes[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < boxes[:, None, 3]))
+    labels = np.arange(n)
+    while True:
+        new = np.where(adj, labels[None, :], n).min(axis=1)
+        if (new == labels).all():
+            return labels
+        labels = new
+
+
+def _keeps(carried: dict[str, np.ndarray], pairs: list[tuple[int, int]], geometry: StitchGeometry) -> list[Keep]:
+    """Keeps of the objects that reach the overlap columns, each box covering the object in both views.
+
+    An object comes from the view that sees it best (the larger carried box: the other view's is cut
+    by its image edge). Objects whose boxes overlap (one occludes the other) form a group no seam can
+    pass through: the group comes whole from the view that sees it best (the larger summed area)."""
+    x0, x1 = geometry.overlap_cols
+    boxes, areas = [], []  # areas: (seen by FRONT, seen by FRONT_RIGHT)
+    for i, j in pairs:
+        boxes.append(_union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]))
+        areas.append((_area(carried["FRONT"][i]), _area(carried["FRONT_RIGHT"][j])))
+    paired = {"FRONT": {i for i, _ in pairs}, "FRONT_RIGHT": {j for _, j in pairs}}
+    for name in VIEWS:
+        for k, b in enumerate(carried[name]):
+            if k not in paired[name]:
+                boxes.append(tuple(float(v) for v in b))
+                areas.append((_area(b), 0.0) if name == "FRONT" else (0.0, _area(b)))
+    box = np.asarray(boxes, np.float64).reshape(-1, 4)
+    near = (box[:, 2] > x0) & (box[:, 0] < x1) & (box[:, 3] > box[:, 1])
+    box, area = box[near], np.asarray(areas, np.float64).reshape(-1, 2)[near]
+    if not len(box):
+        return []
+    group = _touching_groups(box)
+    sums = np.zeros((len(box), 2))
+    np.add.at(sums, group, area)
+    return [Keep("FRONT_RIGHT" if sums[g, 1] > sums[g, 0] else "FRONT", tuple(float(v) for v in b)) for b, g in zip(box, group)]
+
+
+#: The last frame's carried boxes: the seam (``seam_objects``) and the labels (``box_instances``) share them.
+_LAST: list = []
+
+
+def _carried_boxes(rec: FrameRecord, geometry: StitchGeometry):
+    """Per view: its kept camera boxes' carried canvas boxes, classes and edge points (read-only;
+    computed once per frame and geometry)."""
+    if _LAST and _LAST[0] is rec and _LAST[1] is geometry:
+        return _LAST[2][:3]
     carried, classes, edges = {}, {}, {}
     for name in VIEWS:
         view = rec.cameras[name]
@@ -125,18 +186,41 @@ def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = M
             carried[name] = _bounds(*edges[name], geometry.size)
         else:
             carried[name] = np.zeros((0, 4), np.float32)
-    pairs = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
-                   geometry.right_x0, geometry.front_x1, min_iou)
+    _LAST[:] = [rec, geometry, (carried, classes, edges, {})]
+    return carried, classes, edges
+
+
+def _pairs(carried: dict, classes: dict, geometry: StitchGeometry, min_iou: float) -> list[tuple[int, int]]:
+    """The matched (FRONT, FRONT_RIGHT) box pairs; once per frame (the seam and the labels share them)."""
+    key = ("pairs", min_iou)
+    cache = _LAST[2][3] if _LAST and _LAST[2][0] is carried else {}
+    if key not in cache:
+        cache[key] = _match(carried["FRONT"], carried["FRONT_RIGHT"], classes["FRONT"], classes["FRONT_RIGHT"],
+                            geometry.right_x0, geometry.front_x1, min_iou)
+    return cache[key]
+
+
+def _pair_box(geometry: StitchGeometry, carried: dict, edges: dict, i: int, j: int, seam: Seam | None) -> np.ndarray:
+    """The box of FRONT's object ``i`` that is FRONT_RIGHT's ``j``: the bound of its carried outline
+    where the output shows each view (an object the seam keeps whole: its best view's box; one wider
+    than the overlap: each view's part on its side); the union as a fallback."""
+    m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
+                              "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])}, seam)
+    return m if m is not None else np.asarray(_union(carried["FRONT"][i], carried["FRONT_RIGHT"][j]), np.float32)
+
+
+def box_instances(rec: FrameRecord, geometry: StitchGeometry, min_iou: float = MATCH_IOU, seam: Seam | None = None) -> Instances:
+    """Stitched Instances (boxes only) from both cameras' 2D boxes, duplicates merged (with ``seam``:
+    an object both see gets the box of the view that sees it best, the one the seam keeps it from)."""
+    h, w = geometry.size
+    carried, classes, edges = _carried_boxes(rec, geometry)
+    pairs = _pairs(carried, classes, geometry, min_iou)
     merged_r = {j for _, j in pairs}
     boxes, cls, src = [], [], []
     by_front = dict(pairs)
     for i, b in enumerate(carried["FRONT"]):
         if i in by_front:
-            o = carried["FRONT_RIGHT"][by_front[i]]
-            j = by_front[i]
-            m = merged_box(geometry, {"FRONT": (edges["FRONT"][0][i : i + 1], edges["FRONT"][1][i : i + 1]),
-                                      "FRONT_RIGHT": (edges["FRONT_RIGHT"][0][j : j + 1], edges["FRONT_RIGHT"][1][j : j + 1])})
-            b = m if m is not None else np.array([min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])], np.float32)
+            b = _pair_box(geometry, carried, edges, i, by_front[i], seam)
         boxes.append(b)
         cls.append(classes["FRONT"][i])
         src.append(BOTH if i in by_front else "FRONT")
@@ -168,7 +252,54 @@ def _code_tables(view: CameraView, n: int, offset: int) -> tuple[np.ndarray, np.
     return _local_lut(view, div, offset)[vals % div], vals // div
 
 
-def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
+#: Panoptic labels are subsampled by this step when finding the objects' boxes for the seam.
+PANOPTIC_STEP = 4
+
+
+def _panoptic_boxes(view: CameraView, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(global ids, xyxy camera boxes) of a camera's panoptic things, from every ``PANOPTIC_STEP``-th
+    pixel (boxes widened by the step, so they cover the object): one sort of the things' pixels."""
+    s = PANOPTIC_STEP
+    lab = view.panoptic.label[::s, ::s]
+    div = view.panoptic.divisor
+    sem = lab // div
+    things = np.isin(sem, list(SEGMENTATION_TO_CLASS)) & (lab % div > 0)
+    ys, xs = np.nonzero(things)
+    if not len(ys):
+        return np.zeros(0, np.int64), np.zeros((0, 4))
+    codes = lab[ys, xs].astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    codes, xs, ys = codes[order], xs[order], ys[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    boxes = np.stack([np.minimum.reduceat(xs, starts) * s - s, np.minimum.reduceat(ys, starts) * s - s,
+                      np.maximum.reduceat(xs, starts) * s + 2 * s, np.maximum.reduceat(ys, starts) * s + 2 * s], 1)
+    return _local_lut(view, div, offset)[codes[starts] % div], boxes.astype(np.float64)
+
+
+def _panoptic_keeps(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
+    """Keeps of the panoptic things, joined across the views by global id."""
+    per_view = {}
+    for k, name in enumerate(VIEWS):
+        gid, boxes = _panoptic_boxes(rec.cameras[name], (k + 1) * 10_000_000)
+        per_view[name] = dict(zip(gid.tolist(), carry_boxes(geometry, name, boxes)))
+    f, r = per_view["FRONT"], per_view["FRONT_RIGHT"]
+    carried = {"FRONT": np.asarray([f[g] for g in f], np.float32).reshape(-1, 4),
+               "FRONT_RIGHT": np.asarray([r[g] for g in r], np.float32).reshape(-1, 4)}
+    index_r = {g: j for j, g in enumerate(r)}
+    pairs = [(i, index_r[g]) for i, g in enumerate(f) if g in index_r]
+    return _keeps(carried, pairs, geometry)
+
+
+def seam_objects(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
+    """The labelled objects the seam must keep whole, each with the view it comes from: panoptic
+    things when both cameras carry panoptic labels (as :func:`stitched_instances` uses), else boxes."""
+    if all(rec.cameras[n].panoptic is not None for n in VIEWS):
+        return _panoptic_keeps(rec, geometry)
+    carried, classes, _ = _carried_boxes(rec, geometry)
+    return _keeps(carried, _pairs(carried, classes, geometry, MATCH_IOU), geometry)
+
+
+def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
     """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
 
     Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once
@@ -176,6 +307,8 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     the view with the larger feather weight where both see. Everything else works on the codes'
     tables, not on pixels: global id and class of every code, pixel counts per code (one
     ``bincount``), the majority class of each id, and a code -> instance index table gathered once.
+    With ``seam``, each pixel's label comes from the view on its side of the seam (an object in the
+    overlap is whole on its best view's side, so its mask is that view's).
     """
     h, w = geometry.size
     warped, gids, sems, present, shift = {}, [], [], {}, 0
@@ -192,7 +325,7 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
         sems.append(sem)
         shift += n
     gid, sem = np.concatenate(gids), np.concatenate(sems)
-    use_front = geometry.weights["FRONT"] >= geometry.weights["FRONT_RIGHT"]
+    use_front = front_region(geometry, seam)
     code = np.where(use_front, warped["FRONT"], warped["FRONT_RIGHT"])
     is_thing = np.zeros(int(sem.max()) + 1, bool)
     is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
@@ -219,8 +352,9 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
     return Instances(boxes_from_masks(masks), classes, h, w, masks=masks, ids=np.arange(1, len(uniq) + 1), sources=sources)
 
 
-def stitched_instances(rec: FrameRecord, geometry: StitchGeometry) -> Instances:
-    """Masks from panoptic labels when both cameras carry them, else boxes."""
+def stitched_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
+    """Masks from panoptic labels when both cameras carry them, else boxes; objects in the overlap
+    from the side of ``seam`` they lie on (None: the feathered stitch)."""
     if all(rec.cameras[n].panoptic is not None for n in VIEWS):
-        return panoptic_instances(rec, geometry)
-    return box_instances(rec, geometry)
+        return panoptic_instances(rec, geometry, seam)
+    return box_instances(rec, geometry, seam=seam)

@@ -46,7 +46,7 @@ from .calibration_checks import check_frame
 from .captions import SOURCES, CaptionContext, Captioner, class_counts, make_captioner
 from .frames import FrameError, FrameRecord
 from .stitch import DEFAULT_SURFACE, VIEWS, calibrated_geometry, stitch
-from .stitch_labels import box_instances, camera_instances, stitched_instances
+from .stitch_labels import box_instances, camera_instances, seam_objects, stitched_instances
 
 CONFIGS = (STITCHED, PAIRS)
 ON_ERROR = ("raise", "skip")
@@ -312,8 +312,8 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
     front, right = rec.cameras["FRONT"], rec.cameras["FRONT_RIGHT"]
     reduce = decode_reduction(front.calibration, right.calibration, size, surface)
     st = stitch(front.decode_bgr(reduce), right.decode_bgr(reduce), front.calibration, right.calibration, size,
-                surface=surface, bgr=True, what=rec.source)
-    inst = stitched_instances(rec, st.geometry)
+                surface=surface, bgr=True, what=rec.source, keep=lambda g: seam_objects(rec, g))
+    inst = stitched_instances(rec, st.geometry, st.seam)
     caption = captioner(st.image[..., ::-1], _context(rec, inst.classes, seg_index, frame_index))  # an RGB view, no copy
     h, w = st.image.shape[:2]
     labels = inst.to_row()

@@ -64,8 +64,8 @@ def metadata_feature() -> dict:
 def stitch_feature() -> dict:
     """How a stitched scene was made and where each camera lies in it (canvas pixels).
 
-    Columns ``[0, right_x0)`` come from FRONT alone, ``[right_x0, front_x1)`` are the feathered
-    blend zone, ``[front_x1, width)`` come from FRONT_RIGHT alone.
+    Columns ``[0, right_x0)`` come from FRONT alone, ``[front_x1, width)`` from FRONT_RIGHT alone;
+    in the overlap ``[right_x0, front_x1)`` a seam (``seam_x``) separates them.
     """
     from datasets import List, Value
 
@@ -76,6 +76,7 @@ def stitch_feature() -> dict:
         "right_x0": Value("int32"),
         "gain": List(Value("float32")),  # FRONT_RIGHT's per-channel exposure gain (RGB), applied before blending
         "residual_px": Value("float32"),  # median phase-correlation shift of the overlap's row bands, output px
+        "seam_x": List(Value("int32")),  # per band of rows (evenly split), the first column from FRONT_RIGHT; [] = feathered
     }
 
 

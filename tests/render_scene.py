@@ -110,8 +110,8 @@ BOXES = (
 )
 
 
-def render(cam: Cam, gain: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB uint8, object ids uint8) of the street seen by ``cam``, pixel values times ``gain``."""
+def render(cam: Cam, gain: tuple[float, float, float] = (1.0, 1.0, 1.0), boxes: tuple = BOXES) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8, object ids uint8) of the street with ``boxes`` seen by ``cam``, pixel values times ``gain``."""
     d = cam.pixel_rays()
     o = np.asarray(cam.centre, np.float64)
     shape = d.shape[:2]
@@ -129,7 +129,7 @@ def render(cam: Cam, gain: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tupl
         ze = o[2] + te * d[..., 2]
         hit = (te < t) & (ze >= 0) & (ze <= 25.0)
         t, kind = np.where(hit, te, t), np.where(hit, 3, kind)
-        for i, (x0, x1, y0, y1, z1, _) in enumerate(BOXES):
+        for i, (x0, x1, y0, y1, z1, _) in enumerate(boxes):
             lo, hi = np.array([x0, y0, 0.0]), np.array([x1, y1, z1])
             ta, tb = (lo - o) / d, (hi - o) / d
             tnear = np.minimum(ta, tb).max(axis=-1)
@@ -152,7 +152,7 @@ def render(cam: Cam, gain: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tupl
     end = _sample(tex_f, p[..., 1], p[..., 2], 0.08)
     rgb = np.where((kind == 3)[..., None], (100 + 80 * end)[..., None] * np.array([0.9, 0.95, 1.05], np.float32), rgb)
     bt = _sample(tex_b, p[..., 0] + p[..., 1], p[..., 2], 0.03)
-    for i, (*_, colour) in enumerate(BOXES):
+    for i, (*_, colour) in enumerate(boxes):
         rgb = np.where((kind == 10 + i)[..., None], np.asarray(colour, np.float32) * (0.6 + 0.6 * bt)[..., None], rgb)
     rgb = rgb * np.asarray(gain, np.float32)
     ids = np.where(kind >= 10, kind - 9, 0).astype(np.uint8)
@@ -160,11 +160,22 @@ def render(cam: Cam, gain: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tupl
 
 
 def render_pair(scale: float = 0.25, distortion: bool = True, offsets: bool = True, tilt: bool = True,
-                exposure: bool = True) -> tuple[dict[str, Cam], dict[str, np.ndarray], dict[str, np.ndarray]]:
+                exposure: bool = True, boxes: tuple = BOXES) -> tuple[dict[str, Cam], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(cameras, RGB views, id views) of FRONT and FRONT_RIGHT; FRONT_RIGHT 15 % darker with a cast."""
     cams = waymo_cams(scale, distortion, offsets, tilt)
     gains = {"FRONT": (1.0, 1.0, 1.0), "FRONT_RIGHT": (0.85, 0.83, 0.88) if exposure else (1.0, 1.0, 1.0)}
     views, ids = {}, {}
     for name, cam in cams.items():
-        views[name], ids[name] = render(cam, gains[name])
+        views[name], ids[name] = render(cam, gains[name], boxes)
     return cams, views, ids
+
+
+#: A busier street: BOXES plus poles, pedestrians and a cyclist 7-15 m away in the overlap (azimuth
+#: -18° to -27°), off the projection surface, where the two views disagree most.
+BUSY_BOXES = BOXES + (
+    (7.2, 7.5, -3.1, -2.8, 3.2, (120, 120, 120)),   # pole
+    (9.6, 10.2, -4.6, -4.0, 1.7, (160, 60, 150)),   # pedestrian
+    (12.6, 12.9, -5.9, -5.6, 3.5, (110, 110, 120)),  # pole
+    (13.5, 15.0, -6.6, -6.0, 1.6, (60, 160, 170)),  # cyclist
+    (10.0, 10.6, -3.2, -2.6, 1.8, (180, 120, 60)),  # pedestrian
+)

@@ -135,10 +135,11 @@ def test_weights_feather_linearly_and_sum_to_one(scene):
     assert row[0] > 0.9 and row[-1] < 0.1 and np.all(np.diff(row) <= 1e-6)
 
 
-def test_wrong_calibration_falls_back_to_registration(big_scene):
+def test_slightly_wrong_calibration_falls_back_to_registration(big_scene):
+    """A calibration 2 degrees off (beyond the trust threshold, within what a registration may correct)."""
     scene = big_scene
     r = scene.cameras["FRONT_RIGHT"]
-    wrong = replace(r, rotation=yaw_matrix(np.radians(12.0)) @ r.rotation)
+    wrong = replace(r, rotation=yaw_matrix(np.radians(2.0)) @ r.rotation)
     st = _stitch(scene, right_cam=wrong)
     assert st.method == REGISTRATION
     assert abs(st.geometry.yaw_deg - (-42.0)) < 0.3
