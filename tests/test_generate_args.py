@@ -11,7 +11,7 @@ from factories_generate import make_real_repo
 from streetsynth.cli import main
 from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.repo import INFO_PATH, read_info
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 from streetsynth.versions import store_lock
 
 

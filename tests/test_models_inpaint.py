@@ -8,7 +8,7 @@ import pytest
 
 from streetsynth.models.inpaint import (FAMILIES, LoadedModel, UnknownFamilyError, call_kwargs, family_of,
                                         injected, load)
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, save_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline, save_tiny_inpaint_pipeline
 
 
 class _XL:
