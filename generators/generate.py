@@ -26,6 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import streetsynth
+from streetsynth.config import MAX_SIDE, Size, check_size  # noqa: F401 - MAX_SIDE: its old home
 from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.models.inpaint import LoadedModel, injected, load
@@ -76,7 +77,7 @@ class GenerateConfig:
     prompt: str = DEFAULT_PROMPT  # prompt when prompt_source is "default"
     negative_prompt: str | None = None  # negative prompt (default: ours where the family takes one)
     allow_drop: tuple[str, ...] = ()  # call arguments the pipeline may ignore (otherwise refusing one is an error)
-    size: tuple[int, int] | None = None  # canvas (H, W); default the source size rounded down to 8
+    size: Size | None = None  # canvas (H, W); default the source size rounded down to 8
     invent_fraction: float | None = None  # share of the width to invent; default from stitch.front_x1
     feather: int = 8  # columns right of the known edge that blend the colour difference away
     rows_per_shard: int = 64  # rows per Parquet shard
@@ -156,10 +157,6 @@ def sample_ids(source_ids: list[str], num: int) -> list[str]:
     return [source_ids[i % n] + (f"~{i // n}" if i >= n else "") for i in range(num)]
 
 
-#: The largest canvas side ``--size`` accepts (pixels).
-MAX_SIDE = 8192
-
-
 def validate_config(cfg: GenerateConfig) -> None:
     """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
     import math
@@ -182,9 +179,7 @@ def validate_config(cfg: GenerateConfig) -> None:
     if cfg.invent_fraction is not None and not 0.0 < cfg.invent_fraction < 1.0:
         raise ValueError(f"--invent-fraction must lie in (0, 1), got {cfg.invent_fraction}")
     if cfg.size is not None:
-        h, w = cfg.size
-        if not (8 <= h <= MAX_SIDE and 16 <= w <= MAX_SIDE):
-            raise ValueError(f"--size {h}x{w} out of range: height 8..{MAX_SIDE}, width 16..{MAX_SIDE}")
+        check_size(cfg.size)
     if cfg.feather < 0:
         raise ValueError(f"feather must be >= 0, got {cfg.feather}")
     if (cfg.detector is None) != (cfg.sam is None):
