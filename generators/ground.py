@@ -18,7 +18,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from streetsynth.config import DEFAULT_SIZE, Size, check_size
+from streetsynth.config import DEFAULT_SIZE, Size, check_fraction, check_size
 from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances, boxes_from_masks
 from streetsynth.models.load import ModelSpec, load
@@ -116,6 +116,8 @@ def check_config(cfg: GroundConfig) -> None:
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     check_size(cfg.size, 8)
+    check_fraction(cfg.iou_threshold, "--iou-threshold")
+    check_fraction(cfg.threshold, "--threshold")
     check_version(cfg.version)
 
 

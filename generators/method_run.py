@@ -22,7 +22,7 @@ import streetsynth
 from streetsynth import codec
 from streetsynth.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
-from streetsynth.repo import write_info, write_readme
+from streetsynth.repo import source_record, write_info, write_readme  # noqa: F401 - source_record: for the methods
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features
 from streetsynth.versions import check_version, fingerprint, resolve_version, store_lock
 
@@ -193,13 +193,3 @@ def finish_pairs(run: MethodRun, info: dict[str, Any], card: str, rows: list[dic
     model = info.get("model") or {}
     return MethodResult(run.folder, run.tag, run.resumed, info["counts"], sheet, model.get("id"),
                         model.get("revision"), run.rank)
-
-
-def source_record(repo: str | Path, info: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """How info.json names a source dataset: its folder name, fingerprint and Hub id/revision, never a
-    local absolute path (published versions must not carry the machine's paths)."""
-    record = {"name": Path(repo).resolve().name, "fingerprint": info.get("fingerprint")}
-    hub = info.get("hub") or {}
-    if hub.get("repo_id"):
-        record.update(repo_id=hub["repo_id"], revision=hub.get("revision"))
-    return {**record, **extra}

@@ -12,7 +12,6 @@ with it, and drops the row when too few survive. Kept labels are the real ones, 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from streetsynth import codec
-from streetsynth.config import check_size
+from streetsynth.config import check_fraction, check_size
 from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.models.load import ModelSpec, load
@@ -169,8 +168,7 @@ def check_config(cfg: RerenderConfig) -> None:
         raise ValueError(f"unknown prompt source {cfg.prompt_source!r}; known: caption, default")
     if not cfg.phrases:
         raise ValueError("give at least one condition phrase")
-    if not (math.isfinite(cfg.iou_threshold) and 0.0 <= cfg.iou_threshold <= 1.0):
-        raise ValueError(f"--iou-threshold must lie in [0, 1], got {cfg.iou_threshold}")
+    check_fraction(cfg.iou_threshold, "--iou-threshold")
     for name in ("num", "rows_per_shard"):
         value = getattr(cfg, name)
         if value is not None and value < 1:

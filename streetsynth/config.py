@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,6 +29,14 @@ def check_size(size: Size, multiple: int = 1, what: str = "--size") -> Size:
     if h % multiple or w % multiple:
         raise ValueError(f"{what} {h}x{w}: both sides must be multiples of {multiple}")
     return h, w
+
+
+def check_fraction(value: float, what: str) -> float:
+    """``value`` if it is a finite number in [0, 1]; ValueError naming ``what`` otherwise (NaN included:
+    every comparison with NaN is false, so a NaN threshold would silently keep or drop everything)."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{what} must lie in [0, 1], got {value}")
+    return value
 
 
 def parse_size(text: str) -> Size:

@@ -277,3 +277,13 @@ def load_split(repo: str | os.PathLike, config: str, split: str):
     if not shard_files(repo, config, split):
         raise FileNotFoundError(f"{repo}: no {config}/{split} shards under {DATA_DIR}/{config}/")
     return datasets.load_dataset(str(repo), config, split=split)
+
+
+def source_record(repo: str | os.PathLike, info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """How info.json names a source dataset: its folder name, fingerprint and Hub id/revision when it has
+    them, never a local absolute path (published versions must not carry the machine's paths)."""
+    record = {"name": Path(repo).resolve().name, "fingerprint": info.get("fingerprint")}
+    hub = info.get("hub") or {}
+    if hub.get("repo_id"):
+        record.update(repo_id=hub["repo_id"], revision=hub.get("revision"))
+    return {**record, **extra}

@@ -1,0 +1,93 @@
+"""Bad input to the generation commands: a clear refusal (exit 2, the reason named) and nothing written;
+and what a version publishes names its sources without the machine's local paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories_generate import make_real_repo
+
+from streetsynth.cli import main
+
+TINY = ["--steps", "2", "--seed", "1"]
+OCCLUDE = ["--classes", "pedestrian", "vehicle", "--min-size", "4", "--size", "64", *TINY]
+GROUND = ["--size", "64x128", "--sam", "none", "--min-area", "8", "--prompt", "a street with a car", *TINY]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    return make_real_repo(tmp_path_factory.mktemp("src") / "real", rows=2)
+
+
+def _refused(capsys, argv: list[str], message: str, store: Path) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not store.exists() or not any(store.glob("v*/meta/info.json"))
+
+
+@pytest.mark.parametrize("command, extra, message", [
+    ("occlude", ["--num", "0"], "--num must be >= 1, got 0"),
+    ("occlude", ["--per-row", "0"], "--per-row must be >= 1, got 0"),
+    ("rerender", ["--num", "0"], "--num must be >= 1, got 0"),
+    ("rerender", ["--iou-threshold", "nan"], "--iou-threshold must lie in [0, 1], got nan"),
+    ("ground", ["--num", "0"], "--num must be >= 1, got 0"),
+    ("ground", ["--iou-threshold", "nan"], "--iou-threshold must lie in [0, 1], got nan"),
+    ("generate", ["--version", "../x"], "not a semantic version X.Y.Z: '../x'"),
+    ("occlude", ["--version", "../x"], "not a semantic version X.Y.Z: '../x'"),
+])
+def test_bad_settings_are_refused_before_the_store_exists(tmp_path, capsys, real, command, extra, message):
+    store = tmp_path / "store"
+    source = [] if command == "ground" else ["--real", str(real)]
+    base = {"occlude": OCCLUDE, "ground": GROUND}.get(command, TINY)
+    assert main([command, *source, "--out", str(store), *base, *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "occlude", "rerender"])
+@pytest.mark.parametrize("where", [".", "store"])
+def test_an_output_store_inside_the_source_is_refused(capsys, real, command, where):
+    out = real / where
+    before = sorted(p.name for p in real.iterdir())
+    assert main([command, "--real", str(real), "--out", str(out), *TINY]) == 2
+    assert f"--out {out} is inside the source dataset {real}" in capsys.readouterr().err
+    assert sorted(p.name for p in real.iterdir()) == before
+
+
+def test_occlude_with_no_object_to_occlude_says_why(tmp_path, capsys, real):
+    _refused(capsys, ["occlude", "--real", str(real), "--out", str(tmp_path / "s"), *OCCLUDE, "--min-visible", "1.5"],
+             "no object to occlude (classes pedestrian, vehicle, --min-size 4, --min-visible 1.5", tmp_path / "s")
+
+
+def test_rerender_with_every_row_dropped_says_why(tmp_path, capsys, real):
+    _refused(capsys, ["rerender", "--real", str(real), "--out", str(tmp_path / "s"), *TINY, "--min-kept", "99"],
+             "0 rows accepted from 2 attempts (rows without instance masks, or fewer than --min-kept 99", tmp_path / "s")
+
+
+def test_ground_with_every_sample_dropped_says_why(tmp_path, capsys):
+    _refused(capsys, ["ground", "--out", str(tmp_path / "s"), *GROUND, "--num", "1", "--iou-threshold", "1"],
+             "0 rows accepted from 1 attempts (no instance of any sample reached --iou-threshold 1.0)", tmp_path / "s")
+
+
+def test_published_files_carry_no_local_path(tmp_path, capsys, real):
+    """Every text file of the versions generate, occlude and rerender write, and quality's block, hold no
+    absolute path of this machine; the source is named by folder name and fingerprint."""
+    import json
+
+    runs = {"generate": ["--seam-threshold", "1e9"], "occlude": OCCLUDE[:-4] + ["--size", "64"],
+            "rerender": ["--iou-threshold", "0", "--min-kept", "0"]}
+    for command, extra in runs.items():
+        assert main([command, "--real", str(real), "--out", str(tmp_path / command), *TINY, *extra]) == 0, \
+            capsys.readouterr().err
+    assert main(["quality", "--real", str(real), "--synthetic", str(tmp_path / "generate" / "v0.1.0"),
+                 "--tiny-features", "--size", "32"]) == 0
+    texts = [p for p in tmp_path.rglob("*") if p.suffix in (".json", ".md", ".yaml", ".txt")]
+    assert len(texts) >= 6
+    for p in texts:
+        text = p.read_text()
+        assert str(tmp_path) not in text and str(real.parent) not in text, p
+    for command in runs:
+        info = json.loads((tmp_path / command / "v0.1.0" / "meta" / "info.json").read_text())
+        assert info["source"]["name"] == "real" and info["source"]["fingerprint"] == "real-fixture-0-2-64x128"
