@@ -18,7 +18,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image
 
 from streetsynth import repo as repo_layout
-from streetsynth.cards.contact_sheet import Tile, render_sheet
+from streetsynth.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, SYNTHETIC
 from streetsynth.versions import version_tag

@@ -24,6 +24,7 @@ from streetsynth.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.repo import source_record, write_info, write_readme  # noqa: F401 - source_record: for the methods
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features
+from streetsynth.text import percent
 from streetsynth.versions import check_version, fingerprint, resolve_version, store_lock
 
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
@@ -79,6 +80,17 @@ class MethodRunOptions:
     rows_per_shard: int = 64  # rows per Parquet shard
     sheet_samples: int = 4  # samples on the contact sheet
     pipeline: Any = field(default=None, repr=False)  # an injected pipeline instead of loading ``model``
+
+
+def format_result(res: MethodResult, dropped: str) -> str:
+    """The line a command prints for a finished run; ``dropped`` says what dropping means for the method."""
+    c = res.counts
+    lines = [f"{'resumed' if res.resumed else 'wrote'} {res.tag} at {res.folder}: {c['accepted']} rows, "
+             f"{c['failed_samples']} samples {dropped}, {c['rejected_attempts']} rejected attempts, acceptance "
+             f"{percent(c.get('acceptance_rate'))}; model {res.model_id}@{res.model_revision}"]
+    if res.contact_sheet:
+        lines.append(f"contact sheet: {res.contact_sheet}")
+    return "\n".join(lines)
 
 
 def method_fingerprint(method: str, identity: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from streetsynth import codec
+from streetsynth.config import check_size
 from streetsynth.models.features import inception_extractor
 from streetsynth.models.load import model_name
 from streetsynth.repo import load_split, read_info, source_record, write_info
@@ -165,6 +166,10 @@ def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_
 
 def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
     """The quality block of a synthetic version against the real scenes it came from."""
+    check_size(cfg.size)
+    for name in ("batch_size", "max_images"):
+        if (getattr(cfg, name) or 1) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
     clip = load_clip(cfg.clip_model, cfg.device) if cfg.clip_model else None
     synth = load_split(cfg.synthetic, SYNTHETIC, SYNTHETIC_SPLIT)

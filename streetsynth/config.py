@@ -6,7 +6,6 @@ Light on purpose (standard library only): every command imports it while the par
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from typing import Any, TypeVar
 
@@ -58,6 +57,8 @@ def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -
     place (its config) and the parser need not import the stage to show them. ``overrides`` set
     fields whose value the command derives from other arguments.
     """
+    import dataclasses  # here, not at the top: it pulls in ``inspect``, a tenth of ``--help``'s start-up
+
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(overrides) - names
     if unknown:

@@ -287,3 +287,20 @@ def source_record(repo: str | os.PathLike, info: dict[str, Any], **extra: Any) -
     if hub.get("repo_id"):
         record.update(repo_id=hub["repo_id"], revision=hub.get("revision"))
     return {**record, **extra}
+
+
+def pick_config(available: dict[str, Any], wanted: str | None, data: str | os.PathLike) -> str:
+    """The config of a repo to work on: the one asked for, else its synthetic or stitched one.
+
+    In the core so that the stages that pick a config (``label``, ``preview``) need not import each other.
+    """
+    from streetsynth.schema import STITCHED, SYNTHETIC
+
+    if wanted is not None:
+        if wanted not in available:
+            raise ValueError(f"{data}: no config {wanted!r} (has: {', '.join(available) or 'none'})")
+        return wanted
+    for name in (SYNTHETIC, STITCHED):
+        if name in available:
+            return name
+    raise ValueError(f"{data}: no stitched or synthetic config to label (has: {', '.join(available) or 'none'})")
