@@ -22,7 +22,7 @@ import streetsynth
 from streetsynth import codec
 from streetsynth.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
-from streetsynth.repo import source_record, write_info, write_readme  # noqa: F401 - source_record: for the methods
+from streetsynth.repo import INFO_PATH, mark_unfinished, source_record, write_info, write_readme  # noqa: F401 - source_record: for the methods
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features
 from streetsynth.text import percent
 from streetsynth.versions import check_version, fingerprint, resolve_version, store_lock
@@ -107,6 +107,8 @@ def open_run(method: str, out: str | Path, fp: str, version: str | None, rows_pe
             folder, tag, resumed = resolve_version(str(out), fp, version)
             writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), rows_per_shard, fp,
                                  rank, world)
+            if not (Path(folder) / INFO_PATH).exists():
+                mark_unfinished(folder, SYNTHETIC, SYNTHETIC_SPLIT)
         if world > 1:
             merge_manifests(folder, world, fp)
     barrier()

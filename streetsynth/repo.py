@@ -256,6 +256,24 @@ def write_readme(repo: str | os.PathLike, body: str | None = None, metadata: dic
     return path
 
 
+#: The only data-file pattern an unfinished version's README names: it matches nothing, so ``load_dataset``
+#: refuses the folder instead of reading the shards written so far (or ``meta/manifest.json``) as a dataset.
+UNFINISHED_PATTERN = "UNFINISHED-VERSION-resume-the-run-that-writes-it/*.parquet"
+
+
+def mark_unfinished(repo: str | os.PathLike, config: str, split: str) -> Path:
+    """Give a version being written a README whose data files match nothing, until it is finished
+    (:func:`write_readme` then names the shards). A killed run's version is not a dataset."""
+    meta = {"configs": [{"config_name": config, "default": True,
+                         "data_files": [{"split": split, "path": UNFINISHED_PATTERN}]}]}
+    path = Path(repo) / README_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+                      "This version is not finished: a run is writing it, or was killed. Rerun the same command "
+                      "to resume it; until then it loads as no data.\n")
+    return path
+
+
 def write_shard(repo: str | os.PathLike, config: str, split: str, index: int, rows: list[dict[str, Any]],
                 features) -> Path:
     """Encode ``rows`` with ``features`` and write them as one Parquet shard, atomically and synced.

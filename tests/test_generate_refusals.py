@@ -91,3 +91,26 @@ def test_published_files_carry_no_local_path(tmp_path, capsys, real):
     for command in runs:
         info = json.loads((tmp_path / command / "v0.1.0" / "meta" / "info.json").read_text())
         assert info["source"]["name"] == "real" and info["source"]["fingerprint"] == "real-fixture-0-2-64x128"
+
+
+def test_an_unfinished_version_is_not_a_dataset_until_it_is_finished(tmp_path):
+    """Rows flushed by a run that has not finished (killed, or still writing) do not load as a dataset, nor does
+    the manifest; once finished, every row loads."""
+    import datasets
+    import numpy as np
+
+    from streetsynth.generators.method_run import finish_counts, finish_run, open_run, synthetic_row
+    from streetsynth.instances import Instances
+
+    run = open_run("probe", tmp_path / "store", "fp-probe", None, rows_per_shard=1)
+    image = np.zeros((16, 32, 3), np.uint8)
+    for i in range(2):
+        run.writer.add(f"s{i}", synthetic_row(f"s{i}", image, Instances.empty(16, 32), {}, "probe"), 1, 0)
+    run.writer.flush()
+    assert len(list(run.folder.glob("data/synthetic/*.parquet"))) == 2
+    for kw in ({"split": "train"}, {"name": "synthetic", "split": "synthetic"}):
+        with pytest.raises(datasets.exceptions.DataFilesNotFoundError):
+            datasets.load_dataset(str(run.folder), **kw)
+    _, counts = finish_counts(run, "none dropped")
+    finish_run(run, {"counts": counts}, "probe card")
+    assert datasets.load_dataset(str(run.folder), "synthetic", split="synthetic")["id"] == ["s0", "s1"]
