@@ -175,6 +175,21 @@ def row_tile(row: dict[str, Any], title: str, border: tuple[int, int, int] | Non
     return Tile(codec.decode(row["image"]["bytes"], row["id"]), title, Instances.from_row(row), border=border)
 
 
+def before_after(source, before: str, after: Callable[[dict[str, Any], dict[str, Any]], str]
+                 ) -> Callable[[dict[str, Any]], tuple[Tile, Tile]]:
+    """The contact-sheet pair of a written row made from a real one: the real row (titled ``before``) beside
+    it (titled ``after(row, method_details)``); the real row is found by ``method_details.source_id``."""
+    index = {rid: i for i, rid in enumerate(source["id"])}
+
+    def pair(written: dict[str, Any]) -> tuple[Tile, Tile]:
+        details = json.loads(written["generation"]["method_details"])
+        real = source[index[details["source_id"]]]
+        return (Tile(codec.to_rgb(real["image"], real["id"]), f"{real['id']} {before}", Instances.from_row(real)),
+                row_tile(written, after(written, details)))
+
+    return pair
+
+
 def finish_run(run: MethodRun, info: dict[str, Any], card: str | None, tiles: Iterable[Tile] = (),
                heading: str = "", columns: int = 2) -> Path | None:
     """Write info.json, the README card (``None``: a data-only README) and the contact sheet of ``tiles``.

@@ -14,7 +14,6 @@ inpainting through ``gligen_inpaint_image``), or any diffusers inpainting pipeli
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,15 +22,14 @@ import numpy as np
 from PIL import Image
 
 from streetsynth import codec
-from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import check_out_outside, check_version
 
-from .method_run import (MethodResult, MethodRunOptions, finish_counts, finish_pairs, method_fingerprint, open_run,
-                         row_tile, source_record, synthetic_row, version_rows)
+from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
+                         open_run, source_record, synthetic_row, version_rows)
 
 METHOD = "occlude"
 PLACEMENTS = ("bottom", "side", "random")
@@ -321,14 +319,7 @@ def run_occlude(cfg: OccludeConfig) -> MethodResult:
                "labeler": f"source-labels-minus-occluder:{cfg.mask_mode}"}
         run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row), attempts=1, rejected=0)
     manifest, counts = finish_counts(run, "no sample planned")
-    index = {rid: i for i, rid in enumerate(source["id"])}
-
-    def pair(written: dict[str, Any]) -> tuple[Tile, Tile]:
-        d = json.loads(written["generation"]["method_details"])
-        real = source[index[d["source_id"]]]
-        return (Tile(codec.to_rgb(real["image"], real["id"]), f"{real['id']} before", Instances.from_row(real)),
-                row_tile(written, f"{written['id']}: {d['prompt']} ({d['placement']})"))
-
+    pair = before_after(source, "before", lambda row, d: f"{row['id']}: {d['prompt']} ({d['placement']})")
     info = {"source": source_record(cfg.real, real_info, split=cfg.split),
             "model": {"id": model.model_id, "revision": model.revision, "backend": backend},
             "settings": settings, "counts": counts}

@@ -11,7 +11,6 @@ with it, and drops the row when too few survive. Kept labels are the real ones, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -21,15 +20,14 @@ from PIL import Image
 
 from streetsynth import codec
 from streetsynth.config import check_fraction, check_size
-from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
 from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import check_out_outside, check_version
 
-from .method_run import (MethodResult, MethodRunOptions, finish_counts, finish_pairs, method_fingerprint, open_run,
-                         row_tile, source_record, synthetic_row, version_rows)
+from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
+                         open_run, source_record, synthetic_row, version_rows)
 
 METHOD = "rerender"
 CONTROLNET_SEG = "lllyasviel/control_v11p_sd15_seg"
@@ -239,14 +237,7 @@ def run_rerender(cfg: RerenderConfig) -> MethodResult:
         run.writer.add(sid, synthetic_row(sid, out, kept, gen, METHOD, details, row), attempts=1, rejected=0)
     manifest, counts = finish_counts(run, f"rows without instance masks, or fewer than --min-kept {cfg.min_kept} "
                                           f"instances at --iou-threshold {cfg.iou_threshold}")
-    index = {rid: i for i, rid in enumerate(source["id"])}
-
-    def pair(written: dict[str, Any]) -> tuple[Tile, Tile]:
-        d = json.loads(written["generation"]["method_details"])
-        real = source[index[d["source_id"]]]
-        return (Tile(codec.to_rgb(real["image"], real["id"]), f"{real['id']} real", Instances.from_row(real)),
-                row_tile(written, f"{d['phrase']}: kept {len(written['objects'] or [])}"))
-
+    pair = before_after(source, "real", lambda row, d: f"{d['phrase']}: kept {len(row['objects'] or [])}")
     info = {"source": source_record(cfg.real, real_info, split=cfg.split),
             "model": {"id": model.model_id, "revision": model.revision}, "verifier": verifier_desc,
             "settings": settings, "counts": counts}
