@@ -114,3 +114,27 @@ def test_an_unfinished_version_is_not_a_dataset_until_it_is_finished(tmp_path):
     _, counts = finish_counts(run, "none dropped")
     finish_run(run, {"counts": counts}, "probe card")
     assert datasets.load_dataset(str(run.folder), "synthetic", split="synthetic")["id"] == ["s0", "s1"]
+
+
+def test_an_injected_model_without_its_id_and_revision_is_refused_in_every_method():
+    from streetsynth.models.load import ModelSpec, declare, load
+
+    for kind in ("inpaint", "occluder", "controlnet", "text2img", "sam"):
+        with pytest.raises(ValueError, match=f"an injected {kind} model must declare its id and revision"):
+            load(kind, ModelSpec(model=object()))
+    made = load("controlnet", ModelSpec(model=declare(object(), "org/cn", "abc123")))
+    assert (made.model_id, made.revision) == ("org/cn", "abc123")
+
+
+def test_an_uncached_hub_model_offline_names_the_missing_file_and_its_source(tmp_path, real):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    run = subprocess.run([sys.executable, "-m", "streetsynth.cli", "generate", "--real", str(real), "--out",
+                          str(tmp_path / "store"), "--model", "org/not-cached-inpainting"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "org/not-cached-inpainting: model_index.json is not in the local Hugging Face cache" in run.stderr
+    assert "https://huggingface.co/org/not-cached-inpainting/blob/main/model_index.json" in run.stderr
