@@ -4,6 +4,7 @@ and what a version publishes names its sources without the machine's local paths
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from factories_generate import make_real_repo
@@ -122,7 +123,7 @@ def test_an_injected_model_without_its_id_and_revision_is_refused_in_every_metho
     for kind in ("inpaint", "occluder", "controlnet", "text2img", "sam"):
         with pytest.raises(ValueError, match=f"an injected {kind} model must declare its id and revision"):
             load(kind, ModelSpec(model=object()))
-    made = load("controlnet", ModelSpec(model=declare(object(), "org/cn", "abc123")))
+    made = load("controlnet", ModelSpec(model=declare(SimpleNamespace(), "org/cn", "abc123")))
     assert (made.model_id, made.revision) == ("org/cn", "abc123")
 
 
