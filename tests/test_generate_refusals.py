@@ -139,3 +139,10 @@ def test_an_uncached_hub_model_offline_names_the_missing_file_and_its_source(tmp
     assert run.returncode == 2, run.stderr[-2000:]
     assert "org/not-cached-inpainting: model_index.json is not in the local Hugging Face cache" in run.stderr
     assert "https://huggingface.co/org/not-cached-inpainting/blob/main/model_index.json" in run.stderr
+
+
+def test_quality_refuses_a_size_below_the_minimum_before_reading_anything(tmp_path):
+    from streetsynth.generators.quality import QualityConfig, measure_quality
+
+    with pytest.raises(ValueError, match=r"--size 0x0 out of range: each side 16\.\.8192"):
+        measure_quality(QualityConfig(real=str(tmp_path / "nothing"), synthetic=str(tmp_path / "nothing"), size=(0, 0)))
