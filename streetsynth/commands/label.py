@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--points-per-side", type=int, default=None, help="auto mode: point grid per side (default 32)")
     p.add_argument("--cyclist", action="store_true", help="map COCO bicycle to cyclist")
     p.add_argument("--sign", action="store_true", help="map COCO stop sign to sign")
-    p.add_argument("--rows-per-shard", "--shard-size", dest="rows_per_shard", type=int, default=None,
-                   help="rows per Parquet shard (default 200; --shard-size is its old name)")
+    p.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet shard (default 200)")
+    p.add_argument("--shard-size", dest="rows_per_shard", type=int, default=None, help=argparse.SUPPRESS)  # old name
     p.add_argument("--limit", type=int, default=None, help="label only the first N rows of each split")
     p.add_argument("--version", default=None, help="version to write (default: next patch in the store)")
     p.add_argument("--device", default=None, help="torch device (default cpu)")
