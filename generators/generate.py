@@ -270,16 +270,17 @@ def run_generation(config: GenerateConfig) -> MethodResult:
         print("model: the TINY RANDOM pipeline (streetsynth.models.tiny_inpaint): images are noise, "
               "for testing the flow only")
     _AttemptLoop(plan, run, mine).run()
-    barrier()
-    result = _finish_generation(plan, run)
+    result = _finish_generation(plan, run, barrier)
     barrier()
     return result
 
 
-def _finish_generation(plan: _Plan, run: MethodRun) -> MethodResult:
-    """Count the whole version; process 0 writes info.json, the README and the contact sheet."""
+def _finish_generation(plan: _Plan, run: MethodRun, barrier) -> MethodResult:
+    """Count the whole version once every process has flushed; process 0 writes info.json, the README and
+    the contact sheet."""
     cfg, m = plan.cfg, plan.model
-    manifest, counts = finish_counts(run, f"every attempt scored above --seam-threshold {cfg.seam_threshold}")
+    manifest, counts = finish_counts(run, f"every attempt scored above --seam-threshold {cfg.seam_threshold}",
+                                     barrier)
     sheet = None
     if run.rank == 0:
         rejected_dir = run.folder / REJECTED_DIR

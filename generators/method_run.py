@@ -142,12 +142,13 @@ def synthetic_row(sample_id: str, image: np.ndarray, labels: Instances | dict[st
     }
 
 
-def finish_counts(run: MethodRun, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Flush, merge the processes' manifests (process 0) and count the whole version.
-
-    A version without a single row is refused: ``what`` says why samples were dropped.
+def finish_counts(run: MethodRun, what: str, barrier: Callable[[], None] = lambda: None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flush, wait for every process (``barrier``), merge their manifests (process 0) and count the whole
+    version. A version without a single row is refused: ``what`` says why samples were dropped.
     """
     run.writer.flush()
+    barrier()
     manifest = merge_manifests(run.folder, run.world, run.fingerprint) if run.rank == 0 else \
         read_manifest(run.writer.path)
     counts = manifest_counts(manifest)
