@@ -22,7 +22,7 @@ import torch
 from streetsynth.generators.outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, outpaint_batch
 from streetsynth.models.inpaint import FAMILIES, injected
 from streetsynth.models.tiny_inpaint import build_tiny_t5_tokenizer
-from streetsynth.tiny.inpaint import build_tiny_tokenizer
+from streetsynth.models.tiny_inpaint import build_tiny_tokenizer
 
 CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
               projection_dim=768)

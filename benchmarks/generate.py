@@ -35,7 +35,7 @@ from streetsynth.repo import load_split  # noqa: E402
 from streetsynth.builders.sample import render_panorama  # noqa: E402
 from streetsynth.schema import STITCHED, stitched_features  # noqa: E402
 from streetsynth.seeds import derive_seed  # noqa: E402
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline, build_tiny_tokenizer  # noqa: E402
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline, build_tiny_tokenizer  # noqa: E402
 from streetsynth.models.inpaint import injected  # noqa: E402
 
 

@@ -29,7 +29,7 @@ def full_size_parts(device, dtype):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from streetsynth.tiny.inpaint import build_tiny_tokenizer
+    from streetsynth.models.tiny_inpaint import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     unet_cfg = dict(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
@@ -53,7 +53,7 @@ def build(kind: str, tiny: bool, device: str, dtype):
     if tiny:
         from streetsynth.models.tiny_controlnet import build_tiny_controlnet_pipeline, build_tiny_text2img_pipeline
         from streetsynth.models.tiny_gligen import build_tiny_gligen_pipeline
-        from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+        from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
         pipe = {"inpaint": build_tiny_inpaint_pipeline, "gligen": build_tiny_gligen_pipeline,
                 "controlnet": build_tiny_controlnet_pipeline, "text2img": build_tiny_text2img_pipeline}[kind](0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from streetsynth import repo, schema
-from streetsynth.generators.relabel import pick_config
+from streetsynth.repo import pick_config
 
 
 def object_counts(objects_column) -> dict[str, int]:
@@ -20,7 +20,7 @@ def object_counts(objects_column) -> dict[str, int]:
 
 def write_html(path: Path, sheet: Path, title: str, shown: dict[str, int], total: dict[str, int], rows: int) -> Path:
     """A small page with the sheet and a table of counts per class (shown rows and the whole split)."""
-    from streetsynth.cards.contact_sheet import CLASS_COLORS
+    from streetsynth.contact_sheet import CLASS_COLORS
 
     lines = []
     for i, name in enumerate(schema.CLASS_NAMES):
@@ -40,7 +40,7 @@ def preview(data: Path, config: str | None = None, split: str | None = None, num
             out: Path | None = None, columns: int = 3) -> tuple[Path, Path]:
     """Write the contact sheet PNG and its HTML page; returns both paths. ``config`` defaults to the
     repo's synthetic config, else its stitched one; ``split`` to the config's first."""
-    from streetsynth.cards.contact_sheet import Tile, render_sheet
+    from streetsynth.contact_sheet import Tile, render_sheet
     from streetsynth.instances import Instances
 
     if num < 1:

@@ -18,7 +18,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from PIL import Image
 
 from streetsynth import repo as repo_layout
-from streetsynth.cards.contact_sheet import Tile, render_sheet
+from streetsynth.contact_sheet import Tile, render_sheet
 from streetsynth.instances import Instances
 from streetsynth.schema import CLASS_NAMES, PAIRS, STITCHED, SYNTHETIC
 from streetsynth.versions import version_tag
@@ -95,10 +95,12 @@ def _label_settings(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _source(info: dict[str, Any]) -> dict[str, Any]:
-    """The source dataset as the card shows it: a local path is reduced to its folder name."""
+    """The source dataset as the card shows it: a local path (older versions recorded one) is reduced to
+    its folder name."""
     source = dict(info.get("source") or {})
-    if "path" in source:
-        source["path"] = Path(str(source["path"])).name
+    for key in ("path", "repo"):
+        if source.get(key):
+            source[key] = Path(str(source[key])).name
     return dict(sorted(source.items()))
 
 

@@ -26,24 +26,26 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import streetsynth
-from streetsynth import codec
-from streetsynth.cards.contact_sheet import Tile, render_sheet
+from streetsynth.config import MAX_SIDE, Size, check_size  # noqa: F401 - MAX_SIDE: its old home
+from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
-from streetsynth.repo import load_split, read_info, write_info, write_readme
-from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features
-from streetsynth.seeds import derive_seed
-from streetsynth.versions import fingerprint, resolve_version, store_lock
-
 from streetsynth.models.inpaint import LoadedModel, injected, load
+from streetsynth.repo import load_split, read_info
+from streetsynth.schema import STITCHED
+from streetsynth.seeds import derive_seed
+from streetsynth.versions import check_out_outside, check_version, fingerprint
 
 from .merge_labels import merge_labels
+from .method_run import (CONTACT_SHEET_PATH, MethodResult, MethodRun, finish_counts, finish_run, open_run, row_tile,
+                         source_record, synthetic_row, version_rows)
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import DEFAULT_METHOD, SeamGate
 from .seam import METHODS as SEAM_METHODS
-from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
 
+__all__ = ["CONTACT_SHEET_PATH", "GenerateConfig", "GenerateResult", "run_generation"]
+
+METHOD = "outpaint"
 CARRIED_LABELER = "carried-from-source:known-region-clipped"
-CONTACT_SHEET_PATH = "meta/contact_sheet.png"
 REJECTED_DIR = "meta/rejected"
 PROMPT_SOURCES = ("default", "caption")
 
@@ -75,7 +77,7 @@ class GenerateConfig:
     prompt: str = DEFAULT_PROMPT  # prompt when prompt_source is "default"
     negative_prompt: str | None = None  # negative prompt (default: ours where the family takes one)
     allow_drop: tuple[str, ...] = ()  # call arguments the pipeline may ignore (otherwise refusing one is an error)
-    size: tuple[int, int] | None = None  # canvas (H, W); default the source size rounded down to 8
+    size: Size | None = None  # canvas (H, W); default the source size rounded down to 8
     invent_fraction: float | None = None  # share of the width to invent; default from stitch.front_x1
     feather: int = 8  # columns right of the known edge that blend the colour difference away
     rows_per_shard: int = 64  # rows per Parquet shard
@@ -88,16 +90,8 @@ class GenerateConfig:
     labeler: Any = field(default=None, repr=False)  # injected labeler: image -> Instances, .description
 
 
-@dataclass
-class GenerateResult:
-    folder: Path  # the version folder written
-    tag: str  # its version tag, e.g. v0.1.0
-    resumed: bool  # whether an unfinished or finished run of the same fingerprint was continued
-    counts: dict[str, Any]  # accepted, failed_samples, attempts, rejected_attempts, acceptance_rate, shards
-    contact_sheet: Path | None  # the contact sheet PNG (process 0 only)
-    model_id: str
-    model_revision: str
-    rank: int = 0  # this process's index (only process 0 writes info, README and the contact sheet)
+#: The result every method returns (kept under this name for callers of ``run_generation``).
+GenerateResult = MethodResult
 
 
 def _process_state(device: str):
@@ -163,10 +157,6 @@ def sample_ids(source_ids: list[str], num: int) -> list[str]:
     return [source_ids[i % n] + (f"~{i // n}" if i >= n else "") for i in range(num)]
 
 
-#: The largest canvas side ``--size`` accepts (pixels).
-MAX_SIDE = 8192
-
-
 def validate_config(cfg: GenerateConfig) -> None:
     """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
     import math
@@ -189,180 +179,200 @@ def validate_config(cfg: GenerateConfig) -> None:
     if cfg.invent_fraction is not None and not 0.0 < cfg.invent_fraction < 1.0:
         raise ValueError(f"--invent-fraction must lie in (0, 1), got {cfg.invent_fraction}")
     if cfg.size is not None:
-        h, w = cfg.size
-        if not (8 <= h <= MAX_SIDE and 16 <= w <= MAX_SIDE):
-            raise ValueError(f"--size {h}x{w} out of range: height 8..{MAX_SIDE}, width 16..{MAX_SIDE}")
+        check_size(cfg.size)
     if cfg.feather < 0:
         raise ValueError(f"feather must be >= 0, got {cfg.feather}")
     if (cfg.detector is None) != (cfg.sam is None):
         raise ValueError("--detector and --sam go together: give both or neither")
 
 
-def run_generation(config: GenerateConfig) -> GenerateResult:
-    """Generate (or resume) a synthetic version; see the module docstring for the guarantees."""
+@dataclass
+class _Plan:
+    """A generation run resolved from its config: the source rows, the model, the labeler, the identity."""
+
+    cfg: GenerateConfig
+    source: Any  # the real split (datasets.Dataset)
+    ids: list[str]  # sample ids, one per sample index
+    model: LoadedModel
+    guidance: float
+    negative_prompt: str | None
+    labeler: Any
+    labeler_desc: str
+    settings: dict[str, Any]
+    real_info: dict[str, Any]
+
+    def fingerprint(self) -> str:
+        m = self.model
+        return fingerprint({"source_fingerprint": self.real_info.get("fingerprint"), "source_split": self.cfg.split,
+                            "model_id": m.model_id, "model_revision": m.revision, "labeler": self.labeler_desc,
+                            "settings": self.settings, "package_version": streetsynth.__version__})
+
+    def new_sample(self, i: int) -> _Sample:
+        cfg, row = self.cfg, self.source[i % len(self.source)]
+        canvas = make_canvas(row, cfg.size, cfg.invent_fraction, self.model.family.size_multiple)
+        prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
+        return _Sample(i, self.ids[i], row, canvas, prompt)
+
+    def row(self, s: _Sample, image: np.ndarray, score: float, seed: int) -> dict[str, Any]:
+        """The synthetic row of an accepted attempt: carried ground truth in the known part, the labeler's
+        instances in the invented part."""
+        cfg, h, w = self.cfg, *image.shape[:2]
+        inst = carry_known_objects(s.row, s.canvas, h, w)
+        if self.labeler is not None:
+            known = np.zeros((h, w), bool)
+            known[:, : s.canvas.known_width] = True
+            inst = merge_labels(inst, self.labeler(image), known, self.labeler_desc)
+        gen = {"source_id": s.row["id"], "model_id": self.model.model_id, "model_revision": self.model.revision,
+               "prompt": s.prompt, "negative_prompt": self.negative_prompt, "seed": seed, "steps": cfg.steps,
+               "guidance_scale": self.guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
+               "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
+               "labeler": self.labeler_desc}
+        return synthetic_row(s.id, image, _with_mask_sources(inst, s.row), gen, METHOD, source=s.row,
+                             known_width=s.canvas.known_width)
+
+
+def plan_generation(config: GenerateConfig) -> _Plan:
+    """Check the config, read the source, load the model and labeler: everything before the first write."""
     validate_config(config)
+    check_version(config.version)
+    check_out_outside(config.out, config.real)
     cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold, config.seam_method).threshold)
-    rank, world, barrier = _process_state(cfg.device)
     real_info = read_info(cfg.real)
     source = load_split(cfg.real, STITCHED, cfg.split)
     if len(source) == 0:
         raise ValueError(f"{cfg.real}: split {cfg.split!r} of {STITCHED!r} has no rows")
     num = len(source) if cfg.num is None else cfg.num
-    ids = sample_ids(list(source["id"]), num)
-
     model = _loaded(cfg)
-    pipe, family, model_id, model_rev = model.pipeline, model.family, model.model_id, model.revision
-    guidance = family.default_guidance if cfg.guidance is None else cfg.guidance
-    negative_prompt = _negative_prompt(cfg, family)
+    guidance = model.family.default_guidance if cfg.guidance is None else cfg.guidance
+    negative_prompt = _negative_prompt(cfg, model.family)
     labeler = cfg.labeler
     if labeler is None and cfg.detector is not None:
         from streetsynth.generators.label import build_labeler
 
         labeler = build_labeler(detector=cfg.detector, sam=cfg.sam, device=cfg.device)
-    labeler_desc = labeler.description if labeler is not None else CARRIED_LABELER
-    gate = SeamGate(threshold=cfg.seam_threshold, method=cfg.seam_method)
-
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",
                              "pipeline", "labeler", "model", "revision", "sheet_samples", "keep_rejected")}
     settings.update(num=num, guidance=guidance, negative_prompt=negative_prompt)
-    fp = fingerprint({"source_fingerprint": real_info.get("fingerprint"), "source_split": cfg.split,
-                      "model_id": model_id, "model_revision": model_rev, "labeler": labeler_desc,
-                      "settings": settings, "package_version": streetsynth.__version__})
-    if rank == 0:
-        with store_lock(cfg.out):  # another run may be choosing a version in this store right now
-            folder, tag, resumed = resolve_version(cfg.out, fp, cfg.version)
-            writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), cfg.rows_per_shard, fp,
-                                 rank, world)
-        if world > 1:
-            merge_manifests(folder, world, fp)
+    return _Plan(cfg, source, sample_ids(list(source["id"]), num), model, guidance, negative_prompt, labeler,
+                 labeler.description if labeler is not None else CARRIED_LABELER, settings, real_info)
+
+
+def run_generation(config: GenerateConfig) -> MethodResult:
+    """Generate (or resume) a synthetic version; see the module docstring for the guarantees."""
+    plan = plan_generation(config)
+    rank, world, barrier = _process_state(plan.cfg.device)
+    run = open_run(METHOD, plan.cfg.out, plan.fingerprint(), plan.cfg.version, plan.cfg.rows_per_shard,
+                   rank, world, barrier)
+    done = run.done()
+    mine = [i for i in range(len(plan.ids)) if i % world == rank and plan.ids[i] not in done]
+    if rank == 0 and plan.cfg.model.startswith("tiny") and plan.cfg.pipeline is None:
+        print("model: the TINY RANDOM pipeline (streetsynth.models.tiny_inpaint): images are noise, "
+              "for testing the flow only")
+    _AttemptLoop(plan, run, mine).run()
+    result = _finish_generation(plan, run, barrier)
     barrier()
-    if rank != 0:
-        folder, tag, resumed = resolve_version(cfg.out, fp, cfg.version)
-        writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), cfg.rows_per_shard, fp, rank, world)
+    return result
 
-    done = writer.done_ids()
-    mine = [i for i in range(num) if i % world == rank and ids[i] not in done]
-    if rank == 0 and cfg.model.startswith("tiny") and cfg.pipeline is None:
-        print("model: the TINY RANDOM pipeline (streetsynth.tiny): images are noise, for testing the flow only")
 
-    def new_sample(i: int) -> _Sample:
-        row = source[i % len(source)]
-        canvas = make_canvas(row, cfg.size, cfg.invent_fraction, family.size_multiple)
-        prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
-        return _Sample(i, ids[i], row, canvas, prompt)
-
-    def finish_row(s: _Sample, image: np.ndarray, score: float, seed: int) -> dict[str, Any]:
-        h, w = image.shape[:2]
-        inst = carry_known_objects(s.row, s.canvas, h, w)
-        if labeler is not None:
-            # The source's ground truth in the known part, the labeler's instances in the invented part.
-            known = np.zeros((h, w), bool)
-            known[:, : s.canvas.known_width] = True
-            inst = merge_labels(inst, labeler(image), known, labeler_desc)
-        src = s.row
-        labels = _with_mask_sources(inst, src)
-        return {
-            "id": s.id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
-            "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None},
-            "width": w, "height": h, **labels, "caption": src.get("caption"),
-            "caption_source": src.get("caption_source"),
-            "stitch": {"method": "outpaint", "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
-                       "front_x1": s.canvas.known_width, "right_x0": s.canvas.known_width},
-            "generation": {
-                "source_id": src["id"], "model_id": model_id, "model_revision": model_rev, "prompt": s.prompt,
-                "negative_prompt": negative_prompt, "seed": seed, "steps": cfg.steps,
-                "guidance_scale": guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
-                "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
-                "labeler": labeler_desc, "package_version": streetsynth.__version__, "method": "outpaint",
-            },
-        }
-
-    rejected_dir = Path(folder) / REJECTED_DIR
-    kept_rejected = 0
-    # Labelling and image encoding of accepted images run on one worker thread while the next
-    # pipeline call runs; the seam gate stays inline because it decides the next batch (retries).
-    # Source rows are decoded and made into canvases ahead, on another thread, for the same reason.
-    post = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-post")
-    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-load")
-    ahead: deque[Future] = deque()
-
-    def load_ahead() -> None:
-        while todo and len(ahead) < 2 * cfg.batch_size:
-            ahead.append(loader.submit(new_sample, todo.popleft()))
-
-    finished: dict[int, tuple[Future | None, _Sample]] = {}
-    order = deque(mine)  # emission order
-    todo = deque(mine)  # not yet started
-    retry: deque[_Sample] = deque()
-    stats = {"accepted": 0, "rejected": 0, "attempts": 0}
-    bar = tqdm(total=len(mine), desc=f"generate[{rank}]" if world > 1 else "generate", unit="sample",
-               disable=not cfg.progress)
-    load_ahead()
-    while ahead or retry:
-        batch: list[_Sample] = []
-        while len(batch) < cfg.batch_size and (retry or ahead):
-            batch.append(retry.popleft() if retry else ahead.popleft().result())
-        load_ahead()
-        for group in _same_size(batch):
-            seeds = [derive_seed(cfg.seed, s.id, s.attempt) for s in group]
-            images = outpaint_batch(pipe, [s.canvas for s in group], [s.prompt for s in group],
-                                    None if negative_prompt is None else [negative_prompt] * len(group), seeds,
-                                    cfg.steps, guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
-                                    max_sequence_length=family.max_sequence_length, allow_drop=cfg.allow_drop)
-            for s, image, seed in zip(group, images, seeds):
-                score = gate.score(image, s.canvas.mask)
-                stats["attempts"] += 1
-                if gate.accepts(score):
-                    finished[s.index] = (post.submit(finish_row, s, image, score, seed), s)
-                    stats["accepted"] += 1
-                    bar.update(1)
-                    continue
-                stats["rejected"] += 1
-                s.rejected += 1
-                if kept_rejected < cfg.keep_rejected:
-                    _keep_rejected(rejected_dir, s, image, score, seed)
-                    kept_rejected += 1
-                s.attempt += 1
-                if s.attempt < cfg.max_attempts:
-                    retry.append(s)
-                else:
-                    s.attempt -= 1
-                    finished[s.index] = (None, s)
-                    bar.update(1)
-        while order and order[0] in finished:
-            job, s = finished[order[0]]
-            if job is not None and not job.done() and (ahead or retry):
-                break  # still labelling/encoding: write it after the next pipeline call
-            finished.pop(order.popleft())
-            writer.add(s.id, job.result() if job is not None else None, attempts=s.attempt + 1, rejected=s.rejected)
-        bar.set_postfix(accepted=stats["accepted"], rejected=stats["rejected"],
-                        attempts_per_s=f"{stats['attempts'] / max(bar.format_dict['elapsed'], 1e-9):.2f}")
-    bar.close()
-    post.shutdown()
-    loader.shutdown()
-    writer.flush()
-    barrier()
-
+def _finish_generation(plan: _Plan, run: MethodRun, barrier) -> MethodResult:
+    """Count the whole version once every process has flushed; process 0 writes info.json, the README and
+    the contact sheet."""
+    cfg, m = plan.cfg, plan.model
+    manifest, counts = finish_counts(run, f"every attempt scored above --seam-threshold {cfg.seam_threshold}",
+                                     barrier)
     sheet = None
-    manifest = merge_manifests(folder, world, fp) if rank == 0 else read_manifest(writer.path)
-    counts = manifest_counts(manifest)
-    if counts["accepted"] == 0:
-        raise ValueError(f"{folder}: 0 rows accepted from {counts['attempts']} attempts (every attempt scored above "
-                         f"--seam-threshold {cfg.seam_threshold}); {tag} is left unpublished (no info.json)")
-    if rank == 0:
-        write_info(folder, {
-            "kind": "synthetic", "version": tag, "fingerprint": fp,
-            "source": {"repo": str(Path(cfg.real).resolve()), "fingerprint": real_info.get("fingerprint"),
-                       "config": STITCHED, "split": cfg.split},
-            "model": {"id": model_id, "revision": model_rev}, "labeler": labeler_desc,
-            "settings": settings, "counts": counts, "package_version": streetsynth.__version__,
-            "rejected_examples": _rejected_examples(rejected_dir),
-        })
-        write_readme(folder, default=SYNTHETIC)
-        sheet = _contact_sheet(folder, manifest, rejected_dir, cfg.sheet_samples, tag)
-    barrier()
-    return GenerateResult(Path(folder), tag, resumed, counts, sheet, model_id, model_rev, rank)
+    if run.rank == 0:
+        rejected_dir = run.folder / REJECTED_DIR
+        info = {"source": source_record(cfg.real, plan.real_info, config=STITCHED, split=cfg.split),
+                "model": {"id": m.model_id, "revision": m.revision}, "labeler": plan.labeler_desc,
+                "settings": plan.settings, "counts": counts, "rejected_examples": _rejected_examples(rejected_dir)}
+        sheet = finish_run(run, info, None, _sheet_tiles(run, manifest, rejected_dir, cfg.sheet_samples),
+                           heading=f"synthetic {run.tag}: accepted (green), rejected attempts (red)", columns=3)
+    return MethodResult(run.folder, run.tag, run.resumed, counts, sheet, m.model_id, m.revision, run.rank)
+
+
+class _AttemptLoop:
+    """Batches of attempts through the pipeline until every sample is accepted or out of attempts.
+
+    Labelling and image encoding of accepted images run on one worker thread while the next
+    pipeline call runs; the seam gate stays inline because it decides the next batch (retries).
+    Source rows are decoded and made into canvases ahead, on another thread, for the same reason.
+    Rows are written in sample order, so a resumed run's shards hold the same rows.
+    """
+
+    def __init__(self, plan: _Plan, run: MethodRun, mine: list[int]) -> None:
+        self.plan, self.run_, self.cfg = plan, run, plan.cfg
+        self.gate = SeamGate(threshold=plan.cfg.seam_threshold, method=plan.cfg.seam_method)
+        self.post = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-post")
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-load")
+        self.ahead: deque[Future] = deque()
+        self.todo, self.order = deque(mine), deque(mine)  # not yet started; emission order
+        self.retry: deque[_Sample] = deque()
+        self.finished: dict[int, tuple[Future | None, _Sample]] = {}
+        self.stats = {"accepted": 0, "rejected": 0, "attempts": 0}
+        self.kept_rejected = 0
+        self.bar = tqdm(total=len(mine), desc=f"generate[{run.rank}]" if run.world > 1 else "generate",
+                        unit="sample", disable=not plan.cfg.progress)
+
+    def run(self) -> None:
+        self._load_ahead()
+        while self.ahead or self.retry:
+            batch: list[_Sample] = []
+            while len(batch) < self.cfg.batch_size and (self.retry or self.ahead):
+                batch.append(self.retry.popleft() if self.retry else self.ahead.popleft().result())
+            self._load_ahead()
+            for group in _same_size(batch):
+                self._attempt(group)
+            self._emit_ready()
+            self.bar.set_postfix(accepted=self.stats["accepted"], rejected=self.stats["rejected"],
+                                 attempts_per_s=f"{self.stats['attempts'] / max(self.bar.format_dict['elapsed'], 1e-9):.2f}")
+        self.bar.close()
+        self.post.shutdown()
+        self.loader.shutdown()
+
+    def _load_ahead(self) -> None:
+        while self.todo and len(self.ahead) < 2 * self.cfg.batch_size:
+            self.ahead.append(self.loader.submit(self.plan.new_sample, self.todo.popleft()))
+
+    def _attempt(self, group: list[_Sample]) -> None:
+        """One pipeline call for same-sized samples; each result is accepted, retried or dropped."""
+        cfg, plan = self.cfg, self.plan
+        seeds = [derive_seed(cfg.seed, s.id, s.attempt) for s in group]
+        negative = None if plan.negative_prompt is None else [plan.negative_prompt] * len(group)
+        images = outpaint_batch(plan.model.pipeline, [s.canvas for s in group], [s.prompt for s in group], negative,
+                                seeds, cfg.steps, plan.guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
+                                max_sequence_length=plan.model.family.max_sequence_length, allow_drop=cfg.allow_drop)
+        for s, image, seed in zip(group, images, seeds):
+            score = self.gate.score(image, s.canvas.mask)
+            self.stats["attempts"] += 1
+            if self.gate.accepts(score):
+                self.finished[s.index] = (self.post.submit(plan.row, s, image, score, seed), s)
+                self.stats["accepted"] += 1
+                self.bar.update(1)
+                continue
+            self.stats["rejected"] += 1
+            s.rejected += 1
+            if self.kept_rejected < cfg.keep_rejected:
+                _keep_rejected(self.run_.folder / REJECTED_DIR, s, image, score, seed)
+                self.kept_rejected += 1
+            s.attempt += 1
+            if s.attempt < cfg.max_attempts:
+                self.retry.append(s)
+            else:
+                s.attempt -= 1
+                self.finished[s.index] = (None, s)
+                self.bar.update(1)
+
+    def _emit_ready(self) -> None:
+        """Write finished samples in order; one still labelling waits for the next call unless none is left."""
+        while self.order and self.order[0] in self.finished:
+            job, s = self.finished[self.order[0]]
+            if job is not None and not job.done() and (self.ahead or self.retry):
+                break
+            self.finished.pop(self.order.popleft())
+            self.run_.writer.add(s.id, job.result() if job is not None else None, attempts=s.attempt + 1,
+                                 rejected=s.rejected)
 
 
 def _loaded(cfg: GenerateConfig) -> LoadedModel:
@@ -410,28 +420,13 @@ def _rejected_examples(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
 
 
-def _contact_sheet(folder: Path, manifest: dict[str, Any], rejected_dir: Path, k: int, tag: str) -> Path | None:
-    """Accepted samples (green) and kept rejected attempts (red) on one PNG."""
-    import pyarrow.parquet as pq
-
-    tiles: list[Tile] = []
-    for shard in manifest.get("shards", []):
-        if len(tiles) >= k:
-            break
-        if not shard["path"]:
-            continue
-        table = pq.read_table(Path(folder) / shard["path"], columns=["id", "width", "height", "image", "objects",
-                                                                     "instance_mask", "generation"])
-        for row in table.to_pylist()[: k - len(tiles)]:
-            image = codec.decode(row["image"]["bytes"], row["id"])
-            inst = Instances.from_row(row)
-            title = f"{row['id']} seam {row['generation']['seam_score']:.2f} ({len(inst)} inst)"
-            tiles.append(Tile(image, title, inst, border=(0, 160, 0)))
+def _sheet_tiles(run: MethodRun, manifest: dict[str, Any], rejected_dir: Path, k: int) -> list[Tile]:
+    """Accepted samples of the whole version (green) and kept rejected attempts (red)."""
+    tiles = [row_tile(row, f"{row['id']} seam {row['generation']['seam_score']:.2f} "
+                           f"({len(row['objects'] or [])} inst)", border=(0, 160, 0))
+             for row in version_rows(run, manifest, k)]
     for note in _rejected_examples(rejected_dir):
         image = np.asarray(Image.open(rejected_dir / note["thumbnail"]).convert("RGB"))
         tiles.append(Tile(image, f"{note['id']} try {note['attempt']} seam {note['seam_score']:.2f} REJECTED",
                           border=(200, 0, 0)))
-    if not tiles:
-        return None
-    return render_sheet(tiles, Path(folder) / CONTACT_SHEET_PATH,
-                        heading=f"synthetic {tag}: accepted (green), rejected attempts (red)")
+    return tiles

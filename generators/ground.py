@@ -10,6 +10,7 @@ component's dilated area); an instance is kept when Mask R-CNN's best mask of it
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -17,13 +18,17 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from streetsynth.cards.contact_sheet import Tile
+from streetsynth.config import DEFAULT_SIZE, Size, check_fraction, check_size
+from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances, boxes_from_masks
+from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES
 from streetsynth.seeds import derive_seed
+from streetsynth.versions import check_version
 
 from .attention_maps import AttentionStore, coarse_masks
-from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
+from .method_run import (MethodResult, MethodRunOptions, finish_counts, finish_pairs, method_fingerprint, open_run,
+                         row_tile, synthetic_row, version_rows)
 from .rerender import MaskDetector, agreement
 
 METHOD = "ground"
@@ -84,7 +89,7 @@ class GroundConfig(MethodRunOptions):
     model: str = "tiny"  # text-to-image model id/folder; "tiny" = tiny random pipeline
     revision: str | None = None
     negative_prompt: str = DEFAULT_NEGATIVE
-    size: tuple[int, int] = (512, 1024)
+    size: Size = DEFAULT_SIZE
     steps: int = 30
     guidance: float = 7.5
     threshold: float = 0.5  # attention share of its maximum that counts as inside
@@ -97,100 +102,101 @@ class GroundConfig(MethodRunOptions):
 
 
 def load_text2img_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
-    """(pipeline, id, revision) of ``StableDiffusionPipeline`` (or the tiny one)."""
-    from streetsynth.models.inpaint import resolve_dtype, weights_revision
-
-    if model == "tiny":
-        from streetsynth.models.tiny_controlnet import build_tiny_text2img_pipeline
-
-        return build_tiny_text2img_pipeline(0).to(device), "streetsynth/tiny-random-text2img", "seed-0"
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(model, revision=revision,
-                                                   dtype=resolve_dtype(dtype, device)).to(device)
-    pipe.safety_checker = None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe, model, weights_revision(model, revision)
+    """(pipeline, id, revision) of ``StableDiffusionPipeline`` (or the tiny one); see
+    :func:`streetsynth.models.load.load`, kind ``text2img``."""
+    loaded = load("text2img", ModelSpec(model, revision, device, dtype))
+    return loaded.pipeline, loaded.model_id, loaded.revision
 
 
-def run_ground(cfg: GroundConfig) -> dict[str, Any]:
-    """Write (or resume) a grounded-generation version; returns folder, tag, resumed and counts."""
-    import torch
-
+def check_config(cfg: GroundConfig) -> None:
+    """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
     if not cfg.prompts:
         raise ValueError("give at least one prompt")
+    for name in ("num", "rows_per_shard"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    check_size(cfg.size, 8)
+    check_fraction(cfg.iou_threshold, "--iou-threshold")
+    check_fraction(cfg.threshold, "--threshold")
+    check_version(cfg.version)
+
+
+def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: str, prompt: str):
+    """One sample: (image, candidate instances, class tokens, seed)."""
+    import torch
+
     h, w = cfg.size
-    if h % 8 or w % 8:
-        raise ValueError(f"size {h}x{w}: both sides must be multiples of 8")
-    if cfg.pipeline is not None:
-        pipe = cfg.pipeline
-        model_id, model_rev = getattr(pipe, "_streetsynth_model", (cfg.model, cfg.revision or "injected"))
-    else:
-        pipe, model_id, model_rev = load_text2img_pipeline(cfg.model, cfg.revision, cfg.device, cfg.dtype)
+    tokens = class_tokens(pipe.tokenizer, prompt)
+    if not tokens:
+        raise ValueError(f"prompt {prompt!r} names none of our classes ({', '.join(sorted(CLASS_WORDS))})")
+    store.reset([t for ts in tokens.values() for t in ts], conditional_half=cfg.guidance > 1.0)
+    seed = derive_seed(cfg.seed, sid, 0)
+    gen = torch.Generator(device=pipe.device).manual_seed(seed)
+    with torch.inference_mode():
+        out = pipe(prompt=prompt, negative_prompt=cfg.negative_prompt, height=h, width=w,
+                   num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gen,
+                   output_type="np").images[0]
+    image = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
+    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    maps = store.maps((h // scale, w // scale), (h, w))[0]
+    masks, classes, pos = [], [], 0
+    for cls, ts in tokens.items():
+        class_map = maps[pos:pos + len(ts)].max(axis=0)
+        pos += len(ts)
+        found = refine_with_sam(predictor, image, coarse_masks(class_map, cfg.threshold, cfg.min_area))
+        masks += list(found)
+        classes += [cls] * len(found)
+    inst = Instances.from_masks(np.stack(masks) if masks else np.zeros((0, h, w), bool), classes,
+                                sources=["attention+sam" if predictor else "attention"] * len(masks))
+    return image, inst, tokens, seed
+
+
+def run_ground(cfg: GroundConfig) -> MethodResult:
+    """Write (or resume) a grounded-generation version."""
+    check_config(cfg)
+    model = load("text2img", ModelSpec(cfg.model, cfg.revision, cfg.device, cfg.dtype, model=cfg.pipeline))
+    pipe = model.pipeline
     verifier = cfg.verifier or MaskDetector(cfg.detector, cfg.device)
     predictor, sam_desc = None, None
     if cfg.sam is not None:
         from segment_anything import SamPredictor
 
-        sam, sam_desc = (cfg.sam_model, "injected") if cfg.sam_model is not None else _load_sam(cfg)
-        predictor = SamPredictor(sam)
+        sam = load("sam", ModelSpec(cfg.sam, device=cfg.device, model=cfg.sam_model))
+        predictor, sam_desc = SamPredictor(sam.pipeline), sam.model_id
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("out", "device", "dtype", "version", "pipeline", "verifier", "sam_model", "sheet_samples")}
-    run = open_run(METHOD, cfg.out, {"model": [model_id, model_rev], "sam": sam_desc,
-                                     "verifier": getattr(verifier, "description", "injected"), "settings": settings},
-                   cfg.version, cfg.rows_per_shard)
+    fp = method_fingerprint(METHOD, {"model": [model.model_id, model.revision], "sam": sam_desc,
+                                     "verifier": getattr(verifier, "description", "injected"), "settings": settings})
+    run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
     store = AttentionStore()
     store.install(pipe.unet)
-    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    done, pairs = run.done(), []
+    done = run.done()
     for i in range(cfg.num):
         sid = f"ground-{i:05d}"
         if sid in done:
             continue
         prompt = cfg.prompts[i % len(cfg.prompts)]
-        tokens = class_tokens(pipe.tokenizer, prompt)
-        if not tokens:
-            raise ValueError(f"prompt {prompt!r} names none of our classes ({', '.join(sorted(CLASS_WORDS))})")
-        flat = [t for ts in tokens.values() for t in ts]
-        store.reset(flat, conditional_half=cfg.guidance > 1.0)
-        seed = derive_seed(cfg.seed, sid, 0)
-        gen = torch.Generator(device=pipe.device).manual_seed(seed)
-        with torch.inference_mode():
-            out = pipe(prompt=prompt, negative_prompt=cfg.negative_prompt, height=h, width=w,
-                       num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gen,
-                       output_type="np").images[0]
-        image = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
-        maps = store.maps((h // scale, w // scale), (h, w))[0]
-        masks, classes, pos = [], [], 0
-        for cls, ts in tokens.items():
-            class_map = maps[pos:pos + len(ts)].max(axis=0)
-            pos += len(ts)
-            found = refine_with_sam(predictor, image, coarse_masks(class_map, cfg.threshold, cfg.min_area))
-            masks += list(found)
-            classes += [cls] * len(found)
-        inst = Instances.from_masks(np.stack(masks) if masks else np.zeros((0, h, w), bool), classes,
-                                    sources=["attention+sam" if predictor else "attention"] * len(masks))
+        image, inst, tokens, seed = _ground_one(cfg, pipe, store, predictor, sid, prompt)
         iou = agreement(inst, *verifier(image))
         keep = iou >= cfg.iou_threshold
         if not keep.any():
             run.writer.add(sid, None, attempts=1, rejected=1)
             continue
-        kept = inst.select(keep)
         details = {"seed": seed, "class_tokens": {CLASS_NAMES[c]: t for c, t in tokens.items()},
                    "candidates": len(inst), "agreement": [round(float(v), 6) for v in iou],
                    "threshold": cfg.threshold, "iou_threshold": cfg.iou_threshold}
-        gen_row = {"model_id": model_id, "model_revision": model_rev, "prompt": prompt,
+        gen_row = {"model_id": model.model_id, "model_revision": model.revision, "prompt": prompt,
                    "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
                    "guidance_scale": cfg.guidance, "attempts": 1,
                    "labeler": f"cross-attention+{sam_desc or 'none'}+agreement"}
-        run.writer.add(sid, synthetic_row(sid, image, kept, gen_row, METHOD, details), attempts=1, rejected=0)
-        if len(pairs) < cfg.sheet_samples:
-            pairs.append((Tile(image, f"{sid} candidates", inst), Tile(image, f"{sid} kept", kept)))
-    counts = finish_run(run, {"model": {"id": model_id, "revision": model_rev}, "settings": settings}, CARD, pairs)
-    return {"folder": run.folder, "tag": run.tag, "resumed": run.resumed, "counts": counts}
+        run.writer.add(sid, synthetic_row(sid, image, inst.select(keep), gen_row, METHOD, details),
+                       attempts=1, rejected=0)
+    manifest, counts = finish_counts(run, f"no instance of any sample reached --iou-threshold {cfg.iou_threshold}")
 
+    def pair(written: dict[str, Any]) -> tuple[Tile, Tile]:
+        d = json.loads(written["generation"]["method_details"])
+        plain = row_tile(written, f"{written['id']}: {d['candidates']} candidates")
+        return Tile(plain.image, plain.title), row_tile(written, f"{written['id']} kept")
 
-def _load_sam(cfg: GroundConfig):
-    from streetsynth.models.sam import load_sam
-
-    return load_sam(cfg.sam, device=cfg.device)
+    info = {"model": {"id": model.model_id, "revision": model.revision}, "settings": settings, "counts": counts}
+    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)

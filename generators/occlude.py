@@ -15,7 +15,6 @@ inpainting through ``gligen_inpaint_image``), or any diffusers inpainting pipeli
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -23,12 +22,14 @@ import numpy as np
 from PIL import Image
 
 from streetsynth import codec
-from streetsynth.cards.contact_sheet import Tile
 from streetsynth.instances import Instances
+from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
+from streetsynth.versions import check_out_outside, check_version
 
-from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
+from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
+                         open_run, source_record, synthetic_row, version_rows)
 
 METHOD = "occlude"
 PLACEMENTS = ("bottom", "side", "random")
@@ -211,20 +212,10 @@ class OccludeConfig(MethodRunOptions):
 
 
 def load_occluder_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
-    """(pipeline, id, revision): GLIGEN when the id names it, else an inpainting pipeline; the revision
-    is the snapshot's commit or a local folder's weights hash, never a branch name."""
-    from streetsynth.models import inpaint as models
-
-    if "gligen" not in model.lower():
-        loaded = models.load(model, device, dtype, revision)
-        return loaded.pipeline, loaded.model_id, loaded.revision
-    from diffusers import StableDiffusionGLIGENPipeline
-
-    pipe = StableDiffusionGLIGENPipeline.from_pretrained(model, revision=revision,
-                                                         dtype=models.resolve_dtype(dtype, device)).to(device)
-    pipe.safety_checker = None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe, model, models.weights_revision(model, revision)
+    """(pipeline, id, revision): GLIGEN when the id names it, else an inpainting pipeline (see
+    :func:`streetsynth.models.load.load`, kind ``occluder``)."""
+    loaded = load("occluder", ModelSpec(model, revision, device, dtype))
+    return loaded.pipeline, loaded.model_id, loaded.revision
 
 
 def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:
@@ -246,80 +237,90 @@ def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:
     return plan[:cfg.num] if cfg.num is not None else plan
 
 
-def run_occlude(cfg: OccludeConfig) -> dict[str, Any]:
-    """Write (or resume) an occlusion version; returns folder, tag, resumed and counts."""
-    from streetsynth.repo import load_split, read_info
-
+def check_config(cfg: OccludeConfig) -> None:
+    """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
     if cfg.placement not in PLACEMENTS + ("any",):
         raise ValueError(f"unknown placement {cfg.placement!r}; known: {', '.join(PLACEMENTS)}, any")
     if cfg.mask_mode not in MASK_MODES:
         raise ValueError(f"unknown mask mode {cfg.mask_mode!r}; known: {', '.join(MASK_MODES)}")
     if not 0.0 < cfg.share <= 1.0:
         raise ValueError(f"share must lie in (0, 1], got {cfg.share}")
+    for name in ("per_row", "num", "rows_per_shard"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    check_version(cfg.version)
+    check_out_outside(cfg.out, cfg.real)
+
+
+def _occlude_one(cfg: OccludeConfig, row: dict[str, Any], obj: int, sid: str, pipe, predictor, occluders,
+                 backend: str) -> tuple[np.ndarray, Instances, dict[str, Any], str]:
+    """One sample: the occluded image, its instances, the method details and the prompt used."""
+    image = codec.to_rgb(row["image"], row["id"])
+    inst = Instances.from_row(row)
+    seed = derive_seed(cfg.seed, sid, 0)
+    rng = np.random.default_rng(seed)
+    placement = cfg.placement if cfg.placement != "any" else PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
+    region = choose_region(inst.boxes[obj], placement, cfg.share, rng)
+    prompt, occ_class = occluders[int(rng.integers(len(occluders)))]
+    after = inpaint_region(pipe, image, inst.boxes[obj], region, prompt, cfg.negative_prompt, seed,
+                           cfg.steps, cfg.guidance, cfg.size, cfg.context)
+    occ = occluder_mask(image, after, region, cfg.mask_mode, cfg.diff_threshold, predictor)
+    new, shares = apply_occluder(inst, occ, cfg.drop_below, occ_class, f"occluder:{backend}")
+    target = int(inst.ids[obj])
+    kept = new.masks[new.ids == target]
+    details = {
+        "source_id": row["id"], "object_id": target, "object_class": CLASS_NAMES[inst.classes[obj]],
+        "region": list(region), "placement": placement, "share": cfg.share, "backend": backend,
+        "prompt": prompt, "occluder_class": None if occ_class is None else CLASS_NAMES[occ_class],
+        "seed": seed, "mask_mode": cfg.mask_mode, "occluder_pixels": int(occ.sum()),
+        "visible_before": visible_fraction(inst.masks[obj], inst.boxes[obj]),
+        "visible_after": visible_fraction(kept[0], inst.boxes[obj]) if len(kept) else 0.0,
+        "kept_share": shares, "dropped_ids": sorted(set(map(int, inst.ids)) - set(map(int, new.ids))),
+    }
+    return after, new, details, prompt
+
+
+def run_occlude(cfg: OccludeConfig) -> MethodResult:
+    """Write (or resume) an occlusion version."""
+    from streetsynth.repo import load_split, read_info
+
+    check_config(cfg)
     occluders = [parse_occluder(t) for t in cfg.occluders]
-    if cfg.pipeline is not None:
-        pipe = cfg.pipeline
-        model_id, model_rev = getattr(pipe, "_streetsynth_model", (cfg.model, cfg.revision or "injected"))
-    else:
-        pipe, model_id, model_rev = load_occluder_pipeline(cfg.model, cfg.revision, cfg.device, cfg.dtype)
+    model = load("occluder", ModelSpec(cfg.model, cfg.revision, cfg.device, cfg.dtype, model=cfg.pipeline))
+    pipe = model.pipeline
     backend = "gligen" if is_gligen(pipe) else "inpaint"
     predictor, sam_desc = None, None
     if cfg.mask_mode == "sam":
         from segment_anything import SamPredictor
 
-        if cfg.sam_model is not None:
-            sam, sam_desc = cfg.sam_model, "injected"
-        else:
-            from streetsynth.models.sam import load_sam
-
-            sam, sam_desc = load_sam(cfg.sam, device=cfg.device)
-        predictor = SamPredictor(sam)
-
+        sam = load("sam", ModelSpec(cfg.sam, device=cfg.device, model=cfg.sam_model))
+        predictor, sam_desc = SamPredictor(sam.pipeline), sam.model_id
     source = load_split(cfg.real, STITCHED, cfg.split)
+    real_info = read_info(cfg.real)
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "version", "pipeline", "sam_model", "sheet_samples")}
-    run = open_run(METHOD, cfg.out, {"source_fingerprint": read_info(cfg.real).get("fingerprint"),
-                                     "split": cfg.split, "model": [model_id, model_rev], "sam": sam_desc,
-                                     "settings": settings}, cfg.version, cfg.rows_per_shard)
+    fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
+                                     "model": [model.model_id, model.revision], "sam": sam_desc, "settings": settings})
     plan = plan_samples(source, cfg)
+    if not plan:
+        raise ValueError(f"{cfg.real}: no object to occlude (classes {', '.join(cfg.classes)}, --min-size "
+                         f"{cfg.min_size}, --min-visible {cfg.min_visible}, rows with instance masks only)")
+    run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
     done = run.done()
-    pairs = []
     for r, obj, sid in plan:
         if sid in done:
             continue
         row = source[r]
-        image = codec.to_rgb(row["image"], row["id"])
-        inst = Instances.from_row(row)
-        h, w = image.shape[:2]
-        seed = derive_seed(cfg.seed, sid, 0)
-        rng = np.random.default_rng(seed)
-        placement = cfg.placement if cfg.placement != "any" else PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
-        region = choose_region(inst.boxes[obj], placement, cfg.share, rng)
-        prompt, occ_class = occluders[int(rng.integers(len(occluders)))]
-        after = inpaint_region(pipe, image, inst.boxes[obj], region, prompt, cfg.negative_prompt, seed,
-                               cfg.steps, cfg.guidance, cfg.size, cfg.context)
-        occ = occluder_mask(image, after, region, cfg.mask_mode, cfg.diff_threshold, predictor)
-        new, shares = apply_occluder(inst, occ, cfg.drop_below, occ_class, f"occluder:{backend}")
-        target = int(inst.ids[obj])
-        kept = new.masks[new.ids == target]
-        details = {
-            "source_id": row["id"], "object_id": target, "object_class": CLASS_NAMES[inst.classes[obj]],
-            "region": list(region), "placement": placement, "share": cfg.share, "backend": backend,
-            "prompt": prompt, "occluder_class": None if occ_class is None else CLASS_NAMES[occ_class],
-            "seed": seed, "mask_mode": cfg.mask_mode, "occluder_pixels": int(occ.sum()),
-            "visible_before": visible_fraction(inst.masks[obj], inst.boxes[obj]),
-            "visible_after": visible_fraction(kept[0], inst.boxes[obj]) if len(kept) else 0.0,
-            "kept_share": shares, "dropped_ids": sorted(set(map(int, inst.ids)) - set(map(int, new.ids))),
-        }
-        gen = {"source_id": row["id"], "model_id": model_id, "model_revision": model_rev, "prompt": prompt,
-               "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
+        after, new, details, prompt = _occlude_one(cfg, row, obj, sid, pipe, predictor, occluders, backend)
+        gen = {"source_id": row["id"], "model_id": model.model_id, "model_revision": model.revision,
+               "prompt": prompt, "negative_prompt": cfg.negative_prompt, "seed": details["seed"], "steps": cfg.steps,
                "guidance_scale": cfg.guidance, "strength": 1.0, "attempts": 1,
                "labeler": f"source-labels-minus-occluder:{cfg.mask_mode}"}
         run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row), attempts=1, rejected=0)
-        if len(pairs) < cfg.sheet_samples:
-            pairs.append((Tile(image, f"{row['id']} before", inst),
-                          Tile(after, f"{sid}: {prompt} ({placement})", new)))
-    counts = finish_run(run, {"source": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split},
-                              "model": {"id": model_id, "revision": model_rev, "backend": backend},
-                              "settings": settings}, CARD, pairs)
-    return {"folder": run.folder, "tag": run.tag, "resumed": run.resumed, "counts": counts}
+    manifest, counts = finish_counts(run, "no sample planned")
+    pair = before_after(source, "before", lambda row, d: f"{row['id']}: {d['prompt']} ({d['placement']})")
+    info = {"source": source_record(cfg.real, real_info, split=cfg.split),
+            "model": {"id": model.model_id, "revision": model.revision, "backend": backend},
+            "settings": settings, "counts": counts}
+    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from streetsynth.config import Size, check_size
 from streetsynth.models.inpaint import call_kwargs
 
 DEFAULT_PROMPT = "street view scenery, buildings, plants and trees, pedestrians, front right"
@@ -52,17 +53,13 @@ def known_width_for(row: dict[str, Any], canvas_width: int, invent_fraction: flo
     return int(round(x1 * canvas_width / src_w))
 
 
-def canvas_size(height: int, width: int, size: tuple[int, int] | None = None,
-                multiple: int = LATENT_FACTOR) -> tuple[int, int]:
+def canvas_size(height: int, width: int, size: Size | None = None, multiple: int = LATENT_FACTOR) -> Size:
     """(H, W) of the canvas: ``size`` if given, else the source, rounded down to ``multiple``."""
     h, w = size if size is not None else (height, width)
-    h, w = (h // multiple) * multiple, (w // multiple) * multiple
-    if h < multiple or w < 2 * multiple:
-        raise ValueError(f"canvas {h}x{w} is too small (at least {multiple}x{2 * multiple})")
-    return h, w
+    return check_size(((h // multiple) * multiple, (w // multiple) * multiple), multiple, what="canvas")
 
 
-def make_canvas(row: dict[str, Any], size: tuple[int, int] | None = None,
+def make_canvas(row: dict[str, Any], size: Size | None = None,
                 invent_fraction: float | None = None, multiple: int = LATENT_FACTOR) -> Canvas:
     """The canvas of a stitched row (``row["image"]`` a PIL image or an RGB array), sides a ``multiple``."""
     img = row["image"]

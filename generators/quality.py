@@ -21,8 +21,10 @@ import torch
 from PIL import Image
 
 from streetsynth import codec
+from streetsynth.config import check_size
 from streetsynth.models.features import inception_extractor
-from streetsynth.repo import load_split, read_info, write_info
+from streetsynth.models.load import model_name
+from streetsynth.repo import load_split, read_info, source_record, write_info
 from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
 
 @dataclass
@@ -116,10 +118,10 @@ def fid_kid(real: torch.Tensor, synthetic: torch.Tensor) -> dict[str, float]:
 
 
 def load_clip(model: str, device: str = "cpu"):
-    """A transformers CLIP model and processor by id or folder."""
-    from transformers import CLIPModel, CLIPProcessor
+    """A transformers CLIP model and processor by id or folder (see :mod:`streetsynth.models.load`)."""
+    from streetsynth.models.load import ModelSpec, load
 
-    return CLIPModel.from_pretrained(model).to(device).eval(), CLIPProcessor.from_pretrained(model)
+    return load("clip", ModelSpec(model, device=device)).pipeline
 
 
 def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_size: int = 16
@@ -164,6 +166,10 @@ def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_
 
 def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
     """The quality block of a synthetic version against the real scenes it came from."""
+    check_size(cfg.size)
+    for name in ("batch_size", "max_images"):
+        if (getattr(cfg, name) or 1) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
     clip = load_clip(cfg.clip_model, cfg.device) if cfg.clip_model else None
     synth = load_split(cfg.synthetic, SYNTHETIC, SYNTHETIC_SPLIT)
@@ -175,8 +181,7 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         views = ((img, region(r, img)) for r in rows for img in [codec.to_rgb(r["image"], r["id"])])
         feats[name], feats[name + "_region"] = features(views, extractor, cfg.size, cfg.batch_size, cfg.device)
     block: dict[str, Any] = {
-        "real": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split,
-                 "fingerprint": read_info(cfg.real).get("fingerprint")},
+        "real": source_record(cfg.real, read_info(cfg.real), split=cfg.split),
         "counts": {"real": len(real), "synthetic": len(synth)},
         "feature_extractor": getattr(extractor, "description", type(extractor).__name__),
         "feature_dims": int(feats["real"].shape[1]), "image_size": list(cfg.size),
@@ -191,7 +196,7 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
                   if g["source_id"] in real_index]
         real_views = (((real_region(row, codec.to_rgb(row["image"], row["id"])),), prompt)
                       for i, prompt in paired for row in [real[i]])
-        block["clip"] = {"model": cfg.clip_model, "images": whole, "invented_region": region,
+        block["clip"] = {"model": model_name(cfg.clip_model), "images": whole, "invented_region": region,
                          "real_region": clip_score(real_views, clip, cfg.batch_size)[0] if paired else None}
     return block
 

@@ -12,7 +12,6 @@ with it, and drops the row when too few survive. Kept labels are the real ones, 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import cv2
@@ -20,12 +19,15 @@ import numpy as np
 from PIL import Image
 
 from streetsynth import codec
-from streetsynth.cards.contact_sheet import Tile
+from streetsynth.config import check_fraction, check_size
 from streetsynth.instances import Instances
+from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
+from streetsynth.versions import check_out_outside, check_version
 
-from .method_run import MethodRunOptions, finish_run, open_run, synthetic_row
+from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
+                         open_run, source_record, synthetic_row, version_rows)
 
 METHOD = "rerender"
 CONTROLNET_SEG = "lllyasviel/control_v11p_sd15_seg"
@@ -132,22 +134,10 @@ class RerenderConfig(MethodRunOptions):
 
 
 def load_controlnet_pipeline(model: str, controlnet: str, revision: str | None, device: str, dtype: str | None):
-    """(pipeline, id, revision) of ``StableDiffusionControlNetPipeline`` (or the tiny one)."""
-    from streetsynth.models.inpaint import resolve_dtype, weights_revision
-
-    if model == "tiny":
-        from streetsynth.models.tiny_controlnet import build_tiny_controlnet_pipeline
-
-        return build_tiny_controlnet_pipeline(0).to(device), "streetsynth/tiny-random-controlnet", "seed-0"
-    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
-
-    torch_dtype = resolve_dtype(dtype, device)
-    cn = ControlNetModel.from_pretrained(controlnet, dtype=torch_dtype)
-    pipe = StableDiffusionControlNetPipeline.from_pretrained(model, controlnet=cn, revision=revision,
-                                                             dtype=torch_dtype).to(device)
-    pipe.safety_checker = None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe, f"{model}+{controlnet}", f"{weights_revision(model, revision)}+{weights_revision(controlnet, None)}"
+    """(pipeline, id, revision) of ``StableDiffusionControlNetPipeline`` (or the tiny one); see
+    :func:`streetsynth.models.load.load`, kind ``controlnet``."""
+    loaded = load("controlnet", ModelSpec(model, revision, device, dtype, {"controlnet": controlnet}))
+    return loaded.pipeline, loaded.model_id, loaded.revision
 
 
 def render(pipe, condition: np.ndarray, prompt: str, negative: str, seed: int, steps: int, guidance: float,
@@ -168,70 +158,87 @@ def render(pipe, condition: np.ndarray, prompt: str, negative: str, seed: int, s
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC) if (gh, gw) != (h, w) else out
 
 
-def run_rerender(cfg: RerenderConfig) -> dict[str, Any]:
-    """Write (or resume) a re-rendered version; returns folder, tag, resumed and counts."""
-    from streetsynth.repo import load_split, read_info
-
+def check_config(cfg: RerenderConfig) -> None:
+    """Refuse bad settings with a message naming the option, before any model is loaded or folder made."""
     if cfg.condition not in CONDITIONS:
         raise ValueError(f"unknown condition {cfg.condition!r}; known: {', '.join(CONDITIONS)}")
     if cfg.prompt_source not in ("caption", "default"):
         raise ValueError(f"unknown prompt source {cfg.prompt_source!r}; known: caption, default")
     if not cfg.phrases:
         raise ValueError("give at least one condition phrase")
-    if cfg.pipeline is not None:
-        pipe = cfg.pipeline
-        model_id, model_rev = getattr(pipe, "_streetsynth_model", (cfg.model, cfg.revision or "injected"))
-    else:
-        pipe, model_id, model_rev = load_controlnet_pipeline(cfg.model, cfg.controlnet, cfg.revision, cfg.device,
-                                                             cfg.dtype)
+    check_fraction(cfg.iou_threshold, "--iou-threshold")
+    for name in ("num", "rows_per_shard"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if cfg.size is not None:
+        check_size(cfg.size, 8)
+    check_version(cfg.version)
+    check_out_outside(cfg.out, cfg.real)
+
+
+def _rerender_one(cfg: RerenderConfig, row: dict[str, Any], sid: str, pipe, verifier):
+    """One sample: (image, kept instances, details, prompt), or None when too few instances survive."""
+    image = codec.to_rgb(row["image"], row["id"])
+    inst = Instances.from_row(row)
+    h, w = image.shape[:2]
+    seed = derive_seed(cfg.seed, sid, 0)
+    phrase = cfg.phrases[int(np.random.default_rng(seed).integers(len(cfg.phrases)))]
+    base = (row.get("caption") or "a street scene") if cfg.prompt_source == "caption" else "a street scene"
+    prompt = f"{base}, {phrase}"
+    cond = seg_condition(inst) if cfg.condition == "seg" else edge_condition(image)
+    size = cfg.size or ((h // 8) * 8, (w // 8) * 8)
+    out = render(pipe, cond, prompt, cfg.negative_prompt, seed, cfg.steps, cfg.guidance, cfg.conditioning_scale, size)
+    iou = agreement(inst, *verifier(out))
+    keep = iou >= cfg.iou_threshold
+    if keep.sum() < cfg.min_kept:
+        return None
+    details = {"source_id": row["id"], "condition": cfg.condition, "phrase": phrase, "seed": seed,
+               "iou_threshold": cfg.iou_threshold, "size": list(size),
+               "agreement": {str(int(i)): round(float(v), 6) for i, v in zip(inst.ids, iou)},
+               "dropped_ids": [int(i) for i in inst.ids[~keep]]}
+    return out, inst.select(keep), details, prompt
+
+
+def run_rerender(cfg: RerenderConfig) -> MethodResult:
+    """Write (or resume) a re-rendered version."""
+    from streetsynth.repo import load_split, read_info
+
+    check_config(cfg)
+    model = load("controlnet", ModelSpec(cfg.model, cfg.revision, cfg.device, cfg.dtype,
+                                         {"controlnet": cfg.controlnet}, model=cfg.pipeline))
     verifier = cfg.verifier or MaskDetector(cfg.detector, cfg.device)
     verifier_desc = getattr(verifier, "description", "injected")
     source = load_split(cfg.real, STITCHED, cfg.split)
+    real_info = read_info(cfg.real)
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "version", "pipeline", "verifier", "sheet_samples")}
-    run = open_run(METHOD, cfg.out, {"source_fingerprint": read_info(cfg.real).get("fingerprint"),
-                                     "split": cfg.split, "model": [model_id, model_rev], "verifier": verifier_desc,
-                                     "settings": settings}, cfg.version, cfg.rows_per_shard)
-    n = len(source) if cfg.num is None else min(cfg.num, len(source))
+    fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
+                                     "model": [model.model_id, model.revision], "verifier": verifier_desc,
+                                     "settings": settings})
+    run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
     done = run.done()
-    pairs = []
-    for r in range(n):
+    for r in range(len(source) if cfg.num is None else min(cfg.num, len(source))):
         row = source[r]
         sid = f"{row['id']}#rerender"
         if sid in done:
             continue
-        image = codec.to_rgb(row["image"], row["id"])
-        inst = Instances.from_row(row)
-        if inst.masks is None:
+        if Instances.from_row(row).masks is None:
             run.writer.add(sid, None, attempts=0, rejected=0)
             continue
-        h, w = image.shape[:2]
-        seed = derive_seed(cfg.seed, sid, 0)
-        phrase = cfg.phrases[int(np.random.default_rng(seed).integers(len(cfg.phrases)))]
-        base = (row.get("caption") or "a street scene") if cfg.prompt_source == "caption" else "a street scene"
-        prompt = f"{base}, {phrase}"
-        cond = seg_condition(inst) if cfg.condition == "seg" else edge_condition(image)
-        size = cfg.size or ((h // 8) * 8, (w // 8) * 8)
-        out = render(pipe, cond, prompt, cfg.negative_prompt, seed, cfg.steps, cfg.guidance,
-                     cfg.conditioning_scale, size)
-        pred_masks, pred_classes = verifier(out)
-        iou = agreement(inst, pred_masks, pred_classes)
-        keep = iou >= cfg.iou_threshold
-        if keep.sum() < cfg.min_kept:
+        made = _rerender_one(cfg, row, sid, model.pipeline, verifier)
+        if made is None:
             run.writer.add(sid, None, attempts=1, rejected=1)
             continue
-        kept = inst.select(keep)
-        details = {"source_id": row["id"], "condition": cfg.condition, "phrase": phrase, "seed": seed,
-                   "iou_threshold": cfg.iou_threshold, "size": list(size),
-                   "agreement": {str(int(i)): round(float(v), 6) for i, v in zip(inst.ids, iou)},
-                   "dropped_ids": [int(i) for i in inst.ids[~keep]]}
-        gen = {"source_id": row["id"], "model_id": model_id, "model_revision": model_rev, "prompt": prompt,
-               "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
+        out, kept, details, prompt = made
+        gen = {"source_id": row["id"], "model_id": model.model_id, "model_revision": model.revision,
+               "prompt": prompt, "negative_prompt": cfg.negative_prompt, "seed": details["seed"], "steps": cfg.steps,
                "guidance_scale": cfg.guidance, "attempts": 1, "labeler": f"source-labels-verified:{verifier_desc}"}
         run.writer.add(sid, synthetic_row(sid, out, kept, gen, METHOD, details, row), attempts=1, rejected=0)
-        if len(pairs) < cfg.sheet_samples:
-            pairs.append((Tile(image, f"{row['id']} real", inst), Tile(out, f"{phrase}: kept {len(kept)}", kept)))
-    counts = finish_run(run, {"source": {"repo": str(Path(cfg.real).resolve()), "split": cfg.split},
-                              "model": {"id": model_id, "revision": model_rev}, "verifier": verifier_desc,
-                              "settings": settings}, CARD, pairs)
-    return {"folder": run.folder, "tag": run.tag, "resumed": run.resumed, "counts": counts}
+    manifest, counts = finish_counts(run, f"rows without instance masks, or fewer than --min-kept {cfg.min_kept} "
+                                          f"instances at --iou-threshold {cfg.iou_threshold}")
+    pair = before_after(source, "real", lambda row, d: f"{d['phrase']}: kept {len(row['objects'] or [])}")
+    info = {"source": source_record(cfg.real, real_info, split=cfg.split),
+            "model": {"id": model.model_id, "revision": model.revision}, "verifier": verifier_desc,
+            "settings": settings, "counts": counts}
+    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)

@@ -1,8 +1,5 @@
 """streetsynth: Waymo street scenes as HuggingFace datasets, real and diffusion-outpainted."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("streetsynth")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+#: The package version; kept equal to ``pyproject.toml``'s (a test checks). A constant, not
+#: ``importlib.metadata``: reading the installed metadata cost most of ``streetsynth --help``'s start-up.
+__version__ = "0.1.0"

@@ -10,6 +10,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
+from .config import add_debug
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         if mod.name.startswith("_"):
             continue
         importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)
+    for command in sub.choices.values():  # every command takes --debug, whether its module adds it or not
+        try:
+            add_debug(command)
+        except argparse.ArgumentError:
+            pass
     return parser
 
 

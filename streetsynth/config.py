@@ -6,21 +6,48 @@ Light on purpose (standard library only): every command imports it while the par
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import math
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: An image size everywhere in streetsynth: (height, width) in pixels; ``HxW`` on the command line.
+Size = tuple[int, int]
+#: The smallest and largest side any stage accepts.
+MIN_SIDE, MAX_SIDE = 16, 8192
+#: The size a stage generates at when neither the source nor the user gives one.
+DEFAULT_SIZE: Size = (512, 1024)
 
-def parse_size(text: str) -> tuple[int, int]:
+
+def check_size(size: Size, multiple: int = 1, what: str = "--size") -> Size:
+    """``size`` if both sides lie in MIN_SIDE..MAX_SIDE and are multiples of ``multiple``; ValueError naming
+    ``what`` otherwise. The one size rule of every stage (builders, generators, training)."""
+    h, w = (int(v) for v in size)
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise ValueError(f"{what} {h}x{w} out of range: each side {MIN_SIDE}..{MAX_SIDE}")
+    if h % multiple or w % multiple:
+        raise ValueError(f"{what} {h}x{w}: both sides must be multiples of {multiple}")
+    return h, w
+
+
+def check_fraction(value: float, what: str) -> float:
+    """``value`` if it is a finite number in [0, 1]; ValueError naming ``what`` otherwise (NaN included:
+    every comparison with NaN is false, so a NaN threshold would silently keep or drop everything)."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{what} must lie in [0, 1], got {value}")
+    return value
+
+
+def parse_size(text: str) -> Size:
     """``"320x480"`` -> (320, 480), height first; an argparse ``type`` for every ``HxW`` option."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 512x1024, got {text!r}") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least 16x16)")
-    return h, w
+    try:
+        return check_size((h, w), what="size")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
@@ -30,6 +57,8 @@ def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -
     place (its config) and the parser need not import the stage to show them. ``overrides`` set
     fields whose value the command derives from other arguments.
     """
+    import dataclasses  # here, not at the top: it pulls in ``inspect``, a tenth of ``--help``'s start-up
+
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(overrides) - names
     if unknown:
@@ -40,9 +69,15 @@ def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -
 
 def add_version_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every command that writes a synthetic version shares (seed, device, version, shards)."""
-    parser.add_argument("--seed", type=int, default=0, help="run seed (every sample's seed derives from it)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--seed", type=int, default=None, help="run seed (every sample's seed derives from it; "
+                        "default 0)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="model dtype")
     parser.add_argument("--version", default=None, help="version X.Y.Z to write (default: resume or next patch)")
-    parser.add_argument("--rows-per-shard", type=int, default=64, help="rows per Parquet shard")
+    parser.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet shard (default 64)")
+    add_debug(parser)
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` (show tracebacks), on every command."""
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

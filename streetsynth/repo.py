@@ -256,6 +256,24 @@ def write_readme(repo: str | os.PathLike, body: str | None = None, metadata: dic
     return path
 
 
+#: The only data-file pattern an unfinished version's README names: it matches nothing, so ``load_dataset``
+#: refuses the folder instead of reading the shards written so far (or ``meta/manifest.json``) as a dataset.
+UNFINISHED_PATTERN = "UNFINISHED-VERSION-resume-the-run-that-writes-it/*.parquet"
+
+
+def mark_unfinished(repo: str | os.PathLike, config: str, split: str) -> Path:
+    """Give a version being written a README whose data files match nothing, until it is finished
+    (:func:`write_readme` then names the shards). A killed run's version is not a dataset."""
+    meta = {"configs": [{"config_name": config, "default": True,
+                         "data_files": [{"split": split, "path": UNFINISHED_PATTERN}]}]}
+    path = Path(repo) / README_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+                      "This version is not finished: a run is writing it, or was killed. Rerun the same command "
+                      "to resume it; until then it loads as no data.\n")
+    return path
+
+
 def write_shard(repo: str | os.PathLike, config: str, split: str, index: int, rows: list[dict[str, Any]],
                 features) -> Path:
     """Encode ``rows`` with ``features`` and write them as one Parquet shard, atomically and synced.
@@ -277,3 +295,30 @@ def load_split(repo: str | os.PathLike, config: str, split: str):
     if not shard_files(repo, config, split):
         raise FileNotFoundError(f"{repo}: no {config}/{split} shards under {DATA_DIR}/{config}/")
     return datasets.load_dataset(str(repo), config, split=split)
+
+
+def source_record(repo: str | os.PathLike, info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """How info.json names a source dataset: its folder name, fingerprint and Hub id/revision when it has
+    them, never a local absolute path (published versions must not carry the machine's paths)."""
+    record = {"name": Path(repo).resolve().name, "fingerprint": info.get("fingerprint")}
+    hub = info.get("hub") or {}
+    if hub.get("repo_id"):
+        record.update(repo_id=hub["repo_id"], revision=hub.get("revision"))
+    return {**record, **extra}
+
+
+def pick_config(available: dict[str, Any], wanted: str | None, data: str | os.PathLike) -> str:
+    """The config of a repo to work on: the one asked for, else its synthetic or stitched one.
+
+    In the core so that the stages that pick a config (``label``, ``preview``) need not import each other.
+    """
+    from streetsynth.schema import STITCHED, SYNTHETIC
+
+    if wanted is not None:
+        if wanted not in available:
+            raise ValueError(f"{data}: no config {wanted!r} (has: {', '.join(available) or 'none'})")
+        return wanted
+    for name in (SYNTHETIC, STITCHED):
+        if name in available:
+            return name
+    raise ValueError(f"{data}: no stitched or synthetic config to label (has: {', '.join(available) or 'none'})")

@@ -30,6 +30,20 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+def check_version(version: str | None) -> None:
+    """Refuse a requested ``--version`` that is not X.Y.Z (``../x`` included) before anything is written."""
+    if version is not None:
+        parse_version(version)
+
+
+def check_out_outside(out: str | Path, source: str | Path) -> None:
+    """Refuse an output store that is the source dataset's folder or inside it (a new version would
+    be written into the source repo, and the next load of the source would find it)."""
+    o, s = Path(out).resolve(), Path(source).resolve()
+    if o == s or s in o.parents:
+        raise ValueError(f"--out {out} is inside the source dataset {source}: choose a store folder outside it")
+
+
 def version_tag(version: tuple[int, int, int] | str) -> str:
     """The tag a version is pushed under: ``v1.2.3``."""
     if isinstance(version, str):

@@ -59,7 +59,7 @@ def tiny_clip():
     """A random CLIP (text + vision, hidden size 32) and a processor with a byte-level tokenizer."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from streetsynth.tiny.inpaint import build_tiny_tokenizer
+    from streetsynth.models.tiny_inpaint import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.generators.label import build_labeler
 from streetsynth.generators.relabel import label_repo
 from streetsynth.builders.sample import make_sample
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 def table(folder, config, split, columns):

@@ -57,7 +57,7 @@ def test_a_negative_prompt_flux_fill_cannot_take_is_refused_not_dropped(tmp_path
 
 
 def test_an_injected_pipeline_must_declare_its_id(tmp_path):
-    from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+    from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
     make_real_repo(tmp_path / "real", rows=1)
     with pytest.raises(ValueError, match="must declare its id"):

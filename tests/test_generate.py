@@ -18,7 +18,7 @@ from streetsynth.generators.writer import manifest_counts, read_manifest
 from streetsynth.instances import Instances
 from streetsynth.repo import MANIFEST_PATH, load_split, read_info
 from streetsynth.seeds import derive_seed
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")

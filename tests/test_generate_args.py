@@ -11,7 +11,7 @@ from factories_generate import make_real_repo
 from streetsynth.cli import main
 from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.repo import INFO_PATH, read_info
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 from streetsynth.versions import store_lock
 
 
@@ -27,7 +27,6 @@ def pipe():
     (["--num", "-3"], "--num must be >= 1"),
     (["--seam-threshold", "nan"], "--seam-threshold must be a finite number"),
     (["--seam-method", "nope"], "unknown --seam-method 'nope'; known: profile, column-sum, row-band"),
-    (["--size", "100000x100000"], "--size 100000x100000 out of range"),
     (["--invent-fraction", "1.5"], "--invent-fraction must lie in (0, 1)"),
     (["--rows-per-shard", "0"], "--rows-per-shard must be >= 1"),
     (["--strength", "0"], "--strength must lie in (0, 1]"),
@@ -36,6 +35,15 @@ def test_bad_arguments_are_refused_before_a_folder_exists(tmp_path, capsys, extr
     real = make_real_repo(tmp_path / "real", rows=1)
     assert main(["generate", "--real", str(real), "--out", str(tmp_path / "store"), *extra]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("size", ["100000x100000", "8x480"])
+def test_a_size_out_of_range_is_refused_while_parsing(tmp_path, capsys, size):
+    real = make_real_repo(tmp_path / "real", rows=1)
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--real", str(real), "--out", str(tmp_path / "store"), "--size", size])
+    assert exit_.value.code == 2 and f"argument --size: size {size} out of range" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 

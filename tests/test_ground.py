@@ -10,6 +10,7 @@ import torch
 from streetsynth.generators.attention_maps import AttentionStore, aggregate, coarse_masks
 from streetsynth.generators.ground import GroundConfig, class_tokens, run_ground
 from streetsynth.instances import Instances
+from streetsynth.models.load import declare
 from streetsynth.models.tiny_controlnet import build_tiny_text2img_pipeline
 from streetsynth.repo import load_split
 
@@ -55,7 +56,7 @@ def test_capture_records_every_cross_attention_call_and_leaves_the_image_unchang
 
 
 def test_rows_hold_attention_instances_with_provenance(tmp_path):
-    pipe = build_tiny_text2img_pipeline(0)
+    pipe = declare(build_tiny_text2img_pipeline(0), "streetsynth/tiny-random-text2img", "seed-0")
     full = lambda image: (np.ones((2, *image.shape[:2]), bool), np.array([0, 1]))  # noqa: E731
     res = run_ground(GroundConfig(out=str(tmp_path / "store"), prompts=("a street with a car and a pedestrian",),
                                   num=2, size=(64, 128), steps=2, min_area=8, iou_threshold=0.0, sam=None,

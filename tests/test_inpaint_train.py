@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler, StableDiffusionInpaintPipeline
 
 from factories_train import make_real_repo
 from streetsynth.repo import load_split
-from streetsynth.tiny.inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
 from streetsynth.training.inpaint import (InpaintCanvases, InpaintConfig, inpaint_loss, outpaint_mask, random_mask,
                                           train_inpaint)
 

@@ -17,8 +17,15 @@ import pytest
 import streetsynth
 
 CORE = Path(streetsynth.__file__).parent
-FORBIDDEN = tuple(f"streetsynth.{p}" for p in ("builders", "generators", "training", "cards", "commands"))
+STAGES = ("builders", "generators", "training", "cards")
+FORBIDDEN = tuple(f"streetsynth.{p}" for p in (*STAGES, "commands"))
 #: (module, imported module) pairs allowed until their issue moves them; each names its issue.
+ALLOWED = {
+    # issue 21 item 4: the demo's orchestration moves into a stage module and format_summary out of build.
+    ("streetsynth.commands.demo", "streetsynth.commands.build"),
+}
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(CORE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -85,3 +92,62 @@ def test_no_heavy_library_is_imported(code):
     probe = f"{code}; import sys; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == []
+
+
+def stage_modules(stage: str) -> list[tuple[Path, str]]:
+    """(path, module name) of every module of a stage folder (``generators/`` is ``streetsynth.generators``)."""
+    folder = CORE.parent / stage
+    return [(p, "streetsynth." + ".".join(p.relative_to(CORE.parent).with_suffix("").parts).removesuffix(".__init__"))
+            for p in sorted(folder.rglob("*.py"))]
+
+
+def stage_graph(modules: dict[str, list[tuple[Path, str]]]) -> dict[str, set[str]]:
+    """Stage -> the other stages its modules import."""
+    return {stage: {other for path, name in mods for imp in imported_names(path, name) for other in modules
+                    if other != stage and (imp == f"streetsynth.{other}" or imp.startswith(f"streetsynth.{other}."))}
+            for stage, mods in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import loop between stages, each as the path that closes it."""
+    found = []
+
+    def walk(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == path[0]:
+                found.append(path + [nxt])
+            elif nxt not in path and nxt > path[0]:  # each loop once, from its smallest stage
+                walk(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        walk(start, [start])
+    return found
+
+
+def test_the_loop_finder_sees_a_loop_through_three_stages():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_loop_between_stages():
+    modules = {stage: stage_modules(stage) for stage in STAGES}
+    assert all(modules.values())
+    assert cycles(stage_graph(modules)) == []
+
+
+def test_no_command_imports_another():
+    folder = CORE / "commands"
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        name = module_name(path)
+        found += [(name, imp) for imp in imported_names(path, name)
+                  if imp.startswith("streetsynth.commands.") and not imp.startswith(name)
+                  and imp.count(".") == 2]
+    assert sorted(set(found) - ALLOWED) == []
+
+
+def test_version_constant_agrees_with_pyproject():
+    import tomllib
+
+    project = tomllib.loads((CORE.parent / "pyproject.toml").read_text())["project"]
+    assert streetsynth.__version__ == project["version"]

@@ -16,7 +16,7 @@ from streetsynth.builders.waymo import build_real
 from streetsynth.generators.generate import GenerateConfig, run_generation
 from streetsynth.repo import shard_files, split_front_matter
 from streetsynth.builders.sample import make_sample
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 VIEW = (96, 144)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import datasets
 import numpy as np
 import pytest
 from factories_generate import make_real_repo
@@ -57,10 +58,14 @@ def test_resumes_after_sigkill_to_the_same_rows(tmp_path, method):
     proc.wait()
     shards = json.loads(manifest.read_text())["shards"]
     assert 1 <= len(shards) and not (tmp_path / "killed" / "v0.1.0" / "meta" / "info.json").exists()
+    with pytest.raises(datasets.exceptions.DataFilesNotFoundError):  # a killed run's version is not a dataset
+        datasets.load_dataset(str(tmp_path / "killed" / "v0.1.0"), split="train")
     resumed = subprocess.run(_command(method, real, tmp_path / "killed"), env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0 and "resumed v0.1.0" in resumed.stdout, resumed.stderr[-3000:]
     want, got = _rows(tmp_path / "clean" / "v0.1.0"), _rows(tmp_path / "killed" / "v0.1.0")
     assert len(want) >= 3 and got == want
     info = read_info(tmp_path / "killed" / "v0.1.0")
-    assert info["method"] == method and info["counts"] == read_info(tmp_path / "clean" / "v0.1.0")["counts"]
+    assert info["method"] == method and info == read_info(tmp_path / "clean" / "v0.1.0")
+    sheet = "v0.1.0/meta/contact_sheet.png"  # drawn from the whole version's rows, not the last run's
+    assert (tmp_path / "killed" / sheet).read_bytes() == (tmp_path / "clean" / sheet).read_bytes()

@@ -11,10 +11,11 @@ from factories_generate import make_real_repo
 from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
                                             parse_occluder, run_occlude)
 from streetsynth.instances import Instances
+from streetsynth.models.load import declare
 from streetsynth.models.tiny_gligen import build_tiny_gligen_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 from streetsynth.repo import load_split
 from streetsynth.schema import CLASS_NAMES
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 
@@ -28,7 +29,7 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def gligen():
-    return build_tiny_gligen_pipeline(seed=0)
+    return declare(build_tiny_gligen_pipeline(seed=0), "streetsynth/tiny-random-gligen", "seed-0")
 
 
 def _cfg(tmp_path, pipe, **kw):

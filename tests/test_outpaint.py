@@ -7,7 +7,7 @@ import pytest
 from factories_generate import stitched_row, street_image
 
 from streetsynth.generators.outpaint import Canvas, known_width_for, make_canvas, outpaint_batch, paste_known
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_fid_is_near_zero_for_the_same_images_and_grows_with_noise_and_shuffling
 def _tiny_clip(path):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from streetsynth.tiny.inpaint import build_tiny_tokenizer
+    from streetsynth.models.tiny_inpaint import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)

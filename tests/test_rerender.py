@@ -7,11 +7,14 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 from factories_generate import make_real_repo
 
 from streetsynth.generators.rerender import ADE20K_COLORS, RerenderConfig, run_rerender, seg_condition
+from streetsynth.generators.writer import manifest_counts, read_manifest
 from streetsynth.instances import Instances
-from streetsynth.repo import load_split, read_info
+from streetsynth.models.load import declare
+from streetsynth.repo import load_split
 
 PEDESTRIAN_COLOR = ADE20K_COLORS[1]
 
@@ -39,7 +42,7 @@ def colour_detector(image):
 
 def _cfg(tmp_path, **kw):
     base = dict(real=str(tmp_path / "real"), out=str(tmp_path / "store"), steps=2, seed=1, rows_per_shard=2,
-                pipeline=ErasingPipeline(), verifier=colour_detector)
+                pipeline=declare(ErasingPipeline(), "test/erasing", "seed-0"), verifier=colour_detector)
     return RerenderConfig(**{**base, **kw})
 
 
@@ -59,11 +62,13 @@ def test_erased_instance_is_dropped_and_kept_labels_are_the_real_ones(tmp_path):
         assert row["generation"]["prompt"].startswith(s["caption"] + ", ")
 
 
-def test_rows_with_too_few_surviving_instances_are_dropped(tmp_path):
+def test_rows_with_too_few_surviving_instances_are_dropped_and_an_empty_version_is_refused(tmp_path):
     make_real_repo(tmp_path / "real", rows=2)
-    res = run_rerender(_cfg(tmp_path, min_kept=2))
-    assert res["counts"]["accepted"] == 0 and res["counts"]["failed_samples"] == 2
-    assert read_info(res["folder"])["method"] == "rerender"
+    with pytest.raises(ValueError, match=r"0 rows accepted from 2 attempts .*fewer than --min-kept 2"):
+        run_rerender(_cfg(tmp_path, min_kept=2))
+    folder = tmp_path / "store" / "v0.1.0"
+    assert manifest_counts(read_manifest(folder / "meta" / "manifest.json"))["failed_samples"] == 2
+    assert not (folder / "meta" / "info.json").exists()
 
 
 def test_condition_uses_the_ade20k_palette():

@@ -17,27 +17,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="store folder of synthetic versions")
     p.add_argument("--prompt", dest="prompts", action="append", default=None,
                    help="prompt naming our classes (car, pedestrian, cyclist, sign...); repeatable")
-    p.add_argument("--num", type=int, default=8, help="images to generate (prompts taken in turn)")
-    p.add_argument("--model", default="tiny", help="SD 1.5/2.1 id or folder; 'tiny' = tiny random pipeline")
+    p.add_argument("--num", type=int, default=None, help="images to generate (prompts taken in turn) (default 8)")
+    p.add_argument("--model", default=None, help="SD 1.5/2.1 id or folder; 'tiny' = tiny random pipeline (default tiny)")
     p.add_argument("--revision", default=None)
-    p.add_argument("--size", type=parse_size, default=(512, 1024), help="HxW, multiples of 8")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--threshold", type=float, default=0.5, help="attention share of its maximum counted inside")
-    p.add_argument("--min-area", type=int, default=64, help="smallest instance in pixels")
-    p.add_argument("--iou-threshold", type=float, default=0.5, help="Mask R-CNN agreement to keep an instance")
-    p.add_argument("--detector", default="tiny", help="detector spec for agreement")
-    p.add_argument("--sam", default="tiny", help="SAM spec for refinement, or 'none'")
+    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 8 (default 512x1024)")
+    p.add_argument("--steps", type=int, default=None, help="default 30")
+    p.add_argument("--guidance", type=float, default=None, help="default 7.5")
+    p.add_argument("--threshold", type=float, default=None, help="attention share of its maximum counted inside (default 0.5)")
+    p.add_argument("--min-area", type=int, default=None, help="smallest instance in pixels (default 64)")
+    p.add_argument("--iou-threshold", type=float, default=None, help="Mask R-CNN agreement to keep an instance (default 0.5)")
+    p.add_argument("--detector", default=None, help="detector spec for agreement (default tiny)")
+    p.add_argument("--sam", default=None, help="SAM spec for refinement, or 'none' (default tiny)")
     add_version_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.ground import GroundConfig, run_ground
+    from streetsynth.generators.method_run import format_result
 
     extra = {"prompts": tuple(args.prompts)} if args.prompts else {}
-    res = run_ground(config_from_args(GroundConfig, args, sam=None if args.sam == "none" else args.sam, **extra))
-    c = res["counts"]
-    print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows, "
-          f"{c['failed_samples']} dropped (no instance agreed)")
+    if args.sam == "none":
+        extra["sam"] = None
+    print(format_result(run_ground(config_from_args(GroundConfig, args, **extra)), "dropped (no instance agreed)"))
     return 0

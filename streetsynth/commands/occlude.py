@@ -15,35 +15,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "occluder's mask out of the labels, and stream rows into STORE/vX.Y.Z (resumable).")
     p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
     p.add_argument("--out", required=True, help="store folder of synthetic versions")
-    p.add_argument("--model", default="tiny", help="e.g. masterful/gligen-1-4-inpainting-text-box, an SD "
-                   "inpainting id or folder; 'tiny' = tiny random inpainting pipeline")
+    p.add_argument("--model", default=None, help="e.g. masterful/gligen-1-4-inpainting-text-box, an SD "
+                   "inpainting id or folder; 'tiny' = tiny random inpainting pipeline (default tiny)")
     p.add_argument("--revision", default=None)
-    p.add_argument("--split", default="train")
-    p.add_argument("--classes", nargs="+", default=["pedestrian", "vehicle"], help="classes of objects to occlude")
-    p.add_argument("--min-size", type=int, default=16, help="shorter box side in pixels")
-    p.add_argument("--min-visible", type=float, default=0.3, help="mask share of the box an object needs")
-    p.add_argument("--per-row", type=int, default=1, help="objects occluded per real row")
+    p.add_argument("--split", default=None, help="default train")
+    p.add_argument("--classes", nargs="+", default=None, help="classes of objects to occlude (default pedestrian vehicle)")
+    p.add_argument("--min-size", type=int, default=None, help="shorter box side in pixels (default 16)")
+    p.add_argument("--min-visible", type=float, default=None, help="mask share of the box an object needs (default 0.3)")
+    p.add_argument("--per-row", type=int, default=None, help="objects occluded per real row (default 1)")
     p.add_argument("--num", type=int, default=None, help="at most this many samples")
-    p.add_argument("--placement", choices=("bottom", "side", "random", "any"), default="random")
-    p.add_argument("--share", type=float, default=0.4, help="share of the box area to cover")
+    p.add_argument("--placement", choices=("bottom", "side", "random", "any"), default=None, help="default random")
+    p.add_argument("--share", type=float, default=None, help="share of the box area to cover (default 0.4)")
     p.add_argument("--occluder", dest="occluders", action="append", default=None,
                    help="occluder prompt, 'TEXT' or 'TEXT=CLASS' to label it (repeatable; default: a bicycle, a trash "
                    "bin, boxes, a road sign, a pedestrian)")
-    p.add_argument("--mask-mode", choices=("diff", "sam"), default="diff", help="how the occluder's mask is found")
-    p.add_argument("--sam", default="tiny", help="SAM spec for --mask-mode sam")
-    p.add_argument("--drop-below", type=float, default=0.2, help="drop objects keeping less of their pixels")
-    p.add_argument("--size", type=int, default=512, help="square working size of an inpainting model")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--mask-mode", choices=("diff", "sam"), default=None, help="how the occluder's mask is found (default diff)")
+    p.add_argument("--sam", default=None, help="SAM spec for --mask-mode sam (default tiny)")
+    p.add_argument("--drop-below", type=float, default=None, help="drop objects keeping less of their pixels (default 0.2)")
+    p.add_argument("--size", type=int, default=None, help="square working size of an inpainting model (default 512)")
+    p.add_argument("--steps", type=int, default=None, help="default 30")
+    p.add_argument("--guidance", type=float, default=None, help="default 7.5")
     add_version_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.generators.method_run import format_result
     from streetsynth.generators.occlude import OccludeConfig, run_occlude
 
-    extra = {"occluders": tuple(args.occluders)} if args.occluders else {}
-    res = run_occlude(config_from_args(OccludeConfig, args, classes=tuple(args.classes), **extra))
-    c = res["counts"]
-    print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows")
+    extra = {name: tuple(getattr(args, name)) for name in ("occluders", "classes") if getattr(args, name)}
+    print(format_result(run_occlude(config_from_args(OccludeConfig, args, **extra)), "dropped"))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from streetsynth.config import config_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quality", help="FID/KID and CLIP score of a synthetic version against the real scenes",
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "version's meta/info.json as a 'quality' block; re-render the card to show it.")
     p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
     p.add_argument("--synthetic", required=True, help="synthetic version folder STORE/vX.Y.Z (or a store: newest)")
-    p.add_argument("--split", default="train", help="split of the real scenes")
+    p.add_argument("--split", default=None, help="split of the real scenes (default train)")
     p.add_argument("--inception", default=None,
                    help="Inception weights file (default: torch hub's checkpoints/weights-inception-2015-12-05-"
                    "6726825d.pth)")
@@ -21,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a tiny random feature extractor instead of Inception (tests the flow; numbers mean nothing)")
     p.add_argument("--clip-model", default=None, help="transformers CLIP id or folder, e.g. "
                    "openai/clip-vit-large-patch14 (default: no CLIP score)")
-    p.add_argument("--size", type=int, default=299, help="side images and regions are resized to")
+    p.add_argument("--size", type=int, default=None, help="side images and regions are resized to (default 299)")
     p.add_argument("--max-images", type=int, default=None, help="at most this many images per set")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--batch-size", type=int, default=None, help="default 16")
+    p.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
@@ -35,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from streetsynth.training.compare import resolve_synthetic
 
     folder = resolve_synthetic(args.synthetic)
-    block = measure_quality(QualityConfig(
-        real=args.real, synthetic=str(folder), split=args.split, inception=args.inception,
-        clip_model=args.clip_model, size=(args.size, args.size), max_images=args.max_images,
-        batch_size=args.batch_size, device=args.device, feature=TinyFeatures() if args.tiny_features else None))
+    extra = {"size": (args.size, args.size)} if args.size is not None else {}
+    block = measure_quality(config_from_args(QualityConfig, args, synthetic=str(folder),
+                                             feature=TinyFeatures() if args.tiny_features else None, **extra))
     record_quality(folder, block)
     print(f"{folder}: {format_quality(block)}")
     print(f"wrote the quality block into {folder / 'meta' / 'info.json'}")

@@ -15,32 +15,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "confirms on the new image, and stream rows into STORE/vX.Y.Z (resumable).")
     p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
     p.add_argument("--out", required=True, help="store folder of synthetic versions")
-    p.add_argument("--model", default="tiny", help="SD 1.5 base id or folder; 'tiny' = tiny random ControlNet pipeline")
-    p.add_argument("--controlnet", default="lllyasviel/control_v11p_sd15_seg", help="ControlNet id or folder")
+    p.add_argument("--model", default=None, help="SD 1.5 base id or folder; 'tiny' = tiny random ControlNet pipeline (default tiny)")
+    p.add_argument("--controlnet", default=None, help="ControlNet id or folder (default lllyasviel/control_v11p_sd15_seg)")
     p.add_argument("--revision", default=None)
-    p.add_argument("--split", default="train")
-    p.add_argument("--condition", choices=("seg", "edges"), default="seg")
+    p.add_argument("--split", default=None, help="default train")
+    p.add_argument("--condition", choices=("seg", "edges"), default=None, help="default seg")
     p.add_argument("--phrase", dest="phrases", action="append", default=None,
                    help="condition phrase added to the prompt (repeatable; default: night, rain, snow, dusk, fog, cities)")
-    p.add_argument("--prompt-source", choices=("caption", "default"), default="caption")
+    p.add_argument("--prompt-source", choices=("caption", "default"), default=None, help="default caption")
     p.add_argument("--size", type=parse_size, default=None, help="generation HxW (default: source size)")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--conditioning-scale", type=float, default=1.0)
-    p.add_argument("--iou-threshold", type=float, default=0.5, help="detector agreement needed to keep an instance")
-    p.add_argument("--min-kept", type=int, default=1, help="drop rows keeping fewer instances")
-    p.add_argument("--detector", default="tiny", help="detector spec for verification")
+    p.add_argument("--steps", type=int, default=None, help="default 30")
+    p.add_argument("--guidance", type=float, default=None, help="default 7.5")
+    p.add_argument("--conditioning-scale", type=float, default=None, help="default 1.0")
+    p.add_argument("--iou-threshold", type=float, default=None, help="detector agreement needed to keep an instance (default 0.5)")
+    p.add_argument("--min-kept", type=int, default=None, help="drop rows keeping fewer instances (default 1)")
+    p.add_argument("--detector", default=None, help="detector spec for verification (default tiny)")
     p.add_argument("--num", type=int, default=None)
     add_version_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.generators.method_run import format_result
     from streetsynth.generators.rerender import RerenderConfig, run_rerender
 
     extra = {"phrases": tuple(args.phrases)} if args.phrases else {}
-    res = run_rerender(config_from_args(RerenderConfig, args, **extra))
-    c = res["counts"]
-    print(f"{'resumed' if res['resumed'] else 'wrote'} {res['tag']} at {res['folder']}: {c['accepted']} rows, "
-          f"{c['failed_samples']} dropped by verification")
+    print(format_result(run_rerender(config_from_args(RerenderConfig, args, **extra)), "dropped by verification"))
     return 0

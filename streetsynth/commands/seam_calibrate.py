@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 _EXTS = {".png", ".jpg", ".jpeg", ".webp"}
 
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _folder_images(folder: Path) -> list[np.ndarray]:
+    import numpy as np
     from PIL import Image
 
     if not folder.is_dir():
@@ -38,6 +41,8 @@ def _folder_images(folder: Path) -> list[np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from streetsynth.generators.seam import calibrate, plant_step
 
     if args.images:

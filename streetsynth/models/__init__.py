@@ -1,1 +1,1 @@
-"""Loading the models the stages run (inpainting families, the detector, SAM) and tiny random ones for tests."""
+"""Every model the stages run, loaded through ``streetsynth.models.load.load(kind, spec)``, and the tiny random ones for tests."""

@@ -90,7 +90,7 @@ class LoadedModel:
     """A loaded pipeline and exactly what it is: family, id, and the revision its weights came from."""
 
     pipeline: Any
-    family: Family
+    family: Family | None  # the inpainting family; None for other kinds of model
     model_id: str
     revision: str
 
@@ -170,7 +170,12 @@ def read_family(spec: str, revision: str | None = None) -> Family:
     else:
         from diffusers import DiffusionPipeline
 
-        class_name = DiffusionPipeline.load_config(spec, revision=revision).get("_class_name", "")
+        from .load import missing_message
+
+        try:
+            class_name = DiffusionPipeline.load_config(spec, revision=revision).get("_class_name", "")
+        except OSError as err:
+            raise FileNotFoundError(missing_message(spec, revision, err, "model_index.json")) from err
     return family_of(class_name, spec)
 
 
@@ -198,13 +203,13 @@ def load(spec: str, device: str = "cpu", dtype: str | None = None, revision: str
     else:
         import diffusers
 
+        from .load import from_pretrained, model_name
+
         family = read_family(spec, revision)
-        pipe = getattr(diffusers, family.pipeline_class).from_pretrained(spec, revision=revision, dtype=torch_dtype)
+        pipe = from_pretrained(getattr(diffusers, family.pipeline_class), spec, revision, dtype=torch_dtype)
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # street scenes; a blacked-out image would be a silent bad row
-        local = Path(spec)
-        model = LoadedModel(pipe, family, str(local.resolve()) if local.exists() else spec,
-                            weights_revision(spec, revision))
+        model = LoadedModel(pipe, family, model_name(spec), weights_revision(spec, revision))
     pipe, denoiser = model.pipeline, model.denoiser
     pipe = pipe.to(device) if denoiser.dtype == torch_dtype else pipe.to(device=device, dtype=torch_dtype)
     pipe.set_progress_bar_config(disable=True)

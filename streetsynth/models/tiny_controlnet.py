@@ -1,7 +1,7 @@
 """Tiny random text-to-image and ControlNet pipelines for tests: the real architectures, small configs.
 
 They share the tiny VAE, text encoder, tokenizer and scheduler of the tiny inpainting pipeline
-(``streetsynth.tiny.inpaint``) and add a 4-channel UNet; the ControlNet is built from that UNet
+(``streetsynth.models.tiny_inpaint``) and add a 4-channel UNet; the ControlNet is built from that UNet
 (``ControlNetModel.from_unet``), as diffusers builds one for training. Fixed seeds: two builds
 are identical. Images are noise; they exercise the flow, not the quality.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from streetsynth.tiny.inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
 
 
 def build_tiny_unet(seed: int = 0, in_channels: int = 4):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from streetsynth.tiny.inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
+from streetsynth.models.tiny_inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
 
 
 def build_tiny_gligen_pipeline(seed: int = 0):
