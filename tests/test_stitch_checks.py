@@ -83,4 +83,4 @@ def test_the_builder_counts_an_implausible_calibration_as_a_skip(tmp_path):
     write_tfrecord(path, [f.SerializeToString() for f in frames])
     summary = build_real(tmp_path / "sample", tmp_path / "real", size=(64, 160), on_error="skip")
     assert summary["rows"]["train"] == 2 and summary["skipped"] == 1
-    assert "FRONT_RIGHT sees 0.0° horizontally" in summary["reasons"][0] and str(path) in summary["reasons"][0]
+    assert "camera FRONT_RIGHT calibration" in summary["reasons"][0] and "field of view" in summary["reasons"][0] and str(path) in summary["reasons"][0]
