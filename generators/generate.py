@@ -38,8 +38,8 @@ from streetsynth.models.inpaint import LoadedModel, injected, load
 
 from .merge_labels import merge_labels
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
-from .seam import DEFAULT_METHOD, SeamGate
-from .seam import METHODS as SEAM_METHODS
+from .seam import SeamGate
+from .seam_plausibility import plausibility_score
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
 
 CARRIED_LABELER = "carried-from-source:known-region-clipped"
@@ -62,8 +62,8 @@ class GenerateConfig:
     steps: int = 30  # denoising steps
     guidance: float | None = None  # guidance scale (default: the model family's, e.g. 7.5 SD, 30 FLUX Fill)
     strength: float = 1.0  # inpainting strength (1.0: the invented region starts from noise)
-    seam_threshold: float | None = None  # seam scores above this reject an attempt (default: the method's calibrated one)
-    seam_method: str = DEFAULT_METHOD  # seam gate: "profile" (default), the classic "column-sum", or "row-band"
+    seam_threshold: float | None = None  # seam scores above this reject an attempt (default: the gate's calibrated one)
+    plausibility_threshold: float | None = None  # plausibility scores below this reject too (default: recorded only)
     max_attempts: int = 3  # attempts per sample before it is dropped
     seed: int = 0  # run seed; every sample's seeds derive from it
     device: str = "cpu"  # torch device for the pipeline
@@ -178,10 +178,10 @@ def validate_config(cfg: GenerateConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.num is not None and cfg.num < 1:
         raise ValueError(f"--num must be >= 1, got {cfg.num}")
-    if cfg.seam_method not in SEAM_METHODS:
-        raise ValueError(f"unknown --seam-method {cfg.seam_method!r}; known: {', '.join(SEAM_METHODS)}")
-    if cfg.seam_threshold is not None and not (math.isfinite(cfg.seam_threshold) and cfg.seam_threshold >= 0):
-        raise ValueError(f"--seam-threshold must be a finite number >= 0, got {cfg.seam_threshold}")
+    for name in ("seam_threshold", "plausibility_threshold"):
+        v = getattr(cfg, name)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
     if cfg.guidance is not None and (not math.isfinite(cfg.guidance) or cfg.guidance < 0):
         raise ValueError(f"--guidance must be a finite number >= 0, got {cfg.guidance}")
     if not 0.0 < cfg.strength <= 1.0:
@@ -201,7 +201,7 @@ def validate_config(cfg: GenerateConfig) -> None:
 def run_generation(config: GenerateConfig) -> GenerateResult:
     """Generate (or resume) a synthetic version; see the module docstring for the guarantees."""
     validate_config(config)
-    cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold, config.seam_method).threshold)
+    cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold).threshold)
     rank, world, barrier = _process_state(cfg.device)
     real_info = read_info(cfg.real)
     source = load_split(cfg.real, STITCHED, cfg.split)
@@ -220,7 +220,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
 
         labeler = build_labeler(detector=cfg.detector, sam=cfg.sam, device=cfg.device)
     labeler_desc = labeler.description if labeler is not None else CARRIED_LABELER
-    gate = SeamGate(threshold=cfg.seam_threshold, method=cfg.seam_method)
+    gate = SeamGate(threshold=cfg.seam_threshold)
 
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",
@@ -252,7 +252,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
         prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
         return _Sample(i, ids[i], row, canvas, prompt)
 
-    def finish_row(s: _Sample, image: np.ndarray, score: float, seed: int) -> dict[str, Any]:
+    def finish_row(s: _Sample, image: np.ndarray, score: float, seed: int, plausibility: float) -> dict[str, Any]:
         h, w = image.shape[:2]
         inst = carry_known_objects(s.row, s.canvas, h, w)
         if labeler is not None:
@@ -273,7 +273,8 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                 "source_id": src["id"], "model_id": model_id, "model_revision": model_rev, "prompt": s.prompt,
                 "negative_prompt": negative_prompt, "seed": seed, "steps": cfg.steps,
                 "guidance_scale": guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
-                "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
+                "seam_score": score, "seam_threshold": cfg.seam_threshold, "plausibility_score": plausibility,
+                "attempts": s.attempt + 1,
                 "labeler": labeler_desc, "package_version": streetsynth.__version__, "method": "outpaint",
             },
         }
@@ -311,10 +312,10 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
                                     cfg.steps, guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
                                     max_sequence_length=family.max_sequence_length, allow_drop=cfg.allow_drop)
             for s, image, seed in zip(group, images, seeds):
-                score = gate.score(image, s.canvas.mask)
+                score, plaus = gate.score(image, s.canvas.mask), plausibility_score(image, s.canvas.mask)
                 stats["attempts"] += 1
-                if gate.accepts(score):
-                    finished[s.index] = (post.submit(finish_row, s, image, score, seed), s)
+                if gate.accepts(score) and not (plaus < (cfg.plausibility_threshold or 0.0)):
+                    finished[s.index] = (post.submit(finish_row, s, image, score, seed, plaus), s)
                     stats["accepted"] += 1
                     bar.update(1)
                     continue

@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=30, help="denoising steps")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the family's; 30 for FLUX Fill)")
     p.add_argument("--strength", type=float, default=1.0, help="inpainting strength")
-    p.add_argument("--seam-method", default="profile",
-                   help="seam gate: profile (per-row-band continuity, default), column-sum (the classic score) or row-band")
     p.add_argument("--seam-threshold", type=float, default=None,
-                   help="seam scores above this reject (default: the method's calibrated threshold)")
+                   help="seam scores above this reject (default: the gate's calibrated threshold)")
+    p.add_argument("--plausibility-threshold", type=float, default=None,
+                   help="also reject plausibility scores below this (a copy of the known part scores near 0; default: off)")
     p.add_argument("--max-attempts", type=int, default=3, help="attempts per sample")
     p.add_argument("--seed", type=int, default=0, help="run seed")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
