@@ -4,10 +4,11 @@ The score measures continuity across the known edge, not texture (:mod:`.seam_cu
 profiles of column windows either side of the edge (texture, grain and compression averaged away)
 are compared with what the two sides' own steps predict, for a brightness or colour step through
 the whole height, a vertical offset, rows that do not continue, and structure that stops at the edge.
-Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on true
-continuations, JPEG-recompressed, smoothed, grainy and half-resolution ones, from the sample maker
-and the independent ray-caster at 256x512), and the score is the largest quotient, so
-``DEFAULT_THRESHOLD`` = 1 rejects what no good continuation in calibration reached.
+Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on good
+continuations -- true, JPEG-recompressed, smoothed, grainy and half-resolution ones from the sample
+maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor,
+:data:`~.seam_cues.CUE_FLOORS`), and the score is the largest quotient; :data:`DEFAULT_THRESHOLD`
+rejects 3 % of those good continuations. No seam kind entered this fit.
 Held-out rates per kind of fill: ``benchmarks/seam_gate.py`` and benchmarks/RESULTS.md;
 calibrate on your own data with ``streetsynth seam-calibrate``.
 """
@@ -20,25 +21,30 @@ import numpy as np
 
 from .seam_cues import CUES, edge_cues
 
-#: Per-cue scales (99th percentile of good continuations, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (4.96, 3.25, 0.351, 1.94, 1.42)
+#: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
+CUE_SCALES = (4.74, 4.55, 0.246, 3.73, 0.3, 1.3, 0.7)
 #: Default rejection threshold: a score above it rejects.
-DEFAULT_THRESHOLD = 1.0
+DEFAULT_THRESHOLD = 1.02
+
+
+def _columns(mask: np.ndarray) -> np.ndarray:
+    """Per column, whether most of it is invented (mask > 127); rows subsampled to at most 64."""
+    m = np.asarray(mask)
+    return (m[::max(1, m.shape[0] // 64)] > 127).mean(axis=0) > 0.5
 
 
 def mask_edges(mask: np.ndarray) -> np.ndarray:
     """Columns ``x`` where the mask's majority value changes between ``x - 1`` and ``x``."""
-    cols = (np.asarray(mask) > 127).mean(axis=0) > 0.5
-    return np.flatnonzero(np.diff(cols.astype(np.int8))) + 1
+    return np.flatnonzero(np.diff(_columns(mask).astype(np.int8))) + 1
 
 
 def oriented_edges(image: np.ndarray, mask: np.ndarray):
     """Yield (view, edge column) per mask edge, the view mirrored so that the invented side is on the right."""
     img = np.asarray(image)
-    inside = (np.asarray(mask) > 127).mean(axis=0) > 0.5
-    for e in mask_edges(mask):
+    inside = _columns(mask)
+    for e in np.flatnonzero(np.diff(inside.astype(np.int8))) + 1:
         flip = bool(inside[e - 1]) and not inside[e]
-        yield (np.ascontiguousarray(img[:, ::-1]), img.shape[1] - int(e)) if flip else (img, int(e))
+        yield (img[:, ::-1], img.shape[1] - int(e)) if flip else (img, int(e))
 
 
 def combine(cues: dict[str, float] | None, scales=CUE_SCALES) -> float:

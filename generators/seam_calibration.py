@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .seam import oriented_edges
-from .seam_cues import CUES, edge_cues
+from .seam_cues import CUE_FLOORS, CUES, edge_cues
 from .seam_family import edge_mask
 
 
@@ -30,8 +30,9 @@ def scores(cues: np.ndarray, scales) -> np.ndarray:
 
 
 def fit(good: np.ndarray, quantile: float = 0.99, target_fr: float = 0.03) -> tuple[np.ndarray, float]:
-    """(cue scales, threshold) from good continuations' cue rows."""
-    scales = np.maximum(np.quantile(np.clip(good, 0, None), quantile, axis=0), 1e-3)
+    """(cue scales, threshold) from good continuations' cue rows: each cue's ``quantile`` (at least its
+    floor, :data:`CUE_FLOORS`), and the score that ``target_fr`` of them exceed."""
+    scales = np.maximum(np.quantile(np.clip(good, 0, None), quantile, axis=0), CUE_FLOORS)
     return scales, float(np.quantile(scores(good, scales), 1.0 - target_fr))
 
 

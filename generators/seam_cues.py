@@ -24,12 +24,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CUES = ("level", "log_level", "lag", "content", "flatness")
+CUES = ("level", "log_level", "lag", "content", "blur", "streak", "rough")
+#: Smallest scale of each cue (its unit: levels, log-levels x 100, share, ratio, log ratios): below
+#: these a cue is no evidence, whatever the calibration set's good continuations happen to reach.
+CUE_FLOORS = (3.0, 3.0, 0.1, 1.5, 0.3, 0.5, 0.7)
 
 
 def window_width(w: int) -> int:
     """Columns per window at image width ``w``."""
-    return max(8, w // 32)
+    return max(4, w // 128)
 
 
 def profiles(img: np.ndarray, e: int, gap: int, k: int) -> np.ndarray | None:
@@ -53,31 +56,80 @@ def _residual(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (c - b) - 0.5 * ((b - a) + (d - c)), (b - a) - (d - c)
 
 
-def _level(r: np.ndarray, q: float = 0.4) -> float:
-    """Per channel, the step that nearly every row of every third shows: the ``q`` quantile of the
-    signed residual in each third, the weakest third; the largest channel. Content at the edge (a
-    facade's window column, a car) steps only some rows of a third, a seam steps all of them."""
-    sign = np.sign(np.median(r, axis=0))
-    thirds = np.stack([np.quantile(t * sign, q, axis=0) for t in np.array_split(r, 3)])  # (3, 3)
-    return float(np.max(np.clip(thirds.min(axis=0), 0, None)))
+def _shorth(x: np.ndarray) -> np.ndarray:
+    """Per column, the midpoint of the shortest interval holding half of the values: the level most
+    rows share, which content in the other rows (a facade's windows, a car) cannot drag."""
+    v = np.sort(x, axis=0)
+    h = max(1, len(v) // 2)
+    width = v[h:] - v[:-h]
+    i = np.argmin(width, axis=0)
+    cols = np.arange(v.shape[1])
+    return 0.5 * (v[i, cols] + v[i + h, cols])
+
+
+def _level(r: np.ndarray) -> float:
+    """Per channel, the step that most rows of every third share (:func:`_shorth` of the residual in
+    each third, agreeing in sign), the weakest third; the largest channel. Content at the edge steps
+    some rows or some thirds, a seam steps all of them."""
+    thirds = np.stack([_shorth(t) for t in np.array_split(r, 3)])  # (3, 3)
+    return float(np.abs(thirds).min(axis=0).max())
+
+
+def _ncc(x: np.ndarray, y: np.ndarray, lag: int) -> np.ndarray:
+    """Normalised correlation of ``x(row)`` with ``y(row + d)`` for d = -lag..lag (rows ``lag..n-lag`` of x)."""
+    n = len(x)
+    core = x[lag:n - lag] - x[lag:n - lag].mean()
+    ys = np.stack([y[lag + d:n - lag + d] for d in range(-lag, lag + 1)])
+    ys = ys - ys.mean(axis=1, keepdims=True)
+    den = np.sqrt((core ** 2).sum() * (ys ** 2).sum(axis=1)) + 1e-6
+    return ys @ core / den
 
 
 def _lag_gain(p: np.ndarray, lag: int) -> float:
-    """How much better the invented windows continue the known ones when moved by 1..``lag`` rows
-    than in place: spread of the per-row residual at offset 0 minus its smallest spread at another
-    offset, over the spread at 0 (+ 1 level). A fill moved up or down lines up only at its offset."""
-    a, b, c, d = p.mean(axis=2)
-    n = len(a)
+    """How much better the rows right of the edge (C) continue those left of it (B) when moved by
+    1..``lag`` rows than in place, beyond the same gain between A and B and between C and D: a fill
+    moved up or down lines up only at its offset. The mismatch at an offset is the median over rows
+    of the absolute difference (less its median, so a brightness step does not count)."""
+    f = max(1, p.shape[1] // 256)  # rows binned to at most ~256 (the profiles are smoothed over f rows anyway)
+    g = p.mean(axis=2)[:, :p.shape[1] // f * f].reshape(4, -1, f).mean(axis=2)
+    lag = max(2, lag // f)
+    n = g.shape[1]
     if n <= 2 * lag + 8:
         return 0.0
-    rows = slice(lag, n - lag)
     offs = np.arange(-lag, lag + 1)
-    cs = np.stack([c[lag + o:n - lag + o] for o in offs])
-    ds = np.stack([d[lag + o:n - lag + o] for o in offs])
-    r = (cs - b[rows]) - 0.5 * ((b[rows] - a[rows]) + (ds - cs))
-    spread = np.abs(r - np.median(r, axis=1, keepdims=True)).mean(axis=1)
-    s0 = spread[lag]
-    return float((s0 - spread[offs != 0].min()) / (s0 + 1.0))
+
+    def gain(x, y):
+        d = np.stack([y[lag + o:n - lag + o] for o in offs]) - x[lag:n - lag]
+        err = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
+        return float((err[lag] - err[offs != 0].min()) / (err[lag] + 1.0))
+
+    return gain(g[1], g[2]) - max(gain(g[0], g[1]), gain(g[2], g[3]), 0.0)
+
+
+def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> float:
+    """(blur, streak, rough): per third of the height, log gradient energy of the known columns over that of the
+    invented ones, and how much more the invented ones' gradients point across rows than along them
+    (log gy^2 / gx^2, invented minus known); each the weakest third. Both on a copy smoothed with
+    sigma 2, so grain, compression and a slight softness do not count; a strong blur, a flat fill or
+    inpainting streaks (structure stopped at the edge) do. ``rough``: log Laplacian energy of the
+    invented columns over the known ones, unsmoothed but with a floor (500 levels^2) that grain and
+    compression stay under and a noise fill does not."""
+    x0, x1 = max(0, e - 2 * k - 4), min(img.shape[1], e + gap + 2 * k + 4)
+    strip = np.ascontiguousarray(img[:, x0:x1])
+    gray = cv2.cvtColor(strip, cv2.COLOR_RGB2GRAY) if strip.ndim == 3 else strip
+    smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 2.0)
+    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) ** 2, cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) ** 2
+    known, fill = slice(e - x0 - 2 * k, e - x0), slice(e - x0 + gap, e - x0 + gap + 2 * k)
+    raw = cv2.Laplacian(gray, cv2.CV_32F) ** 2
+    h = img.shape[0]
+    blur, streak, rough = [], [], []
+    for rows in (slice(0, h // 3), slice(h // 3, 2 * h // 3), slice(2 * h // 3, h)):
+        kx, ky = gx[rows, known].mean() + 1.0, gy[rows, known].mean() + 1.0
+        fx, fy = gx[rows, fill].mean() + 1.0, gy[rows, fill].mean() + 1.0
+        blur.append(np.log((kx + ky) / (fx + fy)))
+        streak.append(np.log(fy / fx) - np.log(ky / kx))
+        rough.append(np.log((raw[rows, fill].mean() + 500.0) / (raw[rows, known].mean() + 500.0)))
+    return float(min(blur)), float(min(streak)), float(min(rough))
 
 
 def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
@@ -92,7 +144,7 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     lag = max(4, min(24, img.shape[0] // 8))
     spread = np.abs(r - np.median(r, axis=0)).mean()
     ref_spread = np.abs(ref - np.median(ref, axis=0)).mean()
-    known, fill = np.abs(p[1] - p[0]).mean(), np.abs(p[3] - p[2]).mean()
-    return {"level": _level(r), "log_level": _level(lr), "lag": _lag_gain(p, lag),
-            "content": float(spread / (ref_spread + 2.0)),
-            "flatness": float(np.log((known + 0.5) / (fill + 0.5)))}
+    blur, streak, rough = _gradients(img, e, gap, k)
+    return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "lag": _lag_gain(p, lag),
+            "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak,
+            "rough": rough}
