@@ -1,22 +1,23 @@
 """Continuity cues across one known edge: what a seam breaks, measured where texture cannot testify.
 
-Four column windows of width ``k`` sit around the edge at column ``e`` (invented side on the
+Four narrow column windows of width ``k`` sit around the edge at column ``e`` (invented side on the
 right): ``A`` and ``B`` in the known part (``B`` ends at the edge), ``C`` and ``D`` in the invented
 part (``C`` starts after the ``gap``, the generator's feather ramp), each ``k + gap`` columns after
-the previous one. Per row, each window's mean colour is a profile; averaging over ``k`` columns and
-smoothing a little along the rows leaves the structures (horizon, kerbs, facades, lane marks, cars)
-and drops texture, grain and compression. A true continuation changes from ``B`` to ``C`` as it does
-from ``A`` to ``B`` and from ``C`` to ``D``; every cue compares the step across the edge with that
-prediction, so a scene's own gradients, slants and perspective cancel:
+the previous one. Per row, each window's mean colour, smoothed a little along the rows, is a
+profile: averaging drops grain and compression, the structures (horizon, kerbs, facades, lane
+marks, cars) stay. The cues (:data:`CUES`):
 
-- ``level``: the per-row residual step, its median in each third of the height; a brightness step
-  or a colour cast shifts every third the same way (linear levels and log levels, per channel).
-- ``lag``: the vertical offset at which ``C``'s profile lines up with ``B``'s, against the offsets
-  between ``A`` and ``B`` and between ``C`` and ``D``: a fill moved up or down.
-- ``content``: the spread of the per-row residual against the spread of the two references: another
-  scene's rows, a flat or noise fill do not continue the known rows.
-- ``flatness``: horizontal structure in ``C``-``D`` against ``A``-``B`` (log ratio): inpainting streaks,
-  a flat fill or a strong blur stop the structures that run through the known part.
+- ``level`` / ``log_level``: the step ``C - B`` shared by most rows (:func:`_shorth`) of every third
+  of the height, per channel, in levels and in log levels: a brightness step or a colour cast
+  moves every third; content at the edge (a pole, a car, a facade's window column) only some.
+- ``lag``: how much better ``C`` continues ``B`` when moved up or down than in place, beyond the same
+  gain between ``A`` and ``B`` and between ``C`` and ``D`` (slanted lines gain alike on both).
+- ``content``: the spread over rows of the residual step ``(C - B) - ((B - A) + (D - C)) / 2``
+  against the spread of ``(B - A) - (D - C)``: another scene's rows do not continue the known ones.
+- ``blur`` / ``streak`` / ``rough``: gradient energy, gradient direction (across rows against along
+  them) and unsmoothed Laplacian energy of the first invented columns against the last known ones,
+  per third (:func:`_gradients`): a strong blur, inpainting streaks, a flat or a noise fill stop or
+  replace the structures that run through the known part; a slight softness or grain does not count.
 """
 
 from __future__ import annotations
@@ -75,16 +76,6 @@ def _level(r: np.ndarray) -> float:
     return float(np.abs(thirds).min(axis=0).max())
 
 
-def _ncc(x: np.ndarray, y: np.ndarray, lag: int) -> np.ndarray:
-    """Normalised correlation of ``x(row)`` with ``y(row + d)`` for d = -lag..lag (rows ``lag..n-lag`` of x)."""
-    n = len(x)
-    core = x[lag:n - lag] - x[lag:n - lag].mean()
-    ys = np.stack([y[lag + d:n - lag + d] for d in range(-lag, lag + 1)])
-    ys = ys - ys.mean(axis=1, keepdims=True)
-    den = np.sqrt((core ** 2).sum() * (ys ** 2).sum(axis=1)) + 1e-6
-    return ys @ core / den
-
-
 def _lag_gain(p: np.ndarray, lag: int) -> float:
     """How much better the rows right of the edge (C) continue those left of it (B) when moved by
     1..``lag`` rows than in place, beyond the same gain between A and B and between C and D: a fill
@@ -106,7 +97,7 @@ def _lag_gain(p: np.ndarray, lag: int) -> float:
     return gain(g[1], g[2]) - max(gain(g[0], g[1]), gain(g[2], g[3]), 0.0)
 
 
-def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> float:
+def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float, float]:
     """(blur, streak, rough): per third of the height, log gradient energy of the known columns over that of the
     invented ones, and how much more the invented ones' gradients point across rows than along them
     (log gy^2 / gx^2, invented minus known); each the weakest third. Both on a copy smoothed with
@@ -140,7 +131,6 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
         return None
     r, ref = _residual(p)
     lp = 100.0 * np.log(p + 16.0)
-    lr, _ = _residual(lp)
     lag = max(4, min(24, img.shape[0] // 8))
     spread = np.abs(r - np.median(r, axis=0)).mean()
     ref_spread = np.abs(ref - np.median(ref, axis=0)).mean()

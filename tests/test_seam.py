@@ -113,3 +113,15 @@ def test_seam_calibrate_command_on_folders(tmp_path, family):
     assert res.returncode == 0, res.stderr
     assert "threshold for false-accept <= 0.1" in res.stdout and f"default threshold is {DEFAULT_THRESHOLD}" in res.stdout
     assert (tmp_path / "out" / "roc.png").stat().st_size > 1000
+
+
+def test_calibrate_scenes_reports_every_kind_and_a_threshold_for_the_target(family):
+    # what `seam-calibrate --dataset` prints: the held-out rate of every kind and the fit on all good kinds
+    from streetsynth.generators.seam_calibration import calibrate_scenes
+
+    pairs = sample_pairs(range(3), H, W)
+    r = calibrate_scenes([p[0] for p in pairs], EDGE, [p[1] for p in pairs], target_fr=0.0)
+    assert set(r["held_out"]) == set(SEAM_KINDS) | set(GOOD_KINDS) | {"false_accept", "false_reject"}
+    good = np.concatenate([r["scores"][k] for k in GOOD_KINDS])
+    assert r["threshold"] == pytest.approx(good.max()) and len(r["scales"]) == 7
+    assert (r["scores"]["step-32"] > r["threshold"]).all() and (r["scores"]["noise"] > r["threshold"]).all()
