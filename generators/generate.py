@@ -220,7 +220,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
 
         labeler = build_labeler(detector=cfg.detector, sam=cfg.sam, device=cfg.device)
     labeler_desc = labeler.description if labeler is not None else CARRIED_LABELER
-    gate = SeamGate(threshold=cfg.seam_threshold)
+    gate = SeamGate(threshold=cfg.seam_threshold, gap=cfg.feather)
 
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",
