@@ -1,62 +1,157 @@
-"""Seam-gate methods side by side: false accept / false reject per kind on the same images, and time per score.
+"""The seam gate on kinds of fill it was never calibrated on: held-out rates per kind, and ms per score.
 
-Scenes come from the sample maker's renderer; each one gets the realistic mismatches of
-``seamed_variants`` (composited as the generator does) and the hard clean content of
-``hard_clean_variants``. Every method scores the same images at its own calibrated threshold.
-Seeds 0..29 are the calibration seeds the thresholds were picked on; other seeds are held out.
+Scenes come from two independent renderers: the sample maker (``render_panorama``) and the
+ray-caster of ``tests/render_scene.py`` seen by random realistic cameras (``tests/seam_scenes.py``).
+Every scene gets every kind of fill of ``streetsynth.generators.seam_family`` composited as the
+generator does (edge at 2/3 of the width). The gate is refitted with each kind left out
+(``leave_one_kind_out``) and that kind's rate is printed, per source and together. ``--compare``
+scores the same images with the methods the gate replaced (``seam_methods.py``) at their own
+thresholds. The plausibility score is printed for the mirrored / repeated fills beside the good
+ones. Timings run on one core (OMP_NUM_THREADS=1, OpenCV threads 1). ``--out`` saves a picture of
+the seam kinds the gate passes most often.
 
-    .venv/bin/python benchmarks/seam_gate.py                                  # held-out seeds 100..159
-    .venv/bin/python benchmarks/seam_gate.py --seeds 0:30 --sizes 96x192,256x512
-    .venv/bin/python benchmarks/seam_gate.py --seeds 100:140 --sizes 512x1024
+    .venv/bin/python benchmarks/seam_gate.py --scenes 30 --sizes 256x512,512x1024 --compare profile,column-sum --out seam-bench
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+import os
 
-import numpy as np
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from streetsynth.builders.sample import render_panorama
-from streetsynth.config import parse_size
-from streetsynth.generators.seam import METHODS, THRESHOLDS, SeamGate, calibration_scores, edge_mask, rates
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from seam_methods import SCORES, THRESHOLDS  # noqa: E402
+from seam_scenes import raycast_pairs, sample_pairs  # noqa: E402
+
+from streetsynth.config import parse_size  # noqa: E402
+from streetsynth.generators.seam import SeamGate  # noqa: E402
+from streetsynth.generators.seam_calibration import cue_table, held_out_hits  # noqa: E402
+from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS,  # noqa: E402
+                                                composites, edge_mask)
+from streetsynth.generators.seam_plausibility import plausibility_score  # noqa: E402
+
+SOURCES = {"sample": sample_pairs, "raycast": raycast_pairs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="100:160", help="scene seeds START:STOP (0:30 are the calibration seeds)")
-    p.add_argument("--sizes", default="96x192,256x512", help="comma-separated HxW; the edge sits at 2/3 of the width")
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--time-size", default="512x1024", help="size at which one score is timed")
-    args = p.parse_args(argv)
-    start, stop = (int(x) for x in args.seeds.split(":"))
-    methods = args.methods.split(",")
-    for h, w in map(parse_size, args.sizes.split(",")):
-        edge = int(round(w * 2 / 3))
-        imgs = [render_panorama(np.random.default_rng(s), h, w, h * 0.43, s % 5 == 4, 4, 3)[0] for s in range(start, stop)]
-        print(f"\n{h}x{w}, edge at x={edge}, seeds {start}..{stop - 1} ({len(imgs)} scenes x 5 seamed + 5 clean)")
-        for m in methods:
-            r = rates(*calibration_scores(imgs, edge, m), THRESHOLDS[m])
-            kinds = " ".join(f"{k.split(':')[1]} {v:.2f}" for k, v in r.items() if ":" in k)
-            print(f"  {m:<10} threshold {THRESHOLDS[m]:<4} false accept {r['false_accept']:.3f}  "
-                  f"false reject {r['false_reject']:.3f}  | {kinds}")
-    h, w = parse_size(args.time_size)
-    img = render_panorama(np.random.default_rng(7), h, w, h * 0.43, False, 4, 3)[0]
-    mask = edge_mask(img.shape, int(round(w * 2 / 3)))
+def _family(n: int, h: int, w: int, edge: int) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Per source, every kind's composites of ``n`` scenes."""
+    out = {}
+    for name, make in SOURCES.items():
+        pairs = make(range(n), h, w)
+        out[name] = composites([p[0] for p in pairs], edge, ALL_KINDS, others=[p[1] for p in pairs])
+    return out
+
+
+def _held_out(family: dict, edge: int) -> tuple[dict[str, np.ndarray], int]:
+    """Held-out hits per kind over both sources (the sources' images in order), and images per source."""
+    tables = {k: np.concatenate([cue_table(family[s][k], edge) for s in SOURCES]) for k in ALL_KINDS}
+    return held_out_hits(tables, SEAM_KINDS, GOOD_KINDS), len(family["sample"]["true"])
+
+
+def _print_rates(hits: dict[str, np.ndarray], n: int) -> None:
+    print(f"  {'kind':<14} {'rate':>6} {'sample':>7} {'raycast':>8}   (seam kinds: false accept; good: false reject)")
+    for kind, v in hits.items():
+        print(f"  {kind:<14} {v.mean():6.3f} {v[:n].mean():7.3f} {v[n:].mean():8.3f}")
+    fa = np.concatenate([hits[k] for k in SEAM_KINDS])
+    fr = np.concatenate([hits[k] for k in GOOD_KINDS])
+    worst = max(SEAM_KINDS, key=lambda k: hits[k].mean())
+    print(f"  held out: false accept {fa.mean():.3f}, false reject {fr.mean():.3f}; "
+          f"worst seam kind {worst} {hits[worst].mean():.3f}")
+
+
+def _compare(family: dict, edge: int, methods: list[str]) -> None:
+    mask = None
+    for method in methods:
+        score = SCORES[method]
+        rates = {}
+        for kind in [*SEAM_KINDS, *GOOD_KINDS]:
+            imgs = [i for s in SOURCES for i in family[s][kind]]
+            mask = edge_mask(imgs[0].shape, edge) if mask is None else mask
+            v = np.array([score(i, mask) for i in imgs])
+            rates[kind] = np.mean(v <= THRESHOLDS[method]) if kind in SEAM_KINDS else np.mean(v > THRESHOLDS[method])
+        fa = np.mean([rates[k] for k in SEAM_KINDS])
+        fr = np.mean([rates[k] for k in GOOD_KINDS])
+        print(f"  {method:<10} (threshold {THRESHOLDS[method]}): false accept {fa:.3f}, false reject {fr:.3f} | "
+              + " ".join(f"{k} {v:.2f}" for k, v in rates.items()))
+
+
+def _plausibility(family: dict, edge: int) -> None:
+    mask = edge_mask(family["sample"]["true"][0].shape, edge)
+    for kind in [*IMPLAUSIBLE_KINDS, *GOOD_KINDS]:
+        v = np.array([plausibility_score(i, mask) for s in SOURCES for i in family[s][kind]])
+        print(f"  plausibility {kind:<10} median {np.median(v):.2f}, share below 0.3: {np.mean(v < 0.3):.3f}")
+
+
+def _picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path) -> None:
+    """Crops around the edge of accepted seams of the three kinds accepted most, one row per kind."""
+    rows = []
+    for kind in sorted(SEAM_KINDS, key=lambda k: -hits[k].mean())[:3]:
+        imgs = [i for s in SOURCES for i in family[s][kind]]
+        picks = [imgs[j] for j in np.flatnonzero(hits[kind])[:4]]
+        w = imgs[0].shape[1] // 6
+        crops = [i[:, edge - w:edge + w] for i in picks] or [np.zeros_like(imgs[0][:, :2 * w])]
+        row = np.concatenate(crops + [np.zeros_like(crops[0])] * (4 - len(crops)), axis=1)
+        cv2.putText(row, f"{kind}: accepted", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    print(f"  picture: {path}")
+
+
+def _timing(size: str) -> None:
+    h, w = parse_size(size)
+    img = sample_pairs([7], h, w)[0][0]
+    mask = edge_mask(img.shape, round(w * 2 / 3))
+    gate = SeamGate()
+    fns = {"seam gate": lambda: gate.score(img, mask), "plausibility": lambda: plausibility_score(img, mask)}
+    fns |= {f"{m} (old)": (lambda f=f: f(img, mask)) for m, f in SCORES.items()}
     times = {}
-    for m in methods:
-        gate = SeamGate(method=m)
-        gate.score(img, mask)
+    for name, fn in fns.items():
+        fn()
         best = []
         for _ in range(3):
             t = time.perf_counter()
             for _ in range(20):
-                gate.score(img, mask)
+                fn()
             best.append((time.perf_counter() - t) / 20)
-        times[m] = min(best)
-    base = times.get("column-sum", next(iter(times.values())))
-    print(f"\ntime per score at {h}x{w} (best of 3 x 20): "
-          + ", ".join(f"{m} {t * 1e3:.1f} ms ({t / base:.1f}x column-sum)" for m, t in times.items()))
+        times[name] = min(best)
+    print(f"\nms per score at {h}x{w}, one core (best of 3 x 20): "
+          + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in times.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenes", type=int, default=40, help="scenes per source")
+    p.add_argument("--sizes", default="256x512,512x1024", help="comma-separated HxW")
+    p.add_argument("--compare", default="", help="comma-separated replaced methods (profile, column-sum, row-band) "
+                   "to score the same images with, at their own thresholds")
+    p.add_argument("--out", default=None, help="folder for the picture of the seams passed most")
+    p.add_argument("--time-size", default="512x1024", help="size at which one score is timed")
+    args = p.parse_args(argv)
+    cv2.setNumThreads(1)
+    for size in args.sizes.split(","):
+        h, w = parse_size(size)
+        edge = round(w * 2 / 3)
+        family = _family(args.scenes, h, w, edge)
+        print(f"\n{h}x{w}, edge at x={edge}, {args.scenes} scenes per source x {len(ALL_KINDS)} kinds")
+        hits, n = _held_out(family, edge)
+        _print_rates(hits, n)
+        _plausibility(family, edge)
+        if args.compare:
+            _compare(family, edge, args.compare.split(","))
+        if args.out:
+            _picture(family, hits, edge, Path(args.out) / f"accepted_{h}x{w}.png")
+    _timing(args.time_size)
     return 0
 
 

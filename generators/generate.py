@@ -39,8 +39,8 @@ from .merge_labels import merge_labels
 from .method_run import (CONTACT_SHEET_PATH, MethodResult, MethodRun, finish_counts, finish_run, open_run, row_tile,
                          source_record, synthetic_row, version_rows)
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
-from .seam import DEFAULT_METHOD, SeamGate
-from .seam import METHODS as SEAM_METHODS
+from .seam import SeamGate
+from .seam_plausibility import plausibility_score
 
 __all__ = ["CONTACT_SHEET_PATH", "GenerateConfig", "GenerateResult", "run_generation"]
 
@@ -64,8 +64,8 @@ class GenerateConfig:
     steps: int = 30  # denoising steps
     guidance: float | None = None  # guidance scale (default: the model family's, e.g. 7.5 SD, 30 FLUX Fill)
     strength: float = 1.0  # inpainting strength (1.0: the invented region starts from noise)
-    seam_threshold: float | None = None  # seam scores above this reject an attempt (default: the method's calibrated one)
-    seam_method: str = DEFAULT_METHOD  # seam gate: "profile" (default), the classic "column-sum", or "row-band"
+    seam_threshold: float | None = None  # seam scores above this reject an attempt (default: the gate's calibrated one)
+    plausibility_threshold: float | None = None  # plausibility scores below this reject too (default: recorded only)
     max_attempts: int = 3  # attempts per sample before it is dropped
     seed: int = 0  # run seed; every sample's seeds derive from it
     device: str = "cpu"  # torch device for the pipeline
@@ -168,10 +168,10 @@ def validate_config(cfg: GenerateConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.num is not None and cfg.num < 1:
         raise ValueError(f"--num must be >= 1, got {cfg.num}")
-    if cfg.seam_method not in SEAM_METHODS:
-        raise ValueError(f"unknown --seam-method {cfg.seam_method!r}; known: {', '.join(SEAM_METHODS)}")
-    if cfg.seam_threshold is not None and not (math.isfinite(cfg.seam_threshold) and cfg.seam_threshold >= 0):
-        raise ValueError(f"--seam-threshold must be a finite number >= 0, got {cfg.seam_threshold}")
+    for name in ("seam_threshold", "plausibility_threshold"):
+        v = getattr(cfg, name)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
     if cfg.guidance is not None and (not math.isfinite(cfg.guidance) or cfg.guidance < 0):
         raise ValueError(f"--guidance must be a finite number >= 0, got {cfg.guidance}")
     if not 0.0 < cfg.strength <= 1.0:
@@ -213,7 +213,7 @@ class _Plan:
         prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
         return _Sample(i, self.ids[i], row, canvas, prompt)
 
-    def row(self, s: _Sample, image: np.ndarray, score: float, seed: int) -> dict[str, Any]:
+    def row(self, s: _Sample, image: np.ndarray, score: float, seed: int, plausibility: float) -> dict[str, Any]:
         """The synthetic row of an accepted attempt: carried ground truth in the known part, the labeler's
         instances in the invented part."""
         cfg, h, w = self.cfg, *image.shape[:2]
@@ -225,7 +225,8 @@ class _Plan:
         gen = {"source_id": s.row["id"], "model_id": self.model.model_id, "model_revision": self.model.revision,
                "prompt": s.prompt, "negative_prompt": self.negative_prompt, "seed": seed, "steps": cfg.steps,
                "guidance_scale": self.guidance, "strength": cfg.strength, "known_width": s.canvas.known_width,
-               "seam_score": score, "seam_threshold": cfg.seam_threshold, "attempts": s.attempt + 1,
+               "seam_score": score, "seam_threshold": cfg.seam_threshold, "plausibility_score": plausibility,
+               "attempts": s.attempt + 1,
                "labeler": self.labeler_desc}
         return synthetic_row(s.id, image, _with_mask_sources(inst, s.row), gen, METHOD, source=s.row,
                              known_width=s.canvas.known_width)
@@ -236,7 +237,7 @@ def plan_generation(config: GenerateConfig) -> _Plan:
     validate_config(config)
     check_version(config.version)
     check_out_outside(config.out, config.real)
-    cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold, config.seam_method).threshold)
+    cfg = replace(config, seam_threshold=SeamGate(config.seam_threshold).threshold)
     real_info = read_info(cfg.real)
     source = load_split(cfg.real, STITCHED, cfg.split)
     if len(source) == 0:
@@ -303,7 +304,7 @@ class _AttemptLoop:
 
     def __init__(self, plan: _Plan, run: MethodRun, mine: list[int]) -> None:
         self.plan, self.run_, self.cfg = plan, run, plan.cfg
-        self.gate = SeamGate(threshold=plan.cfg.seam_threshold, method=plan.cfg.seam_method)
+        self.gate = SeamGate(threshold=plan.cfg.seam_threshold, gap=plan.cfg.feather)
         self.post = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-post")
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-load")
         self.ahead: deque[Future] = deque()
@@ -344,10 +345,10 @@ class _AttemptLoop:
                                 seeds, cfg.steps, plan.guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
                                 max_sequence_length=plan.model.family.max_sequence_length, allow_drop=cfg.allow_drop)
         for s, image, seed in zip(group, images, seeds):
-            score = self.gate.score(image, s.canvas.mask)
+            score, plaus = self.gate.score(image, s.canvas.mask), plausibility_score(image, s.canvas.mask)
             self.stats["attempts"] += 1
-            if self.gate.accepts(score):
-                self.finished[s.index] = (self.post.submit(plan.row, s, image, score, seed), s)
+            if self.gate.accepts(score) and not plaus < (cfg.plausibility_threshold or 0.0):
+                self.finished[s.index] = (self.post.submit(plan.row, s, image, score, seed, plaus), s)
                 self.stats["accepted"] += 1
                 self.bar.update(1)
                 continue

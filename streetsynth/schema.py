@@ -101,6 +101,7 @@ def generation_feature() -> dict:
         "known_width": Value("int32"),
         "seam_score": Value("float32"),
         "seam_threshold": Value("float32"),
+        "plausibility_score": Value("float32"),
         "attempts": Value("int32"),
         "labeler": Value("string"),
         "package_version": Value("string"),

@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 30)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the family's; 30 for FLUX Fill)")
     p.add_argument("--strength", type=float, default=None, help="inpainting strength (default 1.0)")
-    p.add_argument("--seam-method", default=None,
-                   help="seam gate: profile (per-row-band continuity, default), column-sum (the classic score) or row-band")
     p.add_argument("--seam-threshold", type=float, default=None,
-                   help="seam scores above this reject (default: the method's calibrated threshold)")
+                   help="seam scores above this reject (default: the gate's calibrated threshold)")
+    p.add_argument("--plausibility-threshold", type=float, default=None,
+                   help="also reject plausibility scores below this (a copy of the known part scores near 0; default: off)")
     p.add_argument("--max-attempts", type=int, default=None, help="attempts per sample (default 3)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
