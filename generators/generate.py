@@ -37,6 +37,7 @@ from streetsynth.versions import fingerprint, resolve_version, store_lock
 from streetsynth.models.inpaint import LoadedModel, injected, load
 
 from .merge_labels import merge_labels
+from .relabel import mask_box_only
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import DEFAULT_METHOD, SeamGate
 from .seam import METHODS as SEAM_METHODS
@@ -261,7 +262,7 @@ def run_generation(config: GenerateConfig) -> GenerateResult:
             known[:, : s.canvas.known_width] = True
             inst = merge_labels(inst, labeler(image), known, labeler_desc)
         src = s.row
-        labels = _with_mask_sources(inst, src)
+        labels = mask_box_only(_with_mask_sources(inst, src), image, getattr(labeler, "predictor", None))
         return {
             "id": s.id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
             "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None},

@@ -24,6 +24,7 @@ from streetsynth.repo import write_info, write_readme
 from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, synthetic_features
 from streetsynth.versions import fingerprint, resolve_version, store_lock
 
+from .relabel import mask_box_only
 from .writer import ShardWriter, manifest_counts, read_manifest
 
 CONTACT_SHEET_PATH = "meta/contact_sheet.png"
@@ -68,8 +69,10 @@ def open_run(method: str, out: str | Path, identity: dict[str, Any], version: st
 
 
 def synthetic_row(sample_id: str, image: np.ndarray, inst: Instances, generation: dict[str, Any],
-                  method: str, details: dict[str, Any], source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A row in the synthetic layout; scene fields come from ``source`` (the real row) when there is one."""
+                  method: str, details: dict[str, Any], source: dict[str, Any] | None = None,
+                  predictor=None) -> dict[str, Any]:
+    """A row in the synthetic layout; scene fields come from ``source`` (the real row) when there is one.
+    With a SAM ``predictor``, every object without a mask gets one from its box (``relabel.mask_box_only``)."""
     src = source or {}
     h, w = image.shape[:2]
     gen = {k: None for k in generation_feature()}
@@ -79,7 +82,7 @@ def synthetic_row(sample_id: str, image: np.ndarray, inst: Instances, generation
     return {
         "id": sample_id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
         "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None}, "width": w, "height": h,
-        **inst.to_row(), "caption": src.get("caption"), "caption_source": src.get("caption_source"),
+        **mask_box_only(inst.to_row(), image, predictor), "caption": src.get("caption"), "caption_source": src.get("caption_source"),
         "stitch": {"method": method, "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
                    "front_x1": None, "right_x0": None},
         "generation": gen,

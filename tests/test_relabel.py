@@ -14,6 +14,7 @@ import datasets
 import numpy as np
 import pytest
 from PIL import Image
+from segment_anything import SamPredictor
 
 from streetsynth import repo
 from streetsynth.builders.waymo import build_real
@@ -21,6 +22,7 @@ from streetsynth.cli import main
 from streetsynth.generators.label import build_labeler
 from streetsynth.generators.relabel import label_repo, mask_iou, sam_box_masks
 from streetsynth.instances import Instances, decode_id_mask
+from streetsynth.models.sam import build_constant_sam
 from streetsynth.builders.sample import make_sample
 
 VIEW = (96, 144)
@@ -125,3 +127,85 @@ def test_label_refuses_bad_arguments_before_loading_models(real, tmp_path, capsy
                  "--mode", "auto"]) == 2
     assert "needs --mode box" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def _box_rect(box, h, w, margin=4):
+    x0, y0, x1, y1 = box
+    m = np.zeros((h, w), bool)
+    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin, max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
+    return m
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["sam-fills-the-image", "sam-finds-nothing"])
+def test_ground_truth_sam_masks_stay_in_their_box_or_are_counted_empty(real, tmp_path, full):
+    """A SAM answering every box with the whole image gives each box-only object its box (plus the margin,
+    minus panoptic pixels); a SAM finding nothing leaves them box-only, each counted as ``sam-box-empty``."""
+    lab = build_labeler("tiny", "tiny")
+    lab.predictor = SamPredictor(build_constant_sam(full))
+    res = label_repo(real, tmp_path / "store", lab, splits=["train"], prompt_boxes="ground-truth", progress=False)
+    counts: dict[str, int] = {}
+    for old, new in zip(_rows(real, "train"), _rows(res.folder, "train")):
+        h, w = old["height"], old["width"]
+        before = Instances.from_row(old, h, w)
+        panoptic = before.masks.any(axis=(1, 2)) if before.masks is not None else np.zeros(len(before), bool)
+        masks = before.masks.copy() if before.masks is not None else np.zeros((len(before), h, w), bool)
+        taken = masks[panoptic].any(axis=0)
+        for k in np.flatnonzero(~panoptic):
+            masks[k] = _box_rect(before.boxes[k], h, w) & ~taken if full else False
+        want = Instances(before.boxes, before.classes, h, w, masks=masks, ids=before.ids).id_mask()
+        assert np.array_equal(decode_id_mask(new["instance_mask"]), want)
+        shown = np.isin(before.ids, want)
+        sources = ["panoptic" if p else "sam-box" if s else "sam-box-empty" for p, s in zip(panoptic, shown)]
+        assert [o["mask_source"] for o in new["objects"]] == sources
+        for s in sources:
+            counts[s] = counts.get(s, 0) + 1
+    assert counts["panoptic"] > 0 and counts.get("sam-box" if full else "sam-box-empty", 0) > 0
+    assert (full and "sam-box-empty" not in counts) or (not full and "sam-box" not in counts)
+    assert repo.read_info(res.folder)["mask_sources"] == dict(sorted(counts.items()))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_label_run_resumes_to_the_info_of_an_uninterrupted_one(real, tmp_path, monkeypatch):
+    """A run that dies after two rows, resumed: info.json (mask IoU included) and the shards equal a clean run's,
+    and nothing published names a local path."""
+    from streetsynth.generators import relabel
+
+    lab = build_labeler("tiny", "tiny")
+    clean = label_repo(real, tmp_path / "clean", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
+                       progress=False)
+    real_row, calls = relabel.box_prompted_row, []
+
+    def dies_on_the_third_row(row, labeler):
+        calls.append(row["id"])
+        if len(calls) == 3:
+            raise Killed
+        return real_row(row, labeler)
+
+    monkeypatch.setattr(relabel, "box_prompted_row", dies_on_the_third_row)
+    with pytest.raises(Killed):
+        label_repo(real, tmp_path / "store", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
+                   progress=False)
+    monkeypatch.setattr(relabel, "box_prompted_row", real_row)
+    again = label_repo(real, tmp_path / "store", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
+                       progress=False)
+    info, want = repo.read_info(again.folder), repo.read_info(clean.folder)
+    assert want["mask_iou"]["sam_vs_panoptic"]["objects"] == 11  # the train split's panoptic objects: 5 + 6
+    assert info["mask_iou"] == want["mask_iou"] and info["mask_sources"] == want["mask_sources"]
+    assert _shards(again.folder) == _shards(clean.folder)
+    assert info["source"] == {"name": "real", "kind": want["source"]["kind"], "version": want["source"]["version"],
+                              "fingerprint": repo.read_info(real)["fingerprint"]}
+    for folder in (clean.folder, again.folder):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix in (".json", ".md", ".jsonl"):
+                text = path.read_text()
+                assert str(tmp_path) not in text and str(real.resolve()) not in text, path
+
+
+def test_label_refuses_to_write_into_its_source(real, capsys):
+    for out in (real, real / "masks"):
+        assert main(["label", "--data", str(real), "--out", str(out), "--prompt-boxes", "ground-truth"]) == 2
+        assert "lies inside it" in capsys.readouterr().err
+    assert not (real / "masks").exists() and not (real / "v0.1.0").exists()
