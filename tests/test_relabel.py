@@ -209,3 +209,31 @@ def test_label_refuses_to_write_into_its_source(real, capsys):
         assert main(["label", "--data", str(real), "--out", str(out), "--prompt-boxes", "ground-truth"]) == 2
         assert "lies inside it" in capsys.readouterr().err
     assert not (real / "masks").exists() and not (real / "v0.1.0").exists()
+
+
+def test_generate_with_a_sam_gives_every_carried_box_only_object_a_mask(real, tmp_path):
+    """Outpainting a box-only frame with a labeler: each carried object gets SAM's mask from its own box."""
+    from streetsynth.generators.generate import GenerateConfig, run_generation
+    from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+
+    pipe = build_tiny_inpaint_pipeline(seed=0)
+    pipe._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
+    lab = build_labeler("tiny", "tiny", score_threshold=1.0)  # the detector finds nothing: only carried objects
+    lab.predictor = SamPredictor(build_constant_sam(True))
+    res = run_generation(GenerateConfig(real=str(real), out=str(tmp_path / "store"), num=2, steps=2, batch_size=2,
+                                         seam_threshold=1e9, pipeline=pipe, labeler=lab, progress=False))
+    rows = {r["id"]: r for r in _rows(real, "train")}
+    out = repo.load_split(res.folder, "synthetic", "synthetic").cast_column("image", datasets.Image(decode=False))
+    seen = set()
+    for row in out:
+        src = rows[row["generation"]["source_id"]]
+        inst = Instances.from_row(row)
+        sources = [o["mask_source"] for o in row["objects"]]
+        seen.update(sources)
+        if src["instance_mask"] is None:  # a box-only source frame: every object SAM's box, cut to the box
+            assert sources == ["sam-box"] * len(inst) and len(inst) > 0
+            for box, mask in zip(inst.boxes, inst.masks):
+                assert mask.any() and not (mask & ~_box_rect(box, row["height"], row["width"])).any()
+        else:
+            assert set(sources) == {"panoptic"}
+    assert seen == {"sam-box", "panoptic"}
