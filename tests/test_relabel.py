@@ -51,7 +51,7 @@ def test_ground_truth_boxes_give_every_object_a_mask_panoptic_first(real, labele
     res = label_repo(real, tmp_path / "store", labeler, prompt_boxes="ground-truth", shard_size=2, progress=False)
     assert res.tag == "v0.1.0"
     ious = []
-    n_panoptic = n_sam = 0
+    n_panoptic = n_sam = n_empty = 0
     for split in ("train", "validation"):
         src, out = _rows(real, split), _rows(res.folder, split)
         assert [r["id"] for r in out] == [r["id"] for r in src]
@@ -64,7 +64,6 @@ def test_ground_truth_boxes_give_every_object_a_mask_panoptic_first(real, labele
             h, w = old["height"], old["width"]
             before, after = Instances.from_row(old, h, w), Instances.from_row(new, h, w)
             panoptic = before.masks.any(axis=(1, 2)) if before.masks is not None else np.zeros(len(before), bool)
-            assert [o["mask_source"] for o in new["objects"]] == ["panoptic" if p else "sam-box" for p in panoptic]
             rgb = np.asarray(Image.open(io.BytesIO(old["image"]["bytes"])).convert("RGB"))
             sam = sam_box_masks(labeler, rgb, before.boxes)
             taken = before.masks[panoptic].any(axis=0) if panoptic.any() else np.zeros((h, w), bool)
@@ -74,13 +73,18 @@ def test_ground_truth_boxes_give_every_object_a_mask_panoptic_first(real, labele
             want = np.where(panoptic[:, None, None], after.masks, sam & ~taken)
             want = Instances(before.boxes, before.classes, h, w, masks=want, ids=before.ids).id_mask()
             assert np.array_equal(decode_id_mask(new["instance_mask"]), want)
+            shown = np.isin(before.ids, want)
+            assert [o["mask_source"] for o in new["objects"]] == \
+                ["panoptic" if p else "sam-box" if s else "sam-box-empty" for p, s in zip(panoptic, shown)]
+            n_empty += int((~panoptic & ~shown).sum())
             if panoptic.any():
                 ious += mask_iou(sam[panoptic], before.masks[panoptic]).tolist()
             n_panoptic += int(panoptic.sum())
             n_sam += int((~panoptic).sum())
     assert n_panoptic > 0 and n_sam > 0  # the sample has frames with and without panoptic labels
     info = repo.read_info(res.folder)
-    assert info["mask_sources"] == {"panoptic": n_panoptic, "sam-box": n_sam}
+    want_sources = {"panoptic": n_panoptic, "sam-box": n_sam - n_empty, "sam-box-empty": n_empty}
+    assert info["mask_sources"] == {k: v for k, v in want_sources.items() if v}
     assert info["mask_iou"]["sam_vs_panoptic"] == {"objects": len(ious), "mean": round(float(np.mean(ious)), 4),
                                                    "median": round(float(np.median(ious)), 4)}
 
@@ -118,6 +122,8 @@ def test_sigkill_then_resume_equals_a_clean_run(real, tmp_path):
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in store.iterdir() if p.is_dir()) == ["v0.1.0"]
     assert _shards(store / "v0.1.0") == _shards(tmp_path / "clean" / "v0.1.0")
+    resumed, clean_info = repo.read_info(store / "v0.1.0"), repo.read_info(tmp_path / "clean" / "v0.1.0")
+    assert resumed["mask_iou"] == clean_info["mask_iou"] and resumed["mask_sources"] == clean_info["mask_sources"]
 
 
 def test_label_refuses_bad_arguments_before_loading_models(real, tmp_path, capsys):
