@@ -82,7 +82,8 @@ def synthetic_row(sample_id: str, image: np.ndarray, inst: Instances, generation
     return {
         "id": sample_id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
         "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None}, "width": w, "height": h,
-        **mask_box_only(inst.to_row(), image, predictor), "caption": src.get("caption"), "caption_source": src.get("caption_source"),
+        **mask_box_only(inst.to_row(), image, predictor),
+        "caption": src.get("caption"), "caption_source": src.get("caption_source"),
         "stitch": {"method": method, "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
                    "front_x1": None, "right_x0": None},
         "generation": gen,

@@ -212,7 +212,8 @@ def box_rect(box, h: int = H, w: int = W, margin: int = 4) -> np.ndarray:
     """The pixels a box covers, grown by ``margin``: floor/ceil of the box's xyxy corners, cut to the image."""
     x0, y0, x1, y1 = box
     m = np.zeros((h, w), bool)
-    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin, max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
+    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin,
+      max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
     return m
 
 

@@ -138,7 +138,8 @@ def test_label_refuses_bad_arguments_before_loading_models(real, tmp_path, capsy
 def _box_rect(box, h, w, margin=4):
     x0, y0, x1, y1 = box
     m = np.zeros((h, w), bool)
-    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin, max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
+    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin,
+      max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
     return m
 
 
@@ -148,9 +149,12 @@ def test_ground_truth_sam_masks_stay_in_their_box_or_are_counted_empty(real, tmp
     minus panoptic pixels); a SAM finding nothing leaves them box-only, each counted as ``sam-box-empty``."""
     lab = build_labeler("tiny", "tiny")
     lab.predictor = SamPredictor(build_constant_sam(full))
-    res = label_repo(real, tmp_path / "store", lab, splits=["train"], prompt_boxes="ground-truth", progress=False)
+    res = label_repo(real, tmp_path / "store", lab, splits=["train"], limit=2, prompt_boxes="ground-truth",
+                     progress=False)  # a panoptic frame and a box-only one
     counts: dict[str, int] = {}
-    for old, new in zip(_rows(real, "train"), _rows(res.folder, "train")):
+    out = _rows(res.folder, "train")
+    assert len(out) == 2
+    for old, new in zip(_rows(real, "train"), out):
         h, w = old["height"], old["width"]
         before = Instances.from_row(old, h, w)
         panoptic = before.masks.any(axis=(1, 2)) if before.masks is not None else np.zeros(len(before), bool)
@@ -175,13 +179,13 @@ class Killed(Exception):
 
 
 def test_interrupted_label_run_resumes_to_the_info_of_an_uninterrupted_one(real, tmp_path, monkeypatch):
-    """A run that dies after two rows, resumed: info.json (mask IoU included) and the shards equal a clean run's,
-    and nothing published names a local path."""
+    """A run that dies after two of three rows (panoptic, box-only; the third is panoptic), resumed: info.json
+    (mask IoU included) and the shards equal a clean run's, and nothing published names a local path."""
     from streetsynth.generators import relabel
 
     lab = build_labeler("tiny", "tiny")
-    clean = label_repo(real, tmp_path / "clean", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
-                       progress=False)
+    how = {"splits": ["train"], "limit": 3, "shard_size": 1, "prompt_boxes": "ground-truth", "progress": False}
+    clean = label_repo(real, tmp_path / "clean", lab, **how)
     real_row, calls = relabel.box_prompted_row, []
 
     def dies_on_the_third_row(row, labeler):
@@ -192,11 +196,9 @@ def test_interrupted_label_run_resumes_to_the_info_of_an_uninterrupted_one(real,
 
     monkeypatch.setattr(relabel, "box_prompted_row", dies_on_the_third_row)
     with pytest.raises(Killed):
-        label_repo(real, tmp_path / "store", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
-                   progress=False)
+        label_repo(real, tmp_path / "store", lab, **how)
     monkeypatch.setattr(relabel, "box_prompted_row", real_row)
-    again = label_repo(real, tmp_path / "store", lab, splits=["train"], shard_size=1, prompt_boxes="ground-truth",
-                       progress=False)
+    again = label_repo(real, tmp_path / "store", lab, **how)
     info, want = repo.read_info(again.folder), repo.read_info(clean.folder)
     assert want["mask_iou"]["sam_vs_panoptic"]["objects"] == 11  # the train split's panoptic objects: 5 + 6
     assert info["mask_iou"] == want["mask_iou"] and info["mask_sources"] == want["mask_sources"]
