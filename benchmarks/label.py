@@ -2,7 +2,9 @@
 
 SAM-like masks at 512x1024 (default): background regions that tile the frame (sky, buildings,
 road, sidewalk), distinct objects (cars, people, poles) as filled shapes, and their parts
-(wheels, windows, heads), with each object's detection mask slightly larger than it. The loop and
+(wheels, windows, heads), with each object's detection mask slightly larger than it. The reference
+loop is written as fast as a plain loop goes (boxes and areas once, every pair counted with
+``np.count_nonzero`` inside its box intersection only, see :func:`combine_loop`). The loop and
 ours are timed the same way (best of ``--repeat``) and must give the same answer. Model time is a
 real-size ``maskrcnn_resnet50_fpn_v2`` and SAM vit_b, both with random weights, on the same image.
 Run: ``python benchmarks/label.py [--height 512 --width 1024 --counts 50 200 --no-models]``.
@@ -54,22 +56,44 @@ def scene_masks(n: int, height: int, width: int, seed: int = 0):
     return sam, det, rng.integers(0, 3, len(det)), rng.random(len(det)).astype(np.float32)
 
 
+def _box(m: np.ndarray) -> tuple[int, int, int, int]:
+    """Half-open ``(y0, x0, y1, x1)`` of a mask's pixels (an empty box for an empty mask)."""
+    ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    return (0, 0, 0, 0) if len(ys) == 0 else (ys[0], xs[0], ys[-1] + 1, xs[-1] + 1)
+
+
+def _overlap(a: np.ndarray, ba, b: np.ndarray, bb) -> int:
+    """Pixels of ``a & b``, counted with ``np.count_nonzero`` inside the intersection of their boxes only."""
+    y0, x0 = max(ba[0], bb[0]), max(ba[1], bb[1])
+    y1, x1 = min(ba[2], bb[2]), min(ba[3], bb[3])
+    if y1 <= y0 or x1 <= x0:
+        return 0
+    return np.count_nonzero(a[y0:y1, x0:x1] & b[y0:y1, x0:x1])
+
+
 def combine_loop(sam, dets, classes, scores, keep_overlap=0.9, merge_inside=0.99):
-    """The plain way: every pair of masks intersected one at a time over the whole image."""
+    """The reference a competent engineer writes: a pairwise loop, made fast the plain way.
+
+    Each mask's box and area are found once; a pair is counted with ``np.count_nonzero`` inside the
+    intersection of the two boxes only, and pairs whose boxes do not meet are skipped. Unioning ORs
+    each member inside its box. What it does not do (ours does): skip pairs whose box intersection
+    cannot reach the threshold, and vectorise the bookkeeping.
+    """
+    sam_boxes, det_boxes = [_box(m) for m in sam], [_box(d) for d in dets]
+    areas = [np.count_nonzero(m[y0:y1, x0:x1]) for m, (y0, x0, y1, x1) in zip(sam, sam_boxes)]
     owner = []
-    for m in sam:
-        area = max(int(m.sum()), 1)
-        fr = [(m & d).sum() / area for d in dets]
+    for m, bm, area in zip(sam, sam_boxes, areas):
+        fr = [_overlap(m, bm, d, bd) / max(area, 1) for d, bd in zip(dets, det_boxes)]
         best = int(np.argmax(fr)) if fr else -1
         owner.append(best if fr and fr[best] >= keep_overlap else -1)
     kept = [i for i, o in enumerate(owner) if o >= 0]
-    areas = {i: int(sam[i].sum()) for i in kept}
     parent = {}
     for i in kept:
         best, best_area = i, -1
         for j in kept:
             bigger = areas[j] > areas[i] or (areas[j] == areas[i] and j < i)
-            if j != i and bigger and areas[i] and (sam[i] & sam[j]).sum() / areas[i] >= merge_inside and areas[j] > best_area:
+            if j != i and bigger and areas[i] and areas[j] > best_area and \
+                    _overlap(sam[i], sam_boxes[i], sam[j], sam_boxes[j]) / areas[i] >= merge_inside:
                 best, best_area = j, areas[j]
         parent[i] = best
     groups: dict[int, np.ndarray] = {}
@@ -78,7 +102,10 @@ def combine_loop(sam, dets, classes, scores, keep_overlap=0.9, merge_inside=0.99
         while parent[root] != root:
             root = parent[root]
         det = owner[root]
-        groups[det] = groups[det] | sam[i] if det in groups else sam[i].copy()
+        if det not in groups:
+            groups[det] = np.zeros(sam.shape[1:], bool)
+        y0, x0, y1, x1 = sam_boxes[i]
+        groups[det][y0:y1, x0:x1] |= sam[i, y0:y1, x0:x1]
     dets_out = sorted(groups)
     return np.stack([groups[d] for d in dets_out]) if dets_out else sam[:0], classes[dets_out], scores[dets_out]
 

@@ -229,7 +229,7 @@ class _Plan:
                "attempts": s.attempt + 1,
                "labeler": self.labeler_desc}
         return synthetic_row(s.id, image, _with_mask_sources(inst, s.row), gen, METHOD, source=s.row,
-                             known_width=s.canvas.known_width)
+                             known_width=s.canvas.known_width, predictor=getattr(self.labeler, "predictor", None))
 
 
 def plan_generation(config: GenerateConfig) -> _Plan:

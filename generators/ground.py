@@ -189,7 +189,7 @@ def run_ground(cfg: GroundConfig) -> MethodResult:
                    "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
                    "guidance_scale": cfg.guidance, "attempts": 1,
                    "labeler": f"cross-attention+{sam_desc or 'none'}+agreement"}
-        run.writer.add(sid, synthetic_row(sid, image, inst.select(keep), gen_row, METHOD, details),
+        run.writer.add(sid, synthetic_row(sid, image, inst.select(keep), gen_row, METHOD, details, predictor=predictor),
                        attempts=1, rejected=0)
     manifest, counts = finish_counts(run, f"no instance of any sample reached --iou-threshold {cfg.iou_threshold}")
 

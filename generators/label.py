@@ -6,7 +6,8 @@ class; a kept mask lying at least ``merge_inside`` inside a bigger kept mask is 
 the kept masks of one detection are unioned, so each object ends with one mask.
 
 SAM runs in one of two modes: ``"box"`` prompts SamPredictor with each detection's box (default);
-``"auto"`` runs SamAutomaticMaskGenerator over a grid of points. The rules are pure functions over
+``"auto"`` runs SamAutomaticMaskGenerator over a grid of points. A box-prompted mask is cut to its
+box (a few pixels of margin): SAM's pixels far from the box are never the boxed object. The rules are pure functions over
 mask stacks, box-first: each mask's box and area are found once, pairs whose box intersection
 cannot reach a threshold are skipped, and pixels are counted only inside box intersections.
 """
@@ -25,6 +26,8 @@ SOURCE = "maskrcnn+sam"
 MODES = ("box", "auto")
 #: Float32 entries per operand buffer in the overlap products (64 MiB), whatever the image size.
 CHUNK_BUDGET = 1 << 24
+#: Pixels a box-prompted SAM mask may reach beyond its box (boxes are drawn tight; SAM's edge is soft).
+BOX_MARGIN = 4
 
 
 def intersections(a: np.ndarray, b: np.ndarray, chunk: int | None = None) -> np.ndarray:
@@ -193,12 +196,32 @@ def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarra
     return merged, det_classes[dets], det_scores[dets]
 
 
+def clip_to_boxes(masks: np.ndarray, boxes_xyxy: np.ndarray, margin: int = BOX_MARGIN) -> np.ndarray:
+    """``masks`` (N, H, W) cut to their boxes (x0, y0, x1, y1 pixels) grown by ``margin`` pixels.
+
+    A mask SAM draws from a box prompt belongs inside that box: pixels far outside it are another
+    object or speckle (a weak SAM scatters them over the whole image). Rows and columns are tested
+    once per box and broadcast, so no pixel loop runs.
+    """
+    masks = np.asarray(masks, bool)
+    n, h, w = masks.shape
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    lo = np.floor(b[:, :2]).astype(np.int64) - margin
+    hi = np.ceil(b[:, 2:]).astype(np.int64) + margin
+    rows = (np.arange(h)[None, :] >= lo[:, 1:2]) & (np.arange(h)[None, :] < hi[:, 1:2])
+    cols = (np.arange(w)[None, :] >= lo[:, 0:1]) & (np.arange(w)[None, :] < hi[:, 0:1])
+    return masks & rows[:, :, None] & cols[:, None, :]
+
+
 @torch.no_grad()
-def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray,
+                        margin: int | None = BOX_MARGIN) -> np.ndarray:
     """``(N, H, W)`` bool SAM masks for ``N`` boxes (x0, y0, x1, y1 pixels) on one RGB uint8 image.
 
     The image is embedded once and every box is decoded in one batched ``predict_torch`` call
-    (one mask per box, ``multimask_output=False``); ``predictor`` is a ``SamPredictor``.
+    (one mask per box, ``multimask_output=False``); ``predictor`` is a ``SamPredictor``. Each mask
+    is cut to its box grown by ``margin`` pixels (:func:`clip_to_boxes`; ``None`` keeps SAM's raw
+    masks), so it may come back empty: callers count that and never keep speckle.
     """
     h, w = image.shape[:2]
     boxes = torch.as_tensor(np.asarray(boxes_xyxy, np.float32).reshape(-1, 4))
@@ -210,7 +233,8 @@ def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray) ->
         masks, _, _ = predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
     finally:
         predictor.reset_image()
-    return masks[:, 0].cpu().numpy()
+    masks = masks[:, 0].cpu().numpy()
+    return masks if margin is None else clip_to_boxes(masks, boxes.numpy(), margin)
 
 
 @dataclass
@@ -226,6 +250,7 @@ class LabelSettings:
     pred_iou_thresh: float = 0.88  # auto mode: SAM's predicted-IoU filter
     stability_score_thresh: float = 0.95  # auto mode: SAM's stability filter
     points_per_batch: int = 64  # auto mode: grid points decoded per batched SAM call
+    box_margin: int = BOX_MARGIN  # box mode: pixels a SAM mask may reach beyond its prompt box
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -236,6 +261,8 @@ class LabelSettings:
         for name in ("points_per_side", "points_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.box_margin < 0:
+            raise ValueError(f"box_margin must be >= 0, got {self.box_margin}")
 
 
 class Labeler:
@@ -281,7 +308,7 @@ class Labeler:
         if self.settings.mode == "auto":
             masks = [m["segmentation"] for m in self._generator().generate(image)]
             return np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
-        return sam_masks_for_boxes(self.predictor, image, boxes)
+        return sam_masks_for_boxes(self.predictor, image, boxes, self.settings.box_margin)
 
     def _generator(self):
         if self._auto is None:

@@ -27,6 +27,7 @@ from streetsynth.schema import SYNTHETIC, SYNTHETIC_SPLIT, generation_feature, s
 from streetsynth.text import percent
 from streetsynth.versions import check_version, fingerprint, resolve_version, store_lock
 
+from .relabel import mask_box_only
 from .writer import ShardWriter, manifest_counts, merge_manifests, read_manifest
 
 CONTACT_SHEET_PATH = "meta/contact_sheet.png"
@@ -120,10 +121,11 @@ def open_run(method: str, out: str | Path, fp: str, version: str | None, rows_pe
 
 def synthetic_row(sample_id: str, image: np.ndarray, labels: Instances | dict[str, Any], generation: dict[str, Any],
                   method: str, details: dict[str, Any] | None = None, source: dict[str, Any] | None = None,
-                  known_width: int | None = None) -> dict[str, Any]:
+                  known_width: int | None = None, predictor=None) -> dict[str, Any]:
     """A row in the synthetic layout; scene fields come from ``source`` (the real row) when there is one.
 
     ``labels`` are instances or their row fields; ``known_width`` is the outpainted canvas's kept width.
+    With a SAM ``predictor``, every object without a mask gets one from its box (``relabel.mask_box_only``).
     """
     src = source or {}
     h, w = image.shape[:2]
@@ -134,7 +136,7 @@ def synthetic_row(sample_id: str, image: np.ndarray, labels: Instances | dict[st
     return {
         "id": sample_id, "segment": src.get("segment"), "timestamp_micros": src.get("timestamp_micros"),
         "metadata": src.get("metadata"), "image": {"bytes": codec.encode_lossless(image), "path": None},
-        "width": w, "height": h, **(labels.to_row() if isinstance(labels, Instances) else labels),
+        "width": w, "height": h, **mask_box_only(labels.to_row() if isinstance(labels, Instances) else labels, image, predictor),
         "caption": src.get("caption"), "caption_source": src.get("caption_source"),
         "stitch": {"method": method, "yaw_deg": (src.get("stitch") or {}).get("yaw_deg"),
                    "front_x1": known_width, "right_x0": known_width},

@@ -317,7 +317,7 @@ def run_occlude(cfg: OccludeConfig) -> MethodResult:
                "prompt": prompt, "negative_prompt": cfg.negative_prompt, "seed": details["seed"], "steps": cfg.steps,
                "guidance_scale": cfg.guidance, "strength": 1.0, "attempts": 1,
                "labeler": f"source-labels-minus-occluder:{cfg.mask_mode}"}
-        run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row), attempts=1, rejected=0)
+        run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row, predictor=predictor), attempts=1, rejected=0)
     manifest, counts = finish_counts(run, "no sample planned")
     pair = before_after(source, "before", lambda row, d: f"{row['id']}: {d['prompt']} ({d['placement']})")
     info = {"source": source_record(cfg.real, real_info, split=cfg.split),

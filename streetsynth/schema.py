@@ -18,7 +18,7 @@ CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign")
 
 #: Where an object's mask came from: Waymo's panoptic label, SAM prompted with the object's box,
 #: a ground-truth mask of a test or import, or the Mask R-CNN + SAM labeler.
-MASK_SOURCES: tuple[str, ...] = ("panoptic", "sam-box", "ground-truth", "maskrcnn+sam")
+MASK_SOURCES: tuple[str, ...] = ("panoptic", "sam-box", "sam-box-empty", "ground-truth", "maskrcnn+sam")
 
 #: Waymo ``Label.Type`` number -> index into CLASS_NAMES (UNKNOWN=0 is dropped).
 WAYMO_TYPE_TO_CLASS: dict[int, int] = {1: 0, 2: 1, 4: 2, 3: 3}

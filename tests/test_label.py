@@ -6,11 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from segment_anything import SamPredictor
 
 from streetsynth.generators.label import (SOURCE, LabelSettings, assign_to_detections, boxes_and_areas,
-                                          build_labeler, combine, intersections, nest_parents, sam_masks_for_boxes,
+                                          build_labeler, clip_to_boxes, combine, intersections, nest_parents, sam_masks_for_boxes,
                                           union_groups)
 from streetsynth.instances import Instances
+from streetsynth.models.sam import build_constant_sam
 from streetsynth.schema import CLASS_NAMES
 
 H, W = 64, 128
@@ -191,19 +194,77 @@ def tiny_labeler():
     return build_labeler("tiny", "tiny", mode="box", score_threshold=0.1, keep_overlap=0.0)
 
 
-def test_tiny_labeler_end_to_end_shape_type_provenance(tiny_labeler):
-    img = (np.random.default_rng(1).random((H, W, 3)) * 255).astype(np.uint8)
-    inst = tiny_labeler(img)
-    assert isinstance(inst, Instances)
-    assert len(inst) >= 1 and inst.masks.shape == (len(inst), H, W)
-    assert set(inst.classes.tolist()) <= {VEH, PED}
-    assert inst.sources == [SOURCE] * len(inst)
-    assert (inst.boxes[:, 2:] > inst.boxes[:, :2]).all()
-    desc = json.loads(tiny_labeler.description)
+class FixedDetector(torch.nn.Module):
+    """A detector that always finds the same objects: known inputs for the labeler's wiring."""
+
+    def __init__(self, boxes, labels, scores, grow: int = 0) -> None:
+        super().__init__()
+        self.boxes = torch.tensor(boxes, dtype=torch.float32)
+        self.labels, self.scores, self.grow = torch.tensor(labels), torch.tensor(scores), grow
+
+    def forward(self, images):
+        h, w = images[0].shape[1:]
+        masks = torch.stack([torch.from_numpy(box_rect(b, h, w, self.grow)) for b in self.boxes.numpy()])
+        return [{"boxes": self.boxes, "labels": self.labels, "scores": self.scores, "masks": masks[:, None].float()}]
+
+
+def box_rect(box, h: int = H, w: int = W, margin: int = 4) -> np.ndarray:
+    """The pixels a box covers, grown by ``margin``: floor/ceil of the box's xyxy corners, cut to the image."""
+    x0, y0, x1, y1 = box
+    m = np.zeros((h, w), bool)
+    m[max(int(np.floor(y0)) - margin, 0):int(np.ceil(y1)) + margin,
+      max(int(np.floor(x0)) - margin, 0):int(np.ceil(x1)) + margin] = True
+    return m
+
+
+def coco_label(labeler, ours: int) -> int:
+    return int(np.flatnonzero(labeler._lut == ours)[0])
+
+
+def test_tiny_labeler_end_to_end_gives_each_kept_detection_its_box_shaped_mask():
+    """A SAM that answers the whole image for every box: each kept detection's mask is its box plus the margin."""
+    lab = build_labeler("tiny", "tiny", score_threshold=0.5)
+    unknown = int(np.flatnonzero(lab._lut < 0)[0])
+    boxes = [[10, 8, 50, 38], [100, 10, 116, 58.5], [60, 20, 90, 50], [70, 5, 80, 15]]
+    labels = [coco_label(lab, VEH), coco_label(lab, PED), coco_label(lab, VEH), unknown]
+    lab.detector = FixedDetector(boxes, labels, [0.9, 0.8, 0.3, 0.95], grow=4)
+    lab.predictor = SamPredictor(build_constant_sam(True))
+    inst = lab(np.zeros((H, W, 3), np.uint8))
+    assert inst.classes.tolist() == [VEH, PED]  # the low-score car and the unknown class are dropped
+    assert inst.scores.tolist() == pytest.approx([0.9, 0.8])
+    assert np.array_equal(inst.masks, np.stack([box_rect(boxes[0]), box_rect(boxes[1])]))
+    assert inst.boxes.tolist() == [[6, 4, 54, 42], [96, 6, 120, 63]]
+    assert inst.sources == [SOURCE, SOURCE]
+    desc = json.loads(lab.description)
     assert desc["detector"] == "maskrcnn:tiny(seed=0)" and desc["sam"] == "sam:tiny(seed=0)"
-    assert desc["mode"] == "box" and desc["score_threshold"] == 0.1
-    again = tiny_labeler(img)
-    assert (again.masks == inst.masks).all()  # deterministic
+    assert desc["mode"] == "box" and desc["score_threshold"] == 0.5 and desc["box_margin"] == 4
+    lab.predictor = SamPredictor(build_constant_sam(False))
+    assert len(lab(np.zeros((H, W, 3), np.uint8))) == 0  # SAM found nothing in any box: no object
+
+
+def test_box_prompted_masks_are_cut_to_their_box_with_the_margin():
+    img = np.zeros((H, W, 3), np.uint8)
+    boxes = np.array([[10.2, 5, 40, 30.5], [120, 50, 128, 64], [0, 0, 3, 2]], np.float32)
+    full = SamPredictor(build_constant_sam(True))
+    raw = sam_masks_for_boxes(full, img, boxes, margin=None)
+    assert raw.all()  # this SAM answers every box with the whole image
+    cut = sam_masks_for_boxes(full, img, boxes)
+    assert np.array_equal(cut[0], rect(1, 35, 6, 44))  # rows 5-4 .. ceil(30.5)+4, columns floor(10.2)-4 .. 40+4
+    assert np.array_equal(cut[1], rect(46, 64, 116, 128))  # cut at the image's edge
+    assert np.array_equal(cut[2], rect(0, 6, 0, 7))
+    assert np.array_equal(sam_masks_for_boxes(full, img, boxes, margin=0)[0], rect(5, 31, 10, 40))
+    assert not sam_masks_for_boxes(SamPredictor(build_constant_sam(False)), img, boxes).any()
+
+
+def test_tiny_random_sam_masks_keep_no_pixel_outside_their_box(tiny_labeler):
+    img = (np.random.default_rng(3).random((H, W, 3)) * 255).astype(np.uint8)
+    boxes = np.array([[4, 4, 30, 40], [50, 10, 80, 30], [90, 30, 120, 60]], np.float32)
+    raw = sam_masks_for_boxes(tiny_labeler.predictor, img, boxes, margin=None)
+    cut = sam_masks_for_boxes(tiny_labeler.predictor, img, boxes)
+    inside = np.stack([box_rect(b) for b in boxes])
+    assert np.count_nonzero(cut & ~inside) == 0
+    assert np.array_equal(cut, raw & inside)  # inside its box a mask is SAM's, pixel for pixel
+    assert np.array_equal(clip_to_boxes(raw, boxes, 0), raw & np.stack([box_rect(b, margin=0) for b in boxes]))
 
 
 def test_batched_box_prompts_give_the_masks_of_one_box_at_a_time(tiny_labeler):

@@ -48,10 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from streetsynth.generators.label import build_labeler
-    from streetsynth.generators.relabel import label_repo
+    from streetsynth.generators.relabel import check_paths, label_repo
 
     if not args.data.is_dir():
         raise FileNotFoundError(f"{args.data}: no such dataset repo")
+    check_paths(args.data, args.out)
     for name, flag in (("rows_per_shard", "--rows-per-shard/--shard-size"), ("limit", "--limit"),
                        ("points_per_side", "--points-per-side")):
         value = getattr(args, name)

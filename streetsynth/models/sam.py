@@ -34,6 +34,25 @@ def build_tiny_sam(seed: int = 0):
     return sam.eval()
 
 
+def build_constant_sam(full: bool):
+    """A tiny SAM whose every mask is the whole image (``full``) or empty, whatever the prompt.
+
+    Its decoder's last upscaling layer and hypernetwork heads are zeroed with a constant bias, so
+    the mask logits are one positive (or negative) number everywhere: a SAM with known answers for
+    tests of what the callers do with its masks (clipping to the box, empty masks).
+    """
+    sam = build_tiny_sam(0)
+    decoder = sam.mask_decoder
+    with torch.no_grad():
+        last = decoder.output_upscaling[3]
+        last.weight.zero_()
+        last.bias.fill_(1.0)
+        for mlp in decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.zero_()
+            mlp.layers[-1].bias.fill_(1.0 if full else -1.0)
+    return sam.eval()
+
+
 def parse_sam_spec(spec: str) -> tuple[str, Path | None]:
     """``(type, path)`` from ``"tiny"``, ``"vit_b:PATH"`` or a path whose file name names the type."""
     if spec == "tiny":
