@@ -222,7 +222,7 @@ def test_label_refuses_to_write_into_its_source(real, capsys):
 def test_generate_with_a_sam_gives_every_carried_box_only_object_a_mask(real, tmp_path):
     """Outpainting a box-only frame with a labeler: each carried object gets SAM's mask from its own box."""
     from streetsynth.generators.generate import GenerateConfig, run_generation
-    from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+    from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
     pipe = build_tiny_inpaint_pipeline(seed=0)
     pipe._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
