@@ -97,8 +97,9 @@ def _label_settings(info: dict[str, Any]) -> dict[str, Any]:
 def _source(info: dict[str, Any]) -> dict[str, Any]:
     """The source dataset as the card shows it: a local path is reduced to its folder name."""
     source = dict(info.get("source") or {})
-    if "path" in source:
-        source["path"] = Path(str(source["path"])).name
+    for key in ("path", "repo"):  # builders write "path", generators "repo"
+        if key in source:
+            source[key] = Path(str(source[key])).name
     return dict(sorted(source.items()))
 
 

@@ -110,6 +110,7 @@ def _unmask(path: Path, unmasked_rows: dict[int, tuple[int, ...]]) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), tmp)
     shard.unlink()
     repo.place_shard(tmp, path, schema.STITCHED, "train", 0)
+    repo.write_readme(path, default=schema.STITCHED)  # the configs block names the new shard
 
 
 def make_synthetic_repo(path: Path, n: int = 4, labeler: str = "maskrcnn+sam") -> Path:

@@ -58,7 +58,7 @@ def test_real_card_states_the_true_numbers(tmp_path):
         mean, lo, hi = (float(v) for v in cells[5].split(" / "))
         assert mean == pytest.approx(np.mean(per_image), abs=1e-3) and (lo, hi) == (min(per_image), max(per_image))
         assert int(cells[6]) == per_image.count(0)
-    assert "revision=" not in body and "64x128: 8" in body  # build_real writes no version; 8 rows of 64x128
+    assert '", revision="v' not in body and "64x128: 8" in body  # build_real writes no version; 8 rows of 64x128
 
 
 def test_synthetic_card_shows_provenance_and_samples(tmp_path):
@@ -70,7 +70,7 @@ def test_synthetic_card_shows_provenance_and_samples(tmp_path):
     info = repo_layout.read_info(repo)
     gens = [r["generation"] for r in rows(repo, "synthetic", "synthetic")]
     scores = np.array([g["seam_score"] for g in gens])
-    assert "| model_id | `streetsynth/tiny-random-inpaint` |" in body and "| model_revision | `seed-0` |" in body
+    assert "- models (id @ revision): `streetsynth/tiny-random-inpaint` @ `seed-0`" in body
     assert "| seam_threshold | `1000000000.0` |" in body
     assert "| labeler | `carried-from-source:known-region-clipped` |" in body
     assert (f"seam score mean {round(scores.mean(), 4)} (min {round(scores.min(), 4)}, max {round(scores.max(), 4)})"

@@ -66,8 +66,8 @@ def test_synthetic_card_from_run_generation(tmp_path):
 
 
 
-def test_labelled_card_from_label_repo():
-    labelled = producers.labelled()
+def test_labelled_card_from_label_repo(produced_labelled):
+    labelled = produced_labelled
     card = render_card(labelled, samples=False)
     assert "## Labels" in card and "| keep_overlap | `0.0` |" in card and "| score_threshold | `0.1` |" in card
     assert "| prompt_boxes | `detector` |" in card and "| detector | `maskrcnn:tiny(seed=0)` |" in card

@@ -20,8 +20,8 @@ def _by_row_id(coco: COCO) -> dict[str, dict]:
     return {img["row_id"]: img for img in coco.dataset["images"]}
 
 
-def test_every_box_and_mask_round_trips_through_pycocotools(tmp_path):
-    real = producers.real(3, 3)  # frames 0 and 2 of each segment carry panoptic masks, frame 1 boxes only
+def test_every_box_and_mask_round_trips_through_pycocotools(tmp_path, produced_real):
+    real = produced_real  # frames 0 and 2 of each segment carry panoptic masks, frame 1 boxes only
     res = export(ExportConfig(data=str(real), out=str(tmp_path / "coco")))
     assert sorted(res.annotations) == ["train", "validation"]
     for split in ("train", "validation"):
@@ -48,8 +48,8 @@ def test_every_box_and_mask_round_trips_through_pycocotools(tmp_path):
                 assert ann["score"] == obj["score"] and ann["mask_source"] == obj["mask_source"] == "panoptic"
 
 
-def test_box_fill_and_skip_object_and_the_rows_scores(tmp_path):
-    syn = producers.synthetic()
+def test_box_fill_and_skip_object_and_the_rows_scores(tmp_path, produced_synthetic):
+    syn = produced_synthetic
     rows = producers.rows(syn, "synthetic", "synthetic")
     export(ExportConfig(data=str(syn), out=str(tmp_path / "fill"), missing_masks="box-fill"))
     coco = COCO(str(tmp_path / "fill" / "annotations" / "instances_synthetic.json"))
@@ -96,12 +96,12 @@ class CocoInstances(torch.utils.data.Dataset):
         return torch.from_numpy(image).permute(2, 0, 1).float() / 255, {"boxes": boxes, "labels": labels, "masks": masks}
 
 
-def test_exported_files_train_torchvision_mask_rcnn_one_step(tmp_path):
+def test_exported_files_train_torchvision_mask_rcnn_one_step(tmp_path, produced_real):
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
     out = tmp_path / "coco"
-    assert main(["export", "--data", str(producers.real(3, 3)), "--format", "coco", "--out", str(out),
+    assert main(["export", "--data", str(produced_real), "--format", "coco", "--out", str(out),
                  "--split", "train"]) == 0
     dataset = CocoInstances(out / "images" / "train", out / "annotations" / "instances_train.json")
     images, targets = zip(*(dataset[i] for i in range(len(dataset))))
@@ -120,8 +120,8 @@ def test_exported_files_train_torchvision_mask_rcnn_one_step(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the mask head learnt from the masks
 
 
-def test_bad_input_is_a_clear_error(tmp_path, capsys):
-    real = producers.real(3, 3)
+def test_bad_input_is_a_clear_error(tmp_path, capsys, produced_real):
+    real = produced_real
     assert main(["export", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "not a streetsynth dataset repo" in capsys.readouterr().err
     with pytest.raises(ValueError, match="has no split"):

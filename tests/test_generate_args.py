@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 from factories_generate import make_real_repo
 
@@ -100,4 +101,5 @@ def test_the_seam_method_and_its_threshold_are_recorded(tmp_path, pipe, method, 
     assert settings["seam_method"] == method and settings["seam_threshold"] == want
     rows = load_split(res.folder, "synthetic", "synthetic")
     assert sorted(rows["id"]) == kept
-    assert all(g["seam_threshold"] == want and g["seam_score"] == scores[i] for i, g in zip(rows["id"], rows["generation"]))
+    assert all(g["seam_threshold"] == np.float32(want) and g["seam_score"] == scores[i]  # float32 columns
+               for i, g in zip(rows["id"], rows["generation"]))

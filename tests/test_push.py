@@ -15,6 +15,7 @@ from huggingface_hub import HfApi, constants
 from factories_cards import make_real_repo, make_synthetic_repo, rows
 from hub_server import FakeHub
 from streetsynth import hub
+from streetsynth.cards.render import write_card
 from streetsynth.cli import main
 from streetsynth.hub import HubError, push, repo_files
 from streetsynth.repo import read_info, shard_files, write_info
@@ -98,17 +99,18 @@ def test_public_only_when_asked_and_the_warning_is_printed(tmp_path, fake_hub, o
 
 
 def test_large_push_is_split_and_resumes_after_a_failure(tmp_path, fake_hub, online):
-    repo = make_real_repo(tmp_path / "real")  # two shards over 12 KB, README and info under it
+    repo = make_real_repo(tmp_path / "real")
+    write_card(repo)  # two shards and the sample sheet, each over 2 KB: at least three commits
     fake_hub.fail_commits = {2}
     logs: list[str] = []
     with pytest.raises(HubError, match="HTTP 500"):
-        push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=12_000, log=logs.append)
+        push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=2_000, log=logs.append)
     remote = fake_hub.repos["me/big"]
     assert remote.tags == {} and len(remote.commits) == 2  # the initial commit and part 1 only
     done = set(remote.resolve("main").files)
 
-    result = push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=12_000, log=logs.append)
-    parts = len(hub.plan_commits(repo_files(repo), 12_000))
+    result = push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=2_000, log=logs.append)
+    parts = len(hub.plan_commits(repo_files(repo), 2_000))
     assert result.commits == parts >= 3 and logs[-1].endswith(f"(part {parts}/{parts})")
     tagged = remote.resolve("v0.1.0")
     assert tagged.oid == result.commit == remote.branches["main"]
