@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from factories_train import make_real_repo, make_synthetic_repo, scene_row
+from streetsynth.repo import read_info
 from streetsynth.training.data import augment, build_augmentation, row_to_sample
 from streetsynth.training.checkpoints import latest_checkpoint
 from streetsynth.training.maskrcnn import NonFiniteLossError, TrainConfig, read_metrics, train_maskrcnn, training_step
@@ -77,7 +78,7 @@ def test_run_checkpoints_evaluates_and_records_datasets(repos, tmp_path):
     ckpt = latest_checkpoint(cfg.out)
     trainer = json.loads((ckpt / "trainer.json").read_text())
     assert trainer["step"] == 4
-    assert [d["fingerprint"] for d in trainer["datasets"]] == ["real0", "syn7"]
+    assert [d["fingerprint"] for d in trainer["datasets"]] == [read_info(r)["fingerprint"] for r in (real, syn)]
     from streetsynth.models.detector import load_detector
 
     model, class_map, _ = load_detector(str(result.model_dir))
@@ -116,7 +117,7 @@ def test_unlabelled_synthetic_version_is_refused(tmp_path):
     real = make_real_repo(tmp_path / "real")
     syn = make_synthetic_repo(tmp_path / "syn", labeler=CARRIED_LABELER)
     cfg = TrainConfig(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", out=str(tmp_path / "o"), **TINY)
-    with pytest.raises(ValueError, match=r"synthetic version 0\.1\.0 .* without a labeler.*--detector and --sam"):
+    with pytest.raises(ValueError, match=r"synthetic version v0\.1\.0 .* without a labeler.*--detector and --sam"):
         train_maskrcnn(cfg)
 
 
