@@ -19,7 +19,7 @@ def make_real_repo(path: Path, n_train: int = 5, n_val: int = 3) -> Path:
     return producers.copy_repo(producers.real(n_train, n_val), path)
 
 
-def make_synthetic_repo(path: Path, n: int = 4, version: str | None = None, fingerprint: str | None = None) -> Path:
+def make_synthetic_repo(path: Path, n: int = 3, version: str | None = None, fingerprint: str | None = None) -> Path:
     """A synthetic version written by ``run_generation`` (``n`` rows); ``version`` and ``fingerprint``
     restate its info as another version of the same store would have them."""
     path = producers.copy_repo(producers.synthetic(n), path)

@@ -113,7 +113,7 @@ def _unmask(path: Path, unmasked_rows: dict[int, tuple[int, ...]]) -> None:
     repo.write_readme(path, default=schema.STITCHED)  # the configs block names the new shard
 
 
-def make_synthetic_repo(path: Path, n: int = 4, labeler: str = "maskrcnn+sam") -> Path:
+def make_synthetic_repo(path: Path, n: int = 3, labeler: str = "maskrcnn+sam") -> Path:
     """A synthetic version of ``n`` rows from ``run_generation``, labelled again by the tiny detector +
     SAM (``label_repo``); ``labeler=CARRIED_LABELER`` gives the generator's own version (labels
     carried from the source only)."""

@@ -62,7 +62,7 @@ def test_real_card_states_the_true_numbers(tmp_path):
 
 
 def test_synthetic_card_shows_provenance_and_samples(tmp_path):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=4)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     card = render_card(repo, repo_id="me/streets")
     meta, body = repo_layout.split_front_matter(card)
 
@@ -114,7 +114,7 @@ def test_split_without_instances_and_repo_without_data(tmp_path):
 
 
 def test_card_command(tmp_path, capsys):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=2)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     assert main(["card", str(repo), "--repo-id", "me/x"]) == 0
     assert 'load_dataset("me/x"' in (repo / "README.md").read_text()
     assert main(["card", str(tmp_path / "missing")]) == 2

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth import __version__
@@ -18,14 +19,11 @@ from streetsynth.generators.writer import manifest_counts, read_manifest
 from streetsynth.instances import Instances
 from streetsynth.repo import MANIFEST_PATH, load_split, read_info
 from streetsynth.seeds import derive_seed
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 def _cfg(tmp_path, pipe, **kw):

@@ -32,7 +32,7 @@ def _tiny_model():
 
 @pytest.fixture
 def repos(tmp_path):
-    return make_real_repo(tmp_path / "real", n_train=4, n_val=2), make_synthetic_repo(tmp_path / "syn", n=4)
+    return make_real_repo(tmp_path / "real", n_train=4, n_val=2), make_synthetic_repo(tmp_path / "syn")
 
 
 def test_few_steps_reduce_loss_on_fixed_batch():
@@ -167,9 +167,9 @@ def test_two_process_cpu_run_under_accelerate(repos, tmp_path):
 def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path):
     from streetsynth.training.compare import comparison_table, compare_mixes, format_comparison
 
-    # 4 real rows and 8 synthetic: a pass over real+synthetic would take 3x the real-only steps.
+    # 4 real rows and 3 synthetic: a pass over real+synthetic would take 7/4 of the real-only steps.
     real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
-    syn = make_synthetic_repo(tmp_path / "syn", n=8)
+    syn = make_synthetic_repo(tmp_path / "syn")
     base = TrainConfig(real=str(real), synthetic=[str(syn)], out="unused", **TINY)
     rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2)
     # real-only's budget: one pass over 4 rows at batch 2 = 2 steps, 4 images, for every mix and seed

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
@@ -14,16 +15,13 @@ from streetsynth.instances import Instances
 from streetsynth.models.tiny_gligen import build_tiny_gligen_pipeline
 from streetsynth.repo import load_split
 from streetsynth.schema import CLASS_NAMES
-from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
 
 PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def api_for(server: FakeHub, token: str | None = TOKEN):
 
 def test_cli_push_versions_and_load_dataset_in_a_clean_process(tmp_path, fake_hub):
     """The CLI as a user runs it: HF_ENDPOINT and HF_TOKEN from the environment, no offline flag."""
-    repo = make_synthetic_repo(tmp_path / "store" / "v0.1.0", n=3)
+    repo = make_synthetic_repo(tmp_path / "store" / "v0.1.0")
     driver = textwrap.dedent(f"""
         import datasets
         from streetsynth.cli import main
@@ -161,7 +161,7 @@ def test_pull_request_push_tags_the_pr_commit(tmp_path, fake_hub, online):
 
 
 def test_clear_one_line_errors_without_network_token_or_version(tmp_path, fake_hub, monkeypatch):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=1)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set"):  # conftest's offline flag is still on
         push(repo, "me/x", api=api_for(fake_hub))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
