@@ -50,3 +50,29 @@ def _isolated(tmp_path, monkeypatch):
     np.random.set_state(np_state)
     if torch is not None:
         torch.random.set_rng_state(torch_state)
+
+
+# The producer chain (sample maker -> build_real -> tiny generate -> label), built once per session;
+# see factories_producers. The folders are shared: a test that changes one copies it first.
+@pytest.fixture(scope="session")
+def produced_real():
+    """The REAL repo ``build_real`` makes of the sample maker's segments (3 train, 3 validation frames)."""
+    import factories_producers
+
+    return factories_producers.real()
+
+
+@pytest.fixture(scope="session")
+def produced_synthetic(produced_real):
+    """The synthetic version ``run_generation`` writes from it with the tiny inpainting model."""
+    import factories_producers
+
+    return factories_producers.synthetic()
+
+
+@pytest.fixture(scope="session")
+def produced_labelled(produced_synthetic):
+    """That version labelled again by the tiny detector + SAM (``label_repo``)."""
+    import factories_producers
+
+    return factories_producers.labelled()

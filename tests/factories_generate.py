@@ -1,4 +1,4 @@
-"""Factories for the generator tests: a small REAL repo of stitched street scenes."""
+"""Factories for the generator tests: a small REAL repo from the producers, and street images for the seam gate."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streetsynth import repo
-from streetsynth.instances import Instances
-from streetsynth.schema import STITCHED, stitched_features
+import factories_producers as producers
 
 
 def street_image(rng: np.random.Generator, height: int = 64, width: int = 128) -> np.ndarray:
@@ -26,39 +24,19 @@ def street_image(rng: np.random.Generator, height: int = 64, width: int = 128) -
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def stitched_row(i: int, rng: np.random.Generator, height: int = 64, width: int = 128,
-                 front_x1: int = 88) -> dict:
-    """One stitched row with a vehicle straddling the known edge and a pedestrian right of it."""
-    masks = np.zeros((2, height, width), bool)
-    masks[0, height // 2:height // 2 + 10, front_x1 - 20:front_x1 + 10] = True  # vehicle across the edge
-    masks[1, height // 3:height // 3 + 16, front_x1 + 12:front_x1 + 18] = True  # pedestrian, invented side
-    inst = Instances.from_masks(masks, classes=[0, 1], sources=["FRONT", "FRONT_RIGHT"])
-    return {
-        "id": f"seg0_{i:03d}", "segment": "seg0", "timestamp_micros": 1000 + i,
-        "metadata": {"time_of_day": "Day", "location": "location_sf", "weather": "sunny"},
-        "image": {"bytes": _png(street_image(rng, height, width)), "path": None},
-        "width": width, "height": height, **inst.to_row(),
-        "caption": f"a street scene number {i}", "caption_source": "template",
-        "stitch": {"method": "cylindrical", "yaw_deg": 45.0, "front_x1": front_x1, "right_x0": front_x1 - 16},
-    }
+def stitched_row(i: int, rng: np.random.Generator | None = None, height: int = 64, width: int = 128,
+                 front_x1: int | None = None) -> dict:
+    """Row ``i`` of a produced REAL repo (image as ``{"bytes", "path"}``); ``front_x1`` moves the
+    known edge its stitch record states (``rng`` is not used: the producers derive their own)."""
+    row = producers.rows(producers.real(i + 1, 1, height, width), "stitched", "train")[i]
+    if front_x1 is not None:
+        row["stitch"] = {**row["stitch"], "front_x1": int(front_x1)}
+    return row
 
 
 def make_real_repo(path: str | Path, rows: int = 4, height: int = 64, width: int = 128, seed: int = 0,
                    split: str = "train") -> Path:
-    """Write a REAL repo (config ``stitched``) of ``rows`` rows; returns its folder."""
-    rng = np.random.default_rng(seed)
-    data = [stitched_row(i, rng, height, width, front_x1=int(width * 0.7)) for i in range(rows)]
-    repo.write_shard(path, STITCHED, split, 0, data, stitched_features())
-    repo.write_info(path, {"kind": "real", "fingerprint": f"real-fixture-{seed}-{rows}-{height}x{width}"})
-    repo.write_readme(path, default=STITCHED)
-    return Path(path)
-
-
-def _png(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
+    """A REAL repo (config ``stitched``) at ``path`` with ``rows`` rows in ``split``, made by the sample
+    maker and ``build_real`` (see :mod:`factories_producers`); returns its folder."""
+    n_train, n_val = (rows, 1) if split == "train" else (1, rows)
+    return producers.copy_repo(producers.real(n_train, n_val, height, width, seed), path)

@@ -1,7 +1,8 @@
-"""Small real/synthetic dataset repos with known answers, for the training tests.
+"""Data for the training tests: repos made by the producers, and single rows with known colours.
 
-Each scene is a flat background with rectangles (vehicles) and ellipses (pedestrians) of fixed
-colours; objects, instance ids and the id mask are exact.
+Repos come from :mod:`factories_producers` (sample maker -> ``build_real`` -> tiny generate ->
+label). The single rows of :func:`scene_row` (a flat background with rectangles for vehicles and
+ellipses for pedestrians of fixed colours) test the row -> sample conversion pixel for pixel.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+import factories_producers as producers
+import pyarrow as pa
+import pyarrow.parquet as pq
 from streetsynth import repo, schema
-from streetsynth.instances import Instances
+from streetsynth.instances import Instances, decode_id_mask, encode_id_mask
 
 COLOURS = {0: (220, 40, 40), 1: (40, 220, 40), 2: (40, 40, 220), 3: (220, 220, 40)}
 
@@ -67,7 +71,7 @@ def scene_row(index: int, height: int = 64, width: int = 128, n_objects: int = 2
         "instance_mask": fields["instance_mask"],
         "caption": "a test street",
         "caption_source": "test",
-        "stitch": {"method": "test", "yaw_deg": 25.0, "front_x1": width * 5 // 8, "right_x0": width * 3 // 8},
+        "stitch": {"method": "calibration", "yaw_deg": 25.0, "front_x1": width * 5 // 8, "right_x0": width * 3 // 8},
     }
     if synthetic:
         row["generation"] = {
@@ -81,26 +85,39 @@ def scene_row(index: int, height: int = 64, width: int = 128, n_objects: int = 2
 def make_real_repo(path: Path, n_train: int = 4, n_val: int = 2, height: int = 64, width: int = 128,
                    seed: int = 0, with_masks: bool = True, unmasked_rows: dict[int, tuple[int, ...]] | None = None
                    ) -> Path:
-    """A real repo with ``stitched`` train/validation splits; ``unmasked_rows`` maps a train row to
-    the objects that lose their masks."""
-    path = Path(path)
-    unmasked_rows = unmasked_rows or {}
-    train = [scene_row(i, height, width, seed=seed, with_masks=with_masks, unmasked=unmasked_rows.get(i, ()))
-             for i in range(n_train)]
-    val = [scene_row(1000 + i, height, width, seed=seed, with_masks=with_masks) for i in range(n_val)]
-    repo.write_shard(path, schema.STITCHED, "train", 0, train, schema.stitched_features())
-    repo.write_shard(path, schema.STITCHED, "validation", 0, val, schema.stitched_features())
-    repo.write_info(path, {"kind": "real", "version": "0.1.0", "fingerprint": f"real{seed}"})
-    repo.write_readme(path)
+    """A real repo built by ``build_real`` with ``stitched`` train/validation splits; every frame
+    carries panoptic masks unless ``with_masks`` is False (then boxes only). ``unmasked_rows`` maps
+    a train row to the objects whose mask pixels are taken away, as Waymo's box-only objects on a
+    panoptic frame are."""
+    path = producers.copy_repo(producers.real(n_train, n_val, height, width, seed, int(with_masks)), path)
+    if unmasked_rows:
+        _unmask(path, unmasked_rows)
     return path
 
 
-def make_synthetic_repo(path: Path, n: int = 4, height: int = 64, width: int = 128, seed: int = 7,
-                        labeler: str = "test") -> Path:
-    """A synthetic version folder with the ``synthetic`` split, labelled by ``labeler``."""
-    path = Path(path)
-    rows = [scene_row(i, height, width, seed=seed, synthetic=True, labeler=labeler) for i in range(n)]
-    repo.write_shard(path, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT, 0, rows, schema.synthetic_features())
-    repo.write_info(path, {"kind": "synthetic", "version": "0.1.0", "fingerprint": f"syn{seed}", "labeler": labeler})
-    repo.write_readme(path)
-    return path
+def _unmask(path: Path, unmasked_rows: dict[int, tuple[int, ...]]) -> None:
+    """Rewrite the train split with the listed objects' pixels removed from the id mask."""
+    (shard,) = repo.shard_files(path, schema.STITCHED, "train")
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    for i, objects in unmasked_rows.items():
+        ids = decode_id_mask(rows[i]["instance_mask"])
+        for k in objects:
+            ids[ids == rows[i]["objects"][k]["instance_id"]] = 0
+            rows[i]["objects"][k]["mask_source"] = None
+        rows[i]["instance_mask"] = {"bytes": encode_id_mask(ids), "path": None}
+    tmp = shard.with_name(".unmasked.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), tmp)
+    shard.unlink()
+    repo.place_shard(tmp, path, schema.STITCHED, "train", 0)
+    repo.write_readme(path, default=schema.STITCHED)  # the configs block names the new shard
+
+
+def make_synthetic_repo(path: Path, n: int = 3, labeler: str = "maskrcnn+sam") -> Path:
+    """A synthetic version of ``n`` rows from ``run_generation``, labelled again by the tiny detector +
+    SAM (``label_repo``); ``labeler=CARRIED_LABELER`` gives the generator's own version (labels
+    carried from the source only)."""
+    from streetsynth.generators.generate import CARRIED_LABELER
+
+    made = producers.synthetic(n) if labeler == CARRIED_LABELER else producers.labelled(n)
+    return producers.copy_repo(made, path)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factories_cards import expected_counts, make_real_repo, make_synthetic_repo, scene_row
+from factories_cards import class_counts, make_real_repo, make_synthetic_repo, rows
+from factories_producers import session_dir
 from streetsynth import repo as repo_layout
 from streetsynth import schema
 from streetsynth.cards.render import SAMPLES_PATH, WAYMO_TERMS_URL, render_card, write_card
@@ -47,31 +48,35 @@ def test_real_card_states_the_true_numbers(tmp_path):
     assert meta["configs"] == repo_layout.configs_yaml(repo_layout.data_configs(repo), default="stitched")
     assert "non-commercial" in body and WAYMO_TERMS_URL in body
 
-    assert "| stitched | train | 5 | 2 |" in body and "| stitched | validation | 3 | 1 |" in body
-    for split, indices in (("train", range(5)), ("validation", range(100, 103))):
+    for split, n in (("train", 5), ("validation", 3)):
+        assert f"| stitched | {split} | {n} | {len(repo_layout.shard_files(repo, 'stitched', split))} |" in body
         truth, per_image = counts_from_datasets(repo, "stitched", split)
-        assert truth == expected_counts(indices)
+        assert truth == class_counts(repo, "stitched", split) and sum(truth.values()) > 0
         cells = class_row(body, "stitched", split)
         assert [int(c) for c in cells[:4]] == [truth[c] for c in schema.CLASS_NAMES]
         assert int(cells[4]) == sum(truth.values())
         mean, lo, hi = (float(v) for v in cells[5].split(" / "))
         assert mean == pytest.approx(np.mean(per_image), abs=1e-3) and (lo, hi) == (min(per_image), max(per_image))
         assert int(cells[6]) == per_image.count(0)
-    assert 'revision="v0.1.0"' in body and "32x64: 8" in body
+    assert '", revision="v' not in body and "64x128: 8" in body  # build_real writes no version; 8 rows of 64x128
 
 
 def test_synthetic_card_shows_provenance_and_samples(tmp_path):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=4)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     card = render_card(repo, repo_id="me/streets")
     meta, body = repo_layout.split_front_matter(card)
 
     assert meta["configs"][0]["config_name"] == "synthetic" and "synthetic" in meta["tags"]
-    assert "| model_id | `org/tiny-inpaint` |" in body and "| model_revision | `abc123` |" in body
-    assert "| seam_threshold | `0.5` |" in body and "| labeler | `maskrcnn+sam` |" in body
-    # seam scores are 0.1 * (i + 1) for rows 0..3; attempts 1, 2, 1, 2.
-    assert "seam score mean 0.25 (min 0.1, max 0.4)" in body and "mean 1.5 (max 2.0)" in body
-    assert "| fingerprint | `realfp0001` |" in body
-    assert "/somewhere/private" not in card  # local source paths are reduced to a folder name
+    info = repo_layout.read_info(repo)
+    gens = [r["generation"] for r in rows(repo, "synthetic", "synthetic")]
+    scores = np.array([g["seam_score"] for g in gens])
+    assert "- models (id @ revision): `streetsynth/tiny-random-inpaint` @ `seed-0`" in body
+    assert "| seam_threshold | `1000000000.0` |" in body
+    assert "| labeler | `carried-from-source:known-region-clipped` |" in body
+    assert (f"seam score mean {round(scores.mean(), 4)} (min {round(scores.min(), 4)}, max {round(scores.max(), 4)})"
+            in body) and "mean 1.0 (max 1.0)" in body  # every sample accepted at its first attempt
+    assert f"| fingerprint | `{info['source']['fingerprint']}` |" in body
+    assert str(session_dir()) not in card  # local source paths are reduced to a folder name
     assert 'load_dataset("me/streets", "synthetic", split="synthetic", revision="v0.1.0")' in body
     assert f"]({SAMPLES_PATH})" in body
     sheet = Image.open(repo / SAMPLES_PATH)
@@ -88,13 +93,14 @@ def test_write_card_keeps_repo_loadable_and_is_deterministic(tmp_path):
     assert (repo / SAMPLES_PATH).read_bytes() == sheet
     assert first.startswith("---\n") and "## Sizes" in first
     ds = repo_layout.load_split(repo, "stitched", "validation")
-    assert len(ds) == 3 and ds[0]["id"] == "val_0100"
+    assert len(ds) == 3 and ds[0]["id"] == rows(repo, "stitched", "validation")[0]["id"]
 
 
 def test_split_without_instances_and_repo_without_data(tmp_path):
     repo = tmp_path / "empty_objects"
-    rows = [scene_row(i) for i in (3, 3)]  # layout(3) has no objects
-    repo_layout.write_shard(repo, "stitched", "train", 0, rows, schema.stitched_features())
+    built = rows(make_real_repo(tmp_path / "real", n_train=2, n_val=1), "stitched", "train")
+    empty = [{**r, "objects": [], "instance_mask": None} for r in built]  # frames where nothing was labelled
+    repo_layout.write_shard(repo, "stitched", "train", 0, empty, schema.stitched_features())
     repo_layout.write_info(repo, {"kind": "real", "version": "0.0.1", "fingerprint": "x"})
     stats = split_stats(repo, "stitched", "train")
     assert stats.rows == 2 and stats.class_counts["objects"] == dict.fromkeys(schema.CLASS_NAMES, 0)
@@ -108,7 +114,7 @@ def test_split_without_instances_and_repo_without_data(tmp_path):
 
 
 def test_card_command(tmp_path, capsys):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=2)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     assert main(["card", str(repo), "--repo-id", "me/x"]) == 0
     assert 'load_dataset("me/x"' in (repo / "README.md").read_text()
     assert main(["card", str(tmp_path / "missing")]) == 2

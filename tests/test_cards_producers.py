@@ -7,17 +7,12 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth import repo, schema
-from streetsynth.builders.waymo import build_real
 from streetsynth.cards.render import render_card
 from streetsynth.generators.generate import GenerateConfig, run_generation
-from streetsynth.generators.label import build_labeler
-from streetsynth.generators.relabel import label_repo
-from streetsynth.builders.sample import make_sample
-from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 def table(folder, config, split, columns):
@@ -40,29 +35,21 @@ def size_row(card, config, split) -> list[str]:
 
 
 def test_real_card_from_the_builder(tmp_path):
-    make_sample(tmp_path / "sample", segments=2, frames=2, seed=0, view_size=(96, 144))
-    build_real(tmp_path / "sample", tmp_path / "real", size=(64, 160))
-    card = render_card(tmp_path / "real", samples=False)
+    real = make_real_repo(tmp_path / "real", rows=3)
+    card = render_card(real, samples=False)
     for split in ("train", "validation"):
-        files = repo.shard_files(tmp_path / "real", "stitched", split)
+        files = repo.shard_files(real, "stitched", split)
         assert size_row(card, "stitched", split) == [
             str(sum(pq.ParquetFile(f).metadata.num_rows for f in files)), str(len(files)),
             str(sum(f.stat().st_size for f in files))]
-        assert class_row(card, "stitched", split)[:4] == class_counts(tmp_path / "real", "stitched", split)
+        assert class_row(card, "stitched", split)[:4] == class_counts(real, "stitched", split)
     assert "Frames skipped while building: 0." in card
 
 
-@pytest.fixture()
-def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
-
-
-def test_synthetic_card_from_run_generation_then_label(tmp_path, pipe):
+def test_synthetic_card_from_run_generation(tmp_path):
     make_real_repo(tmp_path / "real", rows=4)
     base = dict(real=str(tmp_path / "real"), num=4, steps=2, batch_size=2, rows_per_shard=2, seed=3, max_attempts=2,
-                pipeline=pipe, progress=False)
+                pipeline=producers.tiny_pipeline(), progress=False)
     first = run_generation(GenerateConfig(out=str(tmp_path / "probe"), seam_threshold=1e9, **base))
     scores = sorted(table(first.folder, "synthetic", "synthetic", ["generation"])["generation"]
                     .combine_chunks().field("seam_score").to_pylist())
@@ -77,9 +64,11 @@ def test_synthetic_card_from_run_generation_then_label(tmp_path, pipe):
     assert "| labeler | `carried-from-source:known-region-clipped` |" in card
     assert class_row(card, "synthetic", "synthetic")[:4] == class_counts(res.folder, "synthetic", "synthetic")
 
-    labeler = build_labeler("tiny", "tiny", score_threshold=0.1, keep_overlap=0.0)
-    out = label_repo(res.folder, tmp_path / "labelled", labeler, progress=False)
-    card = render_card(out.folder, samples=False)
+
+
+def test_labelled_card_from_label_repo(produced_labelled):
+    labelled = produced_labelled
+    card = render_card(labelled, samples=False)
     assert "## Labels" in card and "| keep_overlap | `0.0` |" in card and "| score_threshold | `0.1` |" in card
     assert "| prompt_boxes | `detector` |" in card and "| detector | `maskrcnn:tiny(seed=0)` |" in card
-    assert class_row(card, "synthetic", "synthetic")[:4] == class_counts(out.folder, "synthetic", "synthetic")
+    assert class_row(card, "synthetic", "synthetic")[:4] == class_counts(labelled, "synthetic", "synthetic")

@@ -25,16 +25,25 @@ def test_unknown_arch_is_refused():
         det.build_maskrcnn("resnet9000")
 
 
-def test_tiny_is_seeded_and_answers_with_our_classes():
+def test_tiny_is_the_seeded_model_nudged_to_person_and_car():
     model, cmap, desc = det.load_detector("tiny")
-    again, _, _ = det.load_detector("tiny")
-    a, b = model.state_dict(), again.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert desc == "maskrcnn:tiny(seed=0)" and cmap == det.coco_class_map()
+    torch.manual_seed(0)
+    plain = det.build_maskrcnn("tiny", num_classes=det.COCO_NUM_CLASSES).state_dict()
+    nudged = model.state_dict()
+    cls, mask = "roi_heads.box_predictor.cls_score.bias", "roi_heads.mask_predictor.mask_fcn_logits.bias"
+    assert [k for k in plain if not torch.equal(plain[k], nudged[k])] == [cls, mask]
+    expected_cls = plain[cls].clone()
+    expected_cls[[1, 3]] += 4.0  # person and car
+    assert torch.equal(nudged[cls], expected_cls) and torch.equal(nudged[mask], plain[mask] + 4.0)
+    # it answers with exactly its 6 detections, all person or car, each mask filling its own box
     with torch.no_grad():
-        out = model([torch.rand(3, 128, 256)])[0]
-    assert out["masks"].shape[1:] == (1, 128, 256)
-    assert 1 <= len(out["labels"]) <= 6 and set(out["labels"].tolist()) <= {1, 3}
+        out = model([torch.rand(3, 128, 256, generator=torch.Generator().manual_seed(1))])[0]
+    assert out["masks"].shape == (6, 1, 128, 256) and set(out["labels"].tolist()) <= {1, 3}
+    for m, box in zip(out["masks"][:, 0] > 0.5, out["boxes"].round().int().tolist()):
+        x0, y0, x1, y1 = box
+        inside = m[y0:y1, x0:x1]
+        assert inside.sum() == m.sum() and inside.float().mean() >= 15 / 16  # one column lost at the border
 
 
 def test_checkpoint_folder_round_trip_maps_labels_to_class_names(tmp_path):

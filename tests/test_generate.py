@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth import __version__
@@ -18,14 +19,11 @@ from streetsynth.generators.writer import manifest_counts, read_manifest
 from streetsynth.instances import Instances
 from streetsynth.repo import MANIFEST_PATH, load_split, read_info
 from streetsynth.seeds import derive_seed
-from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 def _cfg(tmp_path, pipe, **kw):
@@ -39,7 +37,9 @@ def test_rows_carry_true_provenance_and_exact_known_pixels(tmp_path, pipe):
     res = run_generation(_cfg(tmp_path, pipe, num=4, seam_threshold=1e9))
     ds = load_split(res.folder, "synthetic", "synthetic")
     src = {r["id"]: r for r in load_split(real, "stitched", "train")}
-    assert sorted(ds["id"]) == ["seg0_000", "seg0_000~1", "seg0_001", "seg0_002"]
+    first = sorted(src)[0]
+    assert sorted(ds["id"]) == sorted([*src, f"{first}~1"])
+    clipped = 0
     for row in ds:
         g = row["generation"]
         s = src[g["source_id"]]
@@ -51,18 +51,29 @@ def test_rows_carry_true_provenance_and_exact_known_pixels(tmp_path, pipe):
         kw = g["known_width"]
         assert kw == s["stitch"]["front_x1"] == row["stitch"]["front_x1"]
         assert np.array_equal(np.asarray(row["image"])[:, :kw], np.asarray(s["image"])[:, :kw])
-        inst = Instances.from_row(row)
-        assert len(inst) == 1 and inst.classes[0] == 0  # the pedestrian was on the invented side
-        assert inst.boxes[0, 2] == kw and not inst.masks[0][:, kw:].any()  # the car clipped at the edge
+        inst, truth = Instances.from_row(row), Instances.from_row(s)
+        if truth.masks is not None:  # panoptic frame: each mask cut at the known edge, empty ones gone
+            left = truth.masks.copy()
+            left[:, :, kw:] = False
+            keep = left.any(axis=(1, 2))
+            assert inst.ids.tolist() == truth.ids[keep].tolist() and np.array_equal(inst.masks, left[keep])
+            clipped += int((truth.masks[:, :, kw:].any(axis=(1, 2)) & keep).sum())
+        else:  # box-only frame: boxes cut at the known edge, those right of it gone
+            right = np.minimum(truth.boxes[:, 2], kw)
+            keep = right - truth.boxes[:, 0] >= 1
+            assert inst.masks is None and inst.ids.tolist() == truth.ids[keep].tolist()
+            assert np.array_equal(inst.boxes[:, 2], right[keep])
+        assert np.array_equal(inst.classes, truth.classes[keep])
+    assert clipped > 0  # some object crossed the known edge and was cut there
     info = read_info(res.folder)
     assert info["kind"] == "synthetic" and info["version"] == "v0.1.0" == res.tag
-    assert info["source"]["fingerprint"] == "real-fixture-0-3-64x128"
+    assert info["source"]["fingerprint"] == read_info(real)["fingerprint"]
     assert info["counts"]["accepted"] == 4 and info["counts"]["acceptance_rate"] == 1.0
     assert (res.folder / "meta" / "contact_sheet.png").exists()
 
 
 def test_seam_gate_rejects_retries_with_new_seeds_and_drops(tmp_path, pipe):
-    make_real_repo(tmp_path / "real", rows=2)
+    real = make_real_repo(tmp_path / "real", rows=2)
     with pytest.raises(ValueError, match="0 rows accepted from 4 attempts"):  # an empty version is an error
         run_generation(_cfg(tmp_path, pipe, seam_threshold=0.0, max_attempts=2))
     folder = tmp_path / "store" / "v0.1.0"
@@ -70,18 +81,18 @@ def test_seam_gate_rejects_retries_with_new_seeds_and_drops(tmp_path, pipe):
     assert counts["accepted"] == 0 and counts["failed_samples"] == 2
     assert counts["attempts"] == 4 and counts["rejected_attempts"] == 4
     notes = _rejected_examples(folder / REJECTED_DIR)
-    assert {(n["id"], n["attempt"]) for n in notes} == {(i, a) for i in ("seg0_000", "seg0_001") for a in (0, 1)}
+    assert {(n["id"], n["attempt"]) for n in notes} == {(i, a) for i in load_split(real, "stitched", "train")["id"] for a in (0, 1)}
     assert {n["seed"] for n in notes} == {derive_seed(3, n["id"], n["attempt"]) for n in notes}
 
 
 def test_same_settings_resume_other_settings_make_a_new_version(tmp_path, pipe):
-    make_real_repo(tmp_path / "real", rows=2)
+    real = make_real_repo(tmp_path / "real", rows=2)
     first = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9))
     again = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9))
     other = run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, prompt_source="caption"))
     assert (first.tag, again.tag, again.resumed, other.tag) == ("v0.1.0", "v0.1.0", True, "v0.1.1")
     prompts = load_split(other.folder, "synthetic", "synthetic")["generation"]
-    assert sorted(g["prompt"] for g in prompts) == ["a street scene number 0", "a street scene number 1"]
+    assert sorted(g["prompt"] for g in prompts) == sorted(load_split(real, "stitched", "train")["caption"])
     with pytest.raises(ValueError, match="never overwritten"):
         run_generation(_cfg(tmp_path, pipe, seam_threshold=1e9, steps=3, version="0.1.0"))
 

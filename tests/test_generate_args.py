@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth.cli import main
@@ -18,9 +20,7 @@ from streetsynth.versions import store_lock
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -55,16 +55,43 @@ def test_capture_records_every_cross_attention_call_and_leaves_the_image_unchang
     assert maps.shape == (1, len(tokens[0]), 64, 128) and maps.max() == 1.0
 
 
-def test_rows_hold_attention_instances_with_provenance(tmp_path):
+def _ground(tmp_path, name, pipe, verifier, iou_threshold):
+    res = run_ground(GroundConfig(out=str(tmp_path / name), prompts=("a street with a car and a pedestrian",),
+                                  num=3, size=(64, 128), steps=2, min_area=8, iou_threshold=iou_threshold, sam=None,
+                                  pipeline=pipe, verifier=verifier, rows_per_shard=1))
+    return {r["id"]: (r, json.loads(r["generation"]["method_details"]), Instances.from_row(r))
+            for r in load_split(res["folder"], "synthetic", "synthetic")}
+
+
+def test_verification_keeps_exactly_the_candidates_the_verifier_agrees_with(tmp_path):
     pipe = declare(build_tiny_text2img_pipeline(0), "streetsynth/tiny-random-text2img", "seed-0")
-    full = lambda image: (np.ones((2, *image.shape[:2]), bool), np.array([0, 1]))  # noqa: E731
-    res = run_ground(GroundConfig(out=str(tmp_path / "store"), prompts=("a street with a car and a pedestrian",),
-                                  num=2, size=(64, 128), steps=2, min_area=8, iou_threshold=0.0, sam=None,
-                                  pipeline=pipe, verifier=full, rows_per_shard=1))
-    rows = list(load_split(res["folder"], "synthetic", "synthetic"))
-    assert [r["id"] for r in rows] == ["ground-00000", "ground-00001"]
-    for row in rows:
-        d = json.loads(row["generation"]["method_details"])
-        inst = Instances.from_row(row)
+    hw = 64 * 128
+    both = lambda image: (np.ones((2, *image.shape[:2]), bool), np.array([0, 1]))  # noqa: E731
+    everything = _ground(tmp_path, "all", pipe, both, iou_threshold=0.0)
+    assert sorted(everything) == ["ground-00000", "ground-00001", "ground-00002"]
+    for row, d, inst in everything.values():
         assert row["generation"]["method"] == "ground" and set(d["class_tokens"]) == {"vehicle", "pedestrian"}
         assert len(inst) == d["candidates"] >= 1 and set(inst.classes) <= {0, 1}
+        # against a whole-image verifier mask a candidate's IoU is its area share; where candidates
+        # overlap the row keeps the smaller one's pixels, so the smallest candidate is stored whole
+        areas = inst.masks.sum(axis=(1, 2))
+        assert (areas <= np.asarray(d["agreement"]) * hw).all()
+        smallest = int(np.argmin(d["agreement"]))
+        assert areas[smallest] == d["agreement"][smallest] * hw
+
+    # a verifier that sees only one whole-image vehicle, at IoU 0.4: exactly the vehicle candidates
+    # covering at least 40 % of the image stay, rows without one are rejected
+    cars = lambda image: (np.ones((1, *image.shape[:2]), bool), np.array([0]))  # noqa: E731
+    verified = _ground(tmp_path, "cars", pipe, cars, iou_threshold=0.4)
+    expected = {}
+    for sid, (_, d, inst) in everything.items():
+        agree = [a if c == 0 else 0.0 for a, c in zip(d["agreement"], inst.classes)]
+        if max(agree) >= 0.4:
+            expected[sid] = (agree, [a for a in agree if a >= 0.4])
+    assert 0 < len(expected) < len(everything)
+    assert sorted(verified) == sorted(expected)
+    for sid, (_, d, inst) in verified.items():
+        agree, kept = expected[sid]
+        assert d["agreement"] == agree and list(inst.classes) == [0] * len(kept)
+        if len(kept) == 1:
+            assert inst.masks[0].sum() == kept[0] * hw

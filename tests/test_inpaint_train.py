@@ -10,7 +10,7 @@ import torch
 from diffusers import DDPMScheduler, StableDiffusionInpaintPipeline
 
 from factories_train import make_real_repo
-from streetsynth.repo import load_split
+from streetsynth.repo import load_split, read_info
 from streetsynth.models.tiny_inpaint import TEXT_DIM, build_tiny_inpaint_pipeline
 from streetsynth.training.inpaint import (InpaintCanvases, InpaintConfig, inpaint_loss, outpaint_mask, random_mask,
                                           train_inpaint)
@@ -127,7 +127,8 @@ def test_cli_inpaint_tiny(tmp_path, capsys):
     rc = main(["train", "inpaint", "--real", str(real), "--model", "tiny", "--out", str(tmp_path / "out"),
                "--steps", "1", "--resolution", "64x128", "--no-progress"])
     assert rc == 0 and "trained 1 steps" in capsys.readouterr().out
-    assert json.loads((tmp_path / "out" / "training.json").read_text())["dataset"]["fingerprint"] == "real0"
+    trained_on = json.loads((tmp_path / "out" / "training.json").read_text())["dataset"]
+    assert trained_on["fingerprint"] == read_info(real)["fingerprint"]
     assert main(["train", "inpaint", "--real", str(real), "--model", "tiny", "--out", str(tmp_path / "o2"),
                  "--resolution", "60x128"]) == 2
     assert "multiples of 8" in capsys.readouterr().err

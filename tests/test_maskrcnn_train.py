@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from factories_train import make_real_repo, make_synthetic_repo, scene_row
+from streetsynth.repo import read_info
 from streetsynth.training.data import augment, build_augmentation, row_to_sample
 from streetsynth.training.checkpoints import latest_checkpoint
 from streetsynth.training.maskrcnn import NonFiniteLossError, TrainConfig, read_metrics, train_maskrcnn, training_step
@@ -31,7 +32,7 @@ def _tiny_model():
 
 @pytest.fixture
 def repos(tmp_path):
-    return make_real_repo(tmp_path / "real", n_train=4, n_val=2), make_synthetic_repo(tmp_path / "syn", n=4)
+    return make_real_repo(tmp_path / "real", n_train=4, n_val=2), make_synthetic_repo(tmp_path / "syn")
 
 
 def test_few_steps_reduce_loss_on_fixed_batch():
@@ -77,7 +78,7 @@ def test_run_checkpoints_evaluates_and_records_datasets(repos, tmp_path):
     ckpt = latest_checkpoint(cfg.out)
     trainer = json.loads((ckpt / "trainer.json").read_text())
     assert trainer["step"] == 4
-    assert [d["fingerprint"] for d in trainer["datasets"]] == ["real0", "syn7"]
+    assert [d["fingerprint"] for d in trainer["datasets"]] == [read_info(r)["fingerprint"] for r in (real, syn)]
     from streetsynth.models.detector import load_detector
 
     model, class_map, _ = load_detector(str(result.model_dir))
@@ -116,7 +117,7 @@ def test_unlabelled_synthetic_version_is_refused(tmp_path):
     real = make_real_repo(tmp_path / "real")
     syn = make_synthetic_repo(tmp_path / "syn", labeler=CARRIED_LABELER)
     cfg = TrainConfig(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", out=str(tmp_path / "o"), **TINY)
-    with pytest.raises(ValueError, match=r"synthetic version 0\.1\.0 .* without a labeler.*--detector and --sam"):
+    with pytest.raises(ValueError, match=r"synthetic version v0\.1\.0 .* without a labeler.*--detector and --sam"):
         train_maskrcnn(cfg)
 
 
@@ -166,9 +167,9 @@ def test_two_process_cpu_run_under_accelerate(repos, tmp_path):
 def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path):
     from streetsynth.training.compare import comparison_table, compare_mixes, format_comparison
 
-    # 4 real rows and 8 synthetic: a pass over real+synthetic would take 3x the real-only steps.
+    # 4 real rows and 3 synthetic: a pass over real+synthetic would take 7/4 of the real-only steps.
     real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
-    syn = make_synthetic_repo(tmp_path / "syn", n=8)
+    syn = make_synthetic_repo(tmp_path / "syn")
     base = TrainConfig(real=str(real), synthetic=[str(syn)], out="unused", **TINY)
     rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2)
     # real-only's budget: one pass over 4 rows at batch 2 = 2 steps, 4 images, for every mix and seed

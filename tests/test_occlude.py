@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
@@ -22,9 +23,7 @@ PEDESTRIAN = CLASS_NAMES.index("pedestrian")
 
 @pytest.fixture(scope="module")
 def pipe():
-    p = build_tiny_inpaint_pipeline(seed=0)
-    p._streetsynth_model = ("streetsynth/tiny-random-inpaint", "seed-0")
-    return p
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 @pytest.fixture(scope="module")
@@ -39,35 +38,56 @@ def _cfg(tmp_path, pipe, **kw):
     return OccludeConfig(**{**base, **kw})
 
 
+def _pedestrians(inst: Instances) -> list[int]:
+    """Pedestrians of 4+ pixels a side whose mask covers at least 30 % of their box (choosable ones)."""
+    out = []
+    for k, (box, cls) in enumerate(zip(inst.boxes, inst.classes)):
+        x0, y0, x1, y1 = (int(v) for v in np.round(box))
+        side = min(box[2] - box[0], box[3] - box[1])
+        if cls == PEDESTRIAN and side >= 4 and inst.masks[k][y0:y1, x0:x1].sum() >= 0.3 * (x1 - x0) * (y1 - y0):
+            out.append(k)
+    return out
+
+
 @pytest.mark.parametrize("backend", ["inpaint", "gligen"])
 def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, backend, request):
     real = make_real_repo(tmp_path / "real", rows=2)
     res = run_occlude(_cfg(tmp_path, request.getfixturevalue("pipe" if backend == "inpaint" else "gligen")))
     rows = {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
     src = {r["id"]: r for r in load_split(real, "stitched", "train")}
-    assert sorted(rows) == ["seg0_000#o2", "seg0_001#o2"]
+    # one sample per source frame with masks and a choosable pedestrian, named after it
+    assert sorted(rows) == sorted(f"{g['source_id']}#o{json.loads(g['method_details'])['object_id']}"
+                                  for g in (r["generation"] for r in rows.values()))
+    eligible = [i for i, r in src.items() if r["instance_mask"] is not None and _pedestrians(Instances.from_row(r))]
+    assert len(rows) == len(eligible) >= 1
     for sid, row in rows.items():
         g = row["generation"]
         d = json.loads(g["method_details"])
         s = src[g["source_id"]]
         before, after = np.asarray(s["image"]), np.asarray(row["image"])
         old, new = Instances.from_row(s), Instances.from_row(row)
-        ped = old.masks[old.ids == 2][0]
-        y0, y1 = np.flatnonzero(ped.any(axis=1))[[0, -1]]
-        x0, x1 = np.flatnonzero(ped.any(axis=0))[[0, -1]]
-        # the lower third of the 16-pixel-tall pedestrian: its bottom 5 rows, full width
-        assert d["region"] == [x0, y1 + 1 - 5, x1 + 1, y1 + 1] and d["object_id"] == 2
+        k = int(np.flatnonzero(old.ids == d["object_id"])[0])
+        ped = old.masks[k]
+        assert k in _pedestrians(old)
+        # the lower third of the pedestrian's box: its bottom round(h / 3) rows, full width
+        x0, y0, x1, y1 = (int(v) for v in np.round(old.boxes[k]))
+        h = max(1, round((y1 - y0) / 3))
+        assert d["region"] == [x0, y1 - h, x1, y1]
         region = np.zeros(ped.shape, bool)
-        region[y1 + 1 - 5:y1 + 1, x0:x1 + 1] = True
+        region[y1 - h:y1, x0:x1] = True
         assert np.array_equal(after[~region], before[~region])  # the real pixels, bit for bit
         occ = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 24
         assert occ.any() and not (occ & ~region).any()
         assert d["occluder_pixels"] == occ.sum()
-        new_ped = new.masks[new.ids == 2][0]
+        new_ped = new.masks[new.ids == d["object_id"]][0]
         assert np.array_equal(new_ped, ped & ~occ)  # the pedestrian without the occluder's pixels
-        assert np.array_equal(new.masks[new.ids == 1][0], old.masks[old.ids == 1][0])  # the car untouched
+        for i, m in zip(old.ids, old.masks):  # every other object loses the occluder's pixels only
+            if i in new.ids and i != d["object_id"]:
+                assert np.array_equal(new.masks[new.ids == i][0], m & ~occ)
         assert g["method"] == "occlude" and d["backend"] == backend and d["prompt"] == g["prompt"]
-        assert d["visible_before"] == 1.0 and d["visible_after"] == pytest.approx(new_ped.sum() / ped.sum())
+        area = (x1 - x0) * (y1 - y0)
+        assert d["visible_before"] == ped[y0:y1, x0:x1].sum() / area
+        assert d["visible_after"] == pytest.approx(new_ped[y0:y1, x0:x1].sum() / area)
     assert (res["folder"] / "meta" / "contact_sheet.png").exists()
 
 

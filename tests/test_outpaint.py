@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import factories_producers as producers
 from factories_generate import stitched_row, street_image
 
 from streetsynth.generators.outpaint import Canvas, known_width_for, make_canvas, outpaint_batch, paste_known
-from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return build_tiny_inpaint_pipeline(seed=0)
+    return producers.tiny_pipeline()  # built once per session, declaring its id and revision
 
 
 def _row(width=128, front_x1=88):

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, constants
 
-from factories_cards import make_real_repo, make_synthetic_repo
+from factories_cards import make_real_repo, make_synthetic_repo, rows
 from hub_server import FakeHub
 from streetsynth import hub
+from streetsynth.cards.render import write_card
 from streetsynth.cli import main
 from streetsynth.hub import HubError, push, repo_files
-from streetsynth.repo import shard_files, write_info
+from streetsynth.repo import read_info, shard_files, write_info
 
 TOKEN = "hf_testsecret0123456789abcdef"
 
@@ -40,7 +41,7 @@ def api_for(server: FakeHub, token: str | None = TOKEN):
 
 def test_cli_push_versions_and_load_dataset_in_a_clean_process(tmp_path, fake_hub):
     """The CLI as a user runs it: HF_ENDPOINT and HF_TOKEN from the environment, no offline flag."""
-    repo = make_synthetic_repo(tmp_path / "store" / "v0.1.0", n=3)
+    repo = make_synthetic_repo(tmp_path / "store" / "v0.1.0")
     driver = textwrap.dedent(f"""
         import datasets
         from streetsynth.cli import main
@@ -60,7 +61,7 @@ def test_cli_push_versions_and_load_dataset_in_a_clean_process(tmp_path, fake_hu
     assert proc.returncode == 0, out
     assert "RC push 0" in out and "RC push 2" in out and "RC versions 0" in out
     assert "already has v0.1.0" in out
-    assert "LOADED 3 syn_0002 abc123" in out
+    assert f"LOADED 3 {rows(repo, 'synthetic', 'synthetic')[2]['id']} seed-0" in out
     assert TOKEN not in out
 
     remote = fake_hub.repos["me/streets"]
@@ -79,36 +80,37 @@ def test_cli_push_versions_and_load_dataset_in_a_clean_process(tmp_path, fake_hu
     assert len(commits) == 1 and commits[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert all(TOKEN.encode() not in r.body for r in fake_hub.requests)
     versions_out = out[out.index("RC push 2"):]
-    assert "v0.1.0" in versions_out and "synfp0001" in versions_out and tagged.oid[:12] in versions_out
+    assert "v0.1.0" in versions_out and read_info(repo)["fingerprint"] in versions_out and tagged.oid[:12] in versions_out
 
 
 def test_public_only_when_asked_and_the_warning_is_printed(tmp_path, fake_hub, online, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(hub, "make_api", lambda: api_for(fake_hub))
     repo = make_real_repo(tmp_path / "real")
-    assert main(["push", str(repo), "--repo-id", "me/private"]) == 0
+    assert main(["push", str(repo), "--repo-id", "me/private", "--version", "0.1.0"]) == 0
     assert "WARNING" not in capsys.readouterr().err
-    assert main(["push", str(repo), "--repo-id", "me/public", "--public"]) == 0
+    assert main(["push", str(repo), "--repo-id", "me/public", "--public", "--version", "0.1.0"]) == 0
     captured = capsys.readouterr()
     assert "Waymo Open Dataset" in captured.err and "https://waymo.com/open/terms" in captured.err
     assert TOKEN not in captured.out + captured.err
     assert fake_hub.repos["me/private"].private and not fake_hub.repos["me/public"].private
     shards = {f.relative_to(repo).as_posix() for f in shard_files(repo, "stitched", "train")}
-    assert len(shards) == 2 and set(fake_hub.repos["me/public"].resolve("v0.1.0").files) >= shards
+    assert shards and set(fake_hub.repos["me/public"].resolve("v0.1.0").files) >= shards
 
 
 def test_large_push_is_split_and_resumes_after_a_failure(tmp_path, fake_hub, online):
-    repo = make_real_repo(tmp_path / "real")  # three shards of about 11 KB
+    repo = make_real_repo(tmp_path / "real")
+    write_card(repo)  # two shards and the sample sheet, each over 2 KB: at least three commits
     fake_hub.fail_commits = {2}
     logs: list[str] = []
     with pytest.raises(HubError, match="HTTP 500"):
-        push(repo, "me/big", api=api_for(fake_hub), commit_bytes=12_000, log=logs.append)
+        push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=2_000, log=logs.append)
     remote = fake_hub.repos["me/big"]
     assert remote.tags == {} and len(remote.commits) == 2  # the initial commit and part 1 only
     done = set(remote.resolve("main").files)
 
-    result = push(repo, "me/big", api=api_for(fake_hub), commit_bytes=12_000, log=logs.append)
-    parts = len(hub.plan_commits(repo_files(repo), 12_000))
+    result = push(repo, "me/big", "0.1.0", api=api_for(fake_hub), commit_bytes=2_000, log=logs.append)
+    parts = len(hub.plan_commits(repo_files(repo), 2_000))
     assert result.commits == parts >= 3 and logs[-1].endswith(f"(part {parts}/{parts})")
     tagged = remote.resolve("v0.1.0")
     assert tagged.oid == result.commit == remote.branches["main"]
@@ -123,13 +125,15 @@ def test_large_push_is_split_and_resumes_after_a_failure(tmp_path, fake_hub, onl
 def test_existing_version_refused_unless_forced_and_stale_files_removed(tmp_path, fake_hub, online):
     api = api_for(fake_hub)
     repo = make_real_repo(tmp_path / "real", n_train=5)
+    built = read_info(repo)["fingerprint"]
+    write_info(repo, {**read_info(repo), "version": "0.1.0"})
     first = push(repo, "me/r", api=api)
     with pytest.raises(ValueError, match="already has v0.1.0"):
         push(repo, "me/r", api=api)
     assert fake_hub.repos["me/r"].tags == {"v0.1.0": first.commit}
 
-    # v0.2.0 has a single train shard: the second shard of v0.1.0 must not leak into it
-    second_shard = shard_files(repo, "stitched", "train")[1]
+    # v0.2.0 has no validation shard: v0.1.0's must not leak into it
+    second_shard = shard_files(repo, "stitched", "validation")[0]
     second_shard.unlink()
     second_shard = second_shard.relative_to(repo).as_posix()
     write_info(repo, {"kind": "real", "version": "0.2.0", "fingerprint": "realfp0002"})
@@ -138,7 +142,7 @@ def test_existing_version_refused_unless_forced_and_stale_files_removed(tmp_path
     assert second_shard in remote.resolve("v0.1.0").files
     assert second_shard not in remote.resolve("v0.2.0").files
     assert [(v["tag"], v["fingerprint"]) for v in hub.hub_versions("me/r", api=api)] == \
-        [("v0.1.0", "realfp0001"), ("v0.2.0", "realfp0002")]
+        [("v0.1.0", built), ("v0.2.0", "realfp0002")]
 
     write_info(repo, {"kind": "real", "version": "0.2.0", "fingerprint": "realfp0003"})
     moved = push(repo, "me/r", api=api, force=True)
@@ -157,7 +161,7 @@ def test_pull_request_push_tags_the_pr_commit(tmp_path, fake_hub, online):
 
 
 def test_clear_one_line_errors_without_network_token_or_version(tmp_path, fake_hub, monkeypatch):
-    repo = make_synthetic_repo(tmp_path / "v0.1.0", n=1)
+    repo = make_synthetic_repo(tmp_path / "v0.1.0")
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set"):  # conftest's offline flag is still on
         push(repo, "me/x", api=api_for(fake_hub))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -195,11 +199,11 @@ def test_symlinks_leaving_the_repo_are_refused(tmp_path, fake_hub, online):
     secret.write_text("not for the Hub")
     (repo / "data" / "notes.txt").symlink_to(secret)
     with pytest.raises(ValueError, match="outside the repo"):
-        push(repo, "me/links", api=api_for(fake_hub))
+        push(repo, "me/links", "0.1.0", api=api_for(fake_hub))
     assert "me/links" not in fake_hub.repos
     (repo / "data" / "notes.txt").unlink()
     (repo / "data" / "inside.md").symlink_to(repo / "README.md")  # a link inside the repo is fine
-    push(repo, "me/links", api=api_for(fake_hub))
+    push(repo, "me/links", "0.1.0", api=api_for(fake_hub))
 
 
 def test_the_local_card_changes_only_after_a_successful_push(tmp_path, fake_hub, online):
@@ -208,10 +212,10 @@ def test_the_local_card_changes_only_after_a_successful_push(tmp_path, fake_hub,
     card = before.replace("---\n", "---\npretty_name: pushed card\n", 1)
     fake_hub.fail_commits = {1}
     with pytest.raises(HubError, match="HTTP 500"):
-        push(repo, "me/card", api=api_for(fake_hub), card=lambda repo_id: card)
+        push(repo, "me/card", "0.1.0", api=api_for(fake_hub), card=lambda repo_id: card)
     assert (repo / "README.md").read_text() == before
     assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
     fake_hub.fail_commits = set()
-    push(repo, "me/card", api=api_for(fake_hub), card=lambda repo_id: card)
+    push(repo, "me/card", "0.1.0", api=api_for(fake_hub), card=lambda repo_id: card)
     assert (repo / "README.md").read_text() == card
     assert fake_hub.repos["me/card"].resolve("v0.1.0").files["README.md"].decode() == card
