@@ -63,7 +63,7 @@ def real(n_train: int = 3, n_val: int = 3, height: int = 64, width: int = 128, s
 @functools.cache
 def tiny_pipeline():
     """The tiny random SD inpainting pipeline, declaring :data:`TINY_MODEL`."""
-    from streetsynth.tiny.inpaint import build_tiny_inpaint_pipeline
+    from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
 
     pipe = build_tiny_inpaint_pipeline(seed=0)
     pipe._streetsynth_model = TINY_MODEL
