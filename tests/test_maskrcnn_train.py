@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -91,10 +92,12 @@ def test_resume_continues_from_its_step_and_matches_uninterrupted(repos, tmp_pat
     common = dict(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", steps_per_epoch=2,
                   eval_each_epoch=False, augment="hflip", **TINY)
     train_maskrcnn(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common))
-    first = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, max_steps=3, **common))
-    assert first.steps == 3
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    # A run cut after its first epoch: only the step-2 checkpoint survived.
+    shutil.rmtree(latest_checkpoint(tmp_path / "cut"))
+    shutil.rmtree(tmp_path / "cut" / "model")
     resumed = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, **common))
-    assert resumed.resumed_from == 3 and resumed.steps == 4
+    assert resumed.resumed_from == 2 and resumed.steps == 4
     steps = [r["step"] for r in read_metrics(tmp_path / "cut") if r["type"] == "train"]
     assert steps == [1, 2, 3, 4]
     a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
