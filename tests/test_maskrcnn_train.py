@@ -173,7 +173,7 @@ def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path)
     real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
     syn = make_synthetic_repo(tmp_path / "syn", n=8)
     base = TrainConfig(real=str(real), synthetic=[str(syn)], out="unused", **TINY)
-    rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2)
+    rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2, control_2x=False)
     # real-only's budget: one pass over 4 rows at batch 2 = 2 steps, 4 images, for every mix and seed
     for r in rows:
         assert [(s["steps"], s["images"]) for s in r["seeds"]] == [(2, 4), (2, 4)]
@@ -194,7 +194,8 @@ def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path)
     assert "mean±std over 2 seed(s)" in text
     assert f"{100 * np.mean(box):.1f}±{100 * np.std(box, ddof=1):.1f}" in text
     table = comparison_table(rows)
-    assert table[0][:3] == ["mix", "box AP", "mask AP"] and table[2][1] in text and table[2][-1] == "2"
+    assert table[0][:4] == ["mix", "real fraction", "box AP", "mask AP"] and table[2][2] in text
+    assert table[2][-1] == "2"
 
 
 def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
@@ -210,10 +211,12 @@ def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
     assert "real=1,synthetic=0.5" in text and "mask AP" in text
     results = json.loads((out / "results.json").read_text())
     runs = {r["mix"]: r for r in results["runs"]}
-    assert set(runs) == {"real=1", "real=1,synthetic=0.5"}
+    assert set(runs) == {"real=1", "real=1,synthetic=0.5", "real=1 2x steps"}
     assert runs["real=1"]["delta_mask_AP"] == 0.0
-    # --steps 1 overrides real-only's budget of 2 steps (4 rows at batch 2)
-    assert all(len(r["seeds"][0]["curves"]["eval"]) == 1 and r["steps"] == 1 for r in runs.values())
+    # --steps 1 overrides real-only's budget of 2 steps (4 rows at batch 2); the control gets twice that
+    assert [r["steps"] for r in runs.values()] == [1, 1, 2]
+    assert all(len(r["seeds"][0]["curves"]["eval"]) == r["steps"] for r in runs.values())
+    assert (out / "delta.png").stat().st_size > 1000
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 
