@@ -19,8 +19,8 @@ import numpy as np
 
 from streetsynth.schema import CLASS_NAMES
 
-#: A class is matchable when at least this share of its training boxes is (see matchable_share).
-MIN_MATCHABLE = 0.5
+#: A class can be matched when at least this share of its training boxes can (see matchable_share).
+MIN_MATCHABLE = 0.25
 MATCH_IOU = 0.5
 
 

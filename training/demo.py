@@ -33,16 +33,16 @@ class DemoConfig:
     source: Path | None = None  # Waymo segments (v1 or v2); None = make a sample under out/sample
     segments: int = 4  # sample segments (the last is the validation split)
     frames: int = 4  # frames per segment
-    view_size: tuple[int, int] = (160, 240)  # per-camera HxW of the rendered sample
+    view_size: tuple[int, int] = (192, 288)  # per-camera HxW of the rendered sample
     panoptic_every: int = 1  # sample frames with panoptic labels: every one, so AP is measured on true masks
-    size: tuple[int, int] = (128, 320)  # stitched scene HxW (multiples of 8 for the diffusion model)
+    size: tuple[int, int] = (160, 384)  # stitched scene HxW (multiples of 8; pedestrians about 7 px wide)
     model: str = "tiny"  # inpainting model id or folder; "tiny" = tiny random pipeline
     detector: str = "tiny"  # Mask R-CNN spec for the labeler; "tiny" = tiny random detector
     sam: str = "tiny"  # SAM spec for the labeler; "tiny" = tiny random SAM
     num: int = 8  # synthetic samples to generate
     steps: int = 4  # diffusion steps per outpaint
     max_attempts: int = 3  # seam-gate attempts per sample
-    train_steps: int = 60  # optimizer steps of each Mask R-CNN run (the 2x control gets twice as many)
+    train_steps: int = 80  # optimizer steps of each Mask R-CNN run (the 2x control gets twice as many)
     train_arch: str = "tiny"  # Mask R-CNN architecture trained on the mixes (v2 for the real recipe)
     real_fraction: float = 0.34  # share of the real train segments every mix trains on (one of three)
     seeds: int = 2  # training seeds per mix (the comparison reports their spread)

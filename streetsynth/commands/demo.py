@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", type=Path, default=None, help="real Waymo segments (v1 or v2) instead of a sample")
     p.add_argument("--segments", type=int, default=None, help="sample segments (default 4)")
     p.add_argument("--frames", type=int, default=None, help="frames per segment (default 4)")
-    p.add_argument("--size", type=parse_size, default=None, help="stitched scene HxW (default 128x320)")
+    p.add_argument("--size", type=parse_size, default=None, help="stitched scene HxW (default 160x384)")
     p.add_argument("--model", default=None, help="inpainting model id or folder (default: tiny random)")
     p.add_argument("--detector", default=None, help="Mask R-CNN spec for labeling (default: tiny random)")
     p.add_argument("--sam", default=None, help="SAM spec, e.g. vit_h:sam_vit_h_4b8939.pth (default: tiny random)")
