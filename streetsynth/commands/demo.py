@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from streetsynth.config import config_from_args, parse_size
+from streetsynth.training.demo import DemoConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streetsynth.training.demo import DemoConfig, run_demo
+    from streetsynth.training.demo import run_demo
 
     run_demo(config_from_args(DemoConfig, args))
     return 0
