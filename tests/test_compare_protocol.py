@@ -122,3 +122,12 @@ def test_per_class_intervals_of_known_values():
     assert rows[0]["delta_vs_2x"] is None and rows[2]["delta_vs_2x"] is None
     assert rows[2]["delta"]["box"]["AP"]["mean"] == pytest.approx(0.01)
     assert rows[1]["delta"]["mask"]["cyclist"] is None
+
+
+def test_real_fraction_flag_is_checked():
+    from streetsynth.training.compare import parse_fractions
+
+    assert parse_fractions("0.1,1.0") == [0.1, 1.0] and parse_fractions(None) == [1.0]
+    for bad in ("0", "1.5", "0.1,0.1", "a"):
+        with pytest.raises(ValueError, match="--real-fraction"):
+            parse_fractions(bad)

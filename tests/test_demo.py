@@ -14,7 +14,7 @@ TRAIN_STEPS = 80
 
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    report = run_demo(DemoConfig(out=out, segments=4, frames=2, num=3, steps=2, train_steps=TRAIN_STEPS, seeds=1,
+    report = run_demo(DemoConfig(out=out, segments=4, frames=2, num=6, steps=2, train_steps=TRAIN_STEPS, seeds=1,
                                  jobs=1, panoptic_every=2))
     printed = capsys.readouterr().out
     assert "Tiny RANDOM models" in printed  # said plainly
@@ -36,7 +36,7 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     # The stages handed real data to each other: the synthetic version points at the real repo...
     synth = out / "synthetic" / "v0.1.0"
     info = repo.read_info(synth)
-    assert info["kind"] == "synthetic" and info["counts"]["accepted"] + info["counts"]["failed_samples"] == 3
+    assert info["kind"] == "synthetic" and info["counts"]["accepted"] + info["counts"]["failed_samples"] == 6
     # ... its rows carry the labeler's provenance, and training compared two mixes on them.
     rows = repo.load_split(synth, "synthetic", "synthetic")
     assert info["counts"]["accepted"] >= 1 and len(rows) == info["counts"]["accepted"]
