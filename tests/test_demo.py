@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import re
 
-from streetsynth.commands.demo import DemoConfig, run_demo
+from streetsynth.training.demo import DemoConfig, run_demo
 from streetsynth import repo
+
+
+TRAIN_STEPS = 80
 
 
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    report = run_demo(DemoConfig(out=out, segments=2, frames=2, view_size=(96, 144), size=(64, 160), num=3,
-                                 steps=2, train_steps=2, epochs=1))
+    report = run_demo(DemoConfig(out=out, segments=4, frames=2, num=6, steps=2, train_steps=TRAIN_STEPS, seeds=1,
+                                 jobs=1, panoptic_every=2))
     printed = capsys.readouterr().out
     assert "Tiny RANDOM models" in printed  # said plainly
     page = report.read_text()
@@ -25,19 +28,23 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     assert repo.read_info(out / "synthetic" / "v0.1.0")["source"]["fingerprint"] == masked["fingerprint"]
     # The outpaint version's image quality against the real scenes is measured and on its card.
     assert "FID (invented region)" in page and "quality" in repo.read_info(out / "synthetic" / "v0.1.0")
-    # The comparison is mean ± std over seeds at equal compute, and says the tiny numbers mean nothing.
-    assert "±" in page and "these AP numbers mean nothing" in page
+    # The comparison is mean ± std over seeds at equal compute, and says the AP is on rendered scenes.
+    assert "±" in page and "AP is measured on RENDERED scenes" in page and "AP is measured on RENDERED" in printed
+    assert 'src="train/delta.png"' in page
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) >= 3 and all((report.parent / src).is_file() for src in images)
     # The stages handed real data to each other: the synthetic version points at the real repo...
     synth = out / "synthetic" / "v0.1.0"
     info = repo.read_info(synth)
-    assert info["kind"] == "synthetic" and info["counts"]["accepted"] + info["counts"]["failed_samples"] == 3
+    assert info["kind"] == "synthetic" and info["counts"]["accepted"] + info["counts"]["failed_samples"] == 6
     # ... its rows carry the labeler's provenance, and training compared two mixes on them.
     rows = repo.load_split(synth, "synthetic", "synthetic")
     assert info["counts"]["accepted"] >= 1 and len(rows) == info["counts"]["accepted"]
     assert all("maskrcnn:tiny" in g["labeler"] for g in rows["generation"])
     results = json.loads((out / "train" / "results.json").read_text())
-    assert [r["mix"] for r in results["runs"]] == ["real=1", "real=1,synthetic=0.5"]
-    assert [len(r["seeds"]) for r in results["runs"]] == [2, 2]
-    assert len({r["steps"] for r in results["runs"]}) == 1
+    assert [r["mix"] for r in results["runs"]] == ["real=1", "real=1,synthetic=0.5", "oracle: real=1,synthetic=1",
+                                                   "real=1 2x steps"]
+    assert [r["steps"] for r in results["runs"]] == [TRAIN_STEPS] * 3 + [2 * TRAIN_STEPS]
+    # The recipe learns: the oracle (the real scenes with their true labels) scores above zero.
+    oracle = results["runs"][2]
+    assert oracle["box_AP"] > 0 and oracle["mask_AP"] > 0

@@ -132,3 +132,24 @@ def test_cli_inpaint_tiny(tmp_path, capsys):
     assert main(["train", "inpaint", "--real", str(real), "--model", "tiny", "--out", str(tmp_path / "o2"),
                  "--resolution", "60x128"]) == 2
     assert "multiples of 8" in capsys.readouterr().err
+
+
+def test_rerun_after_finishing_writes_the_same_tokenizer_and_lora_metadata(tmp_path):
+    from safetensors import safe_open
+
+    real = make_real_repo(tmp_path / "real", n_train=2, n_val=1)
+    cfg = InpaintConfig(real=str(real), model="tiny", out=str(tmp_path / "out"), max_steps=1, height=64, width=128,
+                        progress=False)
+    train_inpaint(cfg)
+    tokenizer = (tmp_path / "out" / "tokenizer" / "tokenizer.json").read_bytes()
+    lora = next((tmp_path / "out" / "lora").glob("*.safetensors"))
+    with safe_open(str(lora), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(tokenizer)["truncation"] is not None
+    assert train_inpaint(cfg).steps == 1  # finished: trains nothing, writes the pipeline again
+    assert (tmp_path / "out" / "tokenizer" / "tokenizer.json").read_bytes() == tokenizer
+    with safe_open(str(lora), "pt") as f:
+        assert f.metadata() == meta
+    config = json.loads(meta["lora_adapter_metadata"])
+    targets = [v for k, v in config.items() if k.endswith("target_modules")]
+    assert targets and all(v == sorted(v) for v in targets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -92,10 +93,12 @@ def test_resume_continues_from_its_step_and_matches_uninterrupted(repos, tmp_pat
     common = dict(real=str(real), synthetic=[str(syn)], mix="real=1,synthetic=1", steps_per_epoch=2,
                   eval_each_epoch=False, augment="hflip", **TINY)
     train_maskrcnn(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common))
-    first = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, max_steps=3, **common))
-    assert first.steps == 3
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    # A run cut after its first epoch: only the step-2 checkpoint survived.
+    shutil.rmtree(latest_checkpoint(tmp_path / "cut"))
+    shutil.rmtree(tmp_path / "cut" / "model")
     resumed = train_maskrcnn(TrainConfig(out=str(tmp_path / "cut"), epochs=2, **common))
-    assert resumed.resumed_from == 3 and resumed.steps == 4
+    assert resumed.resumed_from == 2 and resumed.steps == 4
     steps = [r["step"] for r in read_metrics(tmp_path / "cut") if r["type"] == "train"]
     assert steps == [1, 2, 3, 4]
     a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
@@ -171,7 +174,7 @@ def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path)
     real = make_real_repo(tmp_path / "real", n_train=4, n_val=2)
     syn = make_synthetic_repo(tmp_path / "syn")
     base = TrainConfig(real=str(real), synthetic=[str(syn)], out="unused", **TINY)
-    rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2)
+    rows = compare_mixes(base, ["real=1", "real=1,synthetic=1"], tmp_path / "cmp", seeds=2, control_2x=False)
     # real-only's budget: one pass over 4 rows at batch 2 = 2 steps, 4 images, for every mix and seed
     for r in rows:
         assert [(s["steps"], s["images"]) for s in r["seeds"]] == [(2, 4), (2, 4)]
@@ -192,7 +195,8 @@ def test_compare_gives_every_mix_equal_compute_and_reports_seed_spread(tmp_path)
     assert "mean±std over 2 seed(s)" in text
     assert f"{100 * np.mean(box):.1f}±{100 * np.std(box, ddof=1):.1f}" in text
     table = comparison_table(rows)
-    assert table[0][:3] == ["mix", "box AP", "mask AP"] and table[2][1] in text and table[2][-1] == "2"
+    assert table[0][:4] == ["mix", "real fraction", "box AP", "mask AP"] and table[2][2] in text
+    assert table[2][-1] == "2"
 
 
 def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
@@ -208,10 +212,12 @@ def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
     assert "real=1,synthetic=0.5" in text and "mask AP" in text
     results = json.loads((out / "results.json").read_text())
     runs = {r["mix"]: r for r in results["runs"]}
-    assert set(runs) == {"real=1", "real=1,synthetic=0.5"}
+    assert set(runs) == {"real=1", "real=1,synthetic=0.5", "real=1 2x steps"}
     assert runs["real=1"]["delta_mask_AP"] == 0.0
-    # --steps 1 overrides real-only's budget of 2 steps (4 rows at batch 2)
-    assert all(len(r["seeds"][0]["curves"]["eval"]) == 1 and r["steps"] == 1 for r in runs.values())
+    # --steps 1 overrides real-only's budget of 2 steps (4 rows at batch 2); the control gets twice that
+    assert [r["steps"] for r in runs.values()] == [1, 1, 2]
+    assert all(len(r["seeds"][0]["curves"]["eval"]) == r["steps"] for r in runs.values())
+    assert (out / "delta.png").stat().st_size > 1000
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 

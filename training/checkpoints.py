@@ -3,12 +3,14 @@
 A checkpoint is written into ``step-N.tmp`` and renamed into place with its ``trainer.json``
 inside, so a folder named ``step-N`` holding ``trainer.json`` is always complete; a run killed
 mid-write leaves only a ``.tmp`` folder (possibly holding a ``trainer.json`` already), which is
-never taken for a checkpoint and is replaced by the next save. Older ones are pruned.
+never taken for a checkpoint and is replaced by the next save. The new folder is fsynced before it
+is renamed in and before anything older is removed. Older ones are pruned.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,12 +19,12 @@ from typing import Any
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_FILE = "trainer.json"
 STATE_FILE = "trainer_state.pt"
-_COMPLETE = re.compile(r"step-(\d+)")
+_COMPLETE = re.compile(r"step-(\d+)(\.old)?")
 
 
 def checkpoint_step(path: Path) -> int:
     """The step a checkpoint folder was written at."""
-    return int(path.name.split("-")[1])
+    return int(path.name.split("-")[1].removesuffix(".old"))
 
 
 def complete_checkpoints(out: str | Path) -> list[Path]:
@@ -30,6 +32,8 @@ def complete_checkpoints(out: str | Path) -> list[Path]:
     root = Path(out) / CHECKPOINTS_DIR
     done = [p for p in root.glob("step-*") if _COMPLETE.fullmatch(p.name) and p.is_dir()
             and (p / TRAINER_FILE).exists()] if root.exists() else []
+    # step-N.old counts only while its replacement step-N is not in place (a crash mid-swap).
+    done = [p for p in done if not (p.name.endswith(".old") and p.with_name(p.name[:-4]).exists())]
     return sorted(done, key=checkpoint_step)
 
 
@@ -47,12 +51,41 @@ def staging_dir(out: str | Path, step: int) -> Path:
     return tmp
 
 
+def _fsync_tree(path: Path) -> None:
+    """Flush every file under ``path`` and the folders themselves to disk."""
+    for item in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [path]:
+        fd = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
-    """Write ``record`` as trainer.json, move ``tmp`` into place, keep the newest ``keep``; the final path."""
+    """Write ``record`` as trainer.json, make ``tmp`` durable, swap it into place, keep the newest ``keep``.
+
+    The new checkpoint is complete and fsynced before anything old is touched; a checkpoint of the
+    same step already in place is renamed aside (``step-N.old``, still found by
+    :func:`complete_checkpoints`) until the new one is renamed in, so a crash at any point leaves one.
+    """
     (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    _fsync_tree(tmp)
     final = tmp.with_name(tmp.name.removesuffix(".tmp"))
-    shutil.rmtree(final, ignore_errors=True)
+    aside = final.with_name(final.name + ".old")
+    shutil.rmtree(aside, ignore_errors=True)
+    if final.exists():
+        final.rename(aside)
     tmp.rename(final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(aside, ignore_errors=True)
     for old in complete_checkpoints(final.parent.parent)[: -max(keep, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -6,10 +6,18 @@ Every mix runs once per seed (seed ``base.seed + k``), so model initialisation a
 draws are paired across mixes; each run trains in ``out/<mix slug>/seed-<k>/`` (an interrupted
 comparison resumes run by run) and is evaluated on the REAL validation split after every epoch.
 
-The table gives mean ± standard deviation over seeds of box and mask AP (AP, AP50, AP75, per
-class) and the change against real-only: the mean of the per-seed paired differences with a 95 %
-Student-t interval. ``results.json`` holds every run and ``learning_curves.png`` the loss and AP
-curves (mean over seeds with their spread).
+The protocol, in every comparison (README "Fair comparisons"):
+
+- a real-only control trained for twice the steps: is a mix's gain just more training?
+- ``real_fractions``: every mix again on a share of the real train segments (whole segments, drawn
+  per seed and shared by every mix of that seed), where synthetic data should matter most;
+- the table gives mean ± standard deviation over seeds of box and mask AP (AP, AP50, AP75, per
+  class) and the change against real-only: the mean of the per-seed paired differences with a
+  95 % Student-t interval, per class too; the interval's half-width is the smallest effect the run
+  could have detected, and fewer than 3 seeds draws a warning.
+
+``results.json`` holds every run, ``learning_curves.png`` the loss and AP curves (mean over seeds
+with their spread) and ``delta.png`` Δ AP with its interval per mix and real fraction.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ from .maskrcnn import EVAL_FILE, TrainConfig, read_metrics, train_maskrcnn
 
 RESULTS_FILE = "results.json"
 CURVES_FILE = "learning_curves.png"
+DELTA_FILE = "delta.png"
 DEFAULT_SEEDS = 3
 MEASURES = ("AP", "AP50", "AP75")
 #: Two-sided 95 % quantiles of Student's t by degrees of freedom (larger df use the next lower entry).
@@ -118,62 +127,168 @@ def _is_real_only(mix: dict[str, float]) -> bool:
     return mix["real"] > 0 and all(v == 0 for k, v in mix.items() if k != "real")
 
 
-def compare_mixes(base: TrainConfig, mixes: list[str], out: str | Path, seeds: int = DEFAULT_SEEDS,
-                  steps: int | None = None) -> list[dict[str, Any]]:
-    """Train ``base`` on every mix, ``seeds`` times each, at equal compute; one summary row per mix.
+@dataclass
+class MixSpec:
+    """One mix of a comparison: its label, sampling weights, and the synthetic versions it draws from."""
 
-    Row keys: mix, steps, images (per run, equal across mixes), seeds (per run: seed, out, steps,
-    metrics, curves), summary (kind -> measure -> mean/std/n), delta (kind -> measure -> paired
-    mean and 95 % interval against real-only, None without a real-only mix), and the headline
-    means box_AP, mask_AP with box_AP_std, mask_AP_std, delta_box_AP, delta_mask_AP.
+    label: str
+    mix: str
+    synthetic: list[str]
+    control: str | None = None  # "2x steps" for the longer-training real-only control
+
+
+def mix_specs(mixes: list[str | MixSpec], synthetic: list[str]) -> list[MixSpec]:
+    """Specs for the given mixes (strings draw from ``synthetic``); real-only first, added if missing."""
+    specs = [m if isinstance(m, MixSpec) else MixSpec(format_mix(parse_mix(m)), format_mix(parse_mix(m)),
+                                                      list(synthetic)) for m in mixes]
+    if not specs:
+        raise ValueError("give at least one mix, e.g. real=1")
+    if not any(_is_real_only(parse_mix(s.mix)) for s in specs):
+        specs.insert(0, MixSpec("real=1", "real=1", []))
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"mixes repeat: {', '.join(labels)}")
+    return specs
+
+
+def _run_one(cfg: TrainConfig) -> dict[str, Any]:
+    """Train one run and collect what the comparison keeps of it."""
+    import torch
+    from accelerate import PartialState
+
+    if cfg.cpu or not torch.cuda.is_available():
+        torch.set_num_threads(1)  # one run per core (--jobs) beats two threads fighting over one
+    result = train_maskrcnn(cfg)
+    eval_path = Path(cfg.out) / EVAL_FILE
+    records = read_metrics(cfg.out)
+    return {
+        "seed": cfg.seed, "out": cfg.out, "steps": result.steps,
+        "images": result.steps * cfg.batch_size * PartialState().num_processes,
+        "metrics": json.loads(eval_path.read_text()) if eval_path.exists() else None,
+        "curves": {
+            "eval": [{"epoch": r["epoch"], "step": r["step"], "box_AP": r["box_AP"], "mask_AP": r["mask_AP"]}
+                     for r in records if r["type"] == "eval"],
+            "loss": [{"step": r["step"], "loss": r["loss"]} for r in records if r["type"] == "train"],
+        },
+    }
+
+
+def _run_all(configs: list[TrainConfig], jobs: int) -> list[dict[str, Any]]:
+    """Every run, ``jobs`` at a time in separate processes (1: in this process), in the given order."""
+    if jobs <= 1 or len(configs) <= 1:
+        return [_run_one(c) for c in configs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_run_one, configs))
+
+
+def _plan(base: TrainConfig, specs: list[MixSpec], out: Path, seeds: int, fractions: list[float],
+          per_epoch: int, total: int, control_2x: bool) -> list[tuple[dict[str, Any], list[TrainConfig]]]:
+    """(row head, its per-seed configs) for every real fraction and mix, plus the 2x real-only control."""
+    plan = []
+    for fraction in fractions:
+        group = out / f"real-{fraction:g}" if fractions != [1.0] else out
+        todo = list(specs) + ([MixSpec("real=1 2x steps", "real=1", [], control="2x steps")] if control_2x else [])
+        for spec in todo:
+            steps = 2 * total if spec.control else total
+            slug = mix_slug(parse_mix(spec.mix)) + ("_2x-steps" if spec.control else "")
+            if spec.label != spec.mix and not spec.control:
+                slug = re.sub(r"[^A-Za-z0-9_.-]", "-", spec.label.split(":")[0].strip())
+            weighs_syn = parse_mix(spec.mix)["synthetic"] > 0
+            cfgs = [replace(base, mix=spec.mix, out=str(group / slug / f"seed-{k}"), eval_each_epoch=True,
+                            seed=base.seed + k, steps_per_epoch=per_epoch, epochs=math.ceil(steps / per_epoch),
+                            max_steps=steps, real_fraction=fraction,
+                            synthetic=list(spec.synthetic) if weighs_syn else [])
+                    for k in range(seeds)]
+            plan.append(({"mix": spec.label, "weights": spec.mix, "control": spec.control,
+                          "real_fraction": fraction}, cfgs))
+    return plan
+
+
+def parse_fractions(text: str | None) -> list[float]:
+    """``"0.1,1.0"`` -> ``[0.1, 1.0]`` (default ``[1.0]``); ValueError naming the flag otherwise."""
+    try:
+        values = [float(p) for p in (text or "1.0").split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"--real-fraction takes numbers in (0, 1] separated by commas, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values) or len(set(values)) != len(values):
+        raise ValueError(f"--real-fraction takes distinct numbers in (0, 1], got {text!r}")
+    return values
+
+
+def control_specs(real: str | Path, controls: list[str], store: str | Path, seed: int = 0) -> list[MixSpec]:
+    """One real=1,synthetic=1 mix per control (training/control.py), its version written under ``store``."""
+    from .control import write_control
+
+    return [MixSpec(f"{kind}: real=1,synthetic=1", "real=1,synthetic=1",
+                    [str(write_control(real, Path(store) / kind, kind, seed))]) for kind in controls]
+
+
+def compare_mixes(base: TrainConfig, mixes: list[str | MixSpec], out: str | Path, seeds: int = DEFAULT_SEEDS,
+                  steps: int | None = None, real_fractions: list[float] | None = None, control_2x: bool = True,
+                  jobs: int = 1) -> list[dict[str, Any]]:
+    """Train ``base`` on every mix, ``seeds`` times each, at equal compute; one summary row per mix and
+    real fraction, plus a real-only control trained for twice the steps (``control_2x``).
+
+    Row keys: mix (label), weights, control, real_fraction, steps, images, seeds (per run: seed, out,
+    steps, metrics, curves), summary (kind -> measure -> mean/std/n), delta (kind -> measure -> paired
+    mean and 95 % interval against real-only at the same fraction), delta_vs_2x (against the 2x
+    control), and the headline means box_AP, mask_AP, their std and delta_box_AP, delta_mask_AP.
     """
     from accelerate import PartialState
 
-    parsed = [parse_mix(m) for m in mixes]
-    if not parsed:
-        raise ValueError("give at least one mix, e.g. real=1")
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    slugs = [mix_slug(m) for m in parsed]
-    if len(set(slugs)) != len(slugs):
-        raise ValueError(f"mixes repeat: {', '.join(format_mix(m) for m in parsed)}")
+    fractions = parse_fractions(",".join(str(f) for f in real_fractions) if real_fractions else None)
+    specs = mix_specs(mixes, base.synthetic)
     out = Path(out)
-    procs = PartialState().num_processes
-    per_epoch, total = step_budget(base, steps, procs)
+    per_epoch, total = step_budget(base, steps, PartialState().num_processes)
+    plan = _plan(base, specs, out, seeds, fractions, per_epoch, total, control_2x)
+    results = _run_all([c for _, cfgs in plan for c in cfgs], jobs)
     rows = []
-    for mix, slug in zip(parsed, slugs):
-        runs = []
-        for k in range(seeds):
-            cfg = replace(base, mix=format_mix(mix), out=str(out / slug / f"seed-{k}"), eval_each_epoch=True,
-                          seed=base.seed + k, steps_per_epoch=per_epoch, epochs=math.ceil(total / per_epoch),
-                          max_steps=total, synthetic=list(base.synthetic) if mix["synthetic"] > 0 else [])
-            result = train_maskrcnn(cfg)
-            eval_path = Path(cfg.out) / EVAL_FILE
-            records = read_metrics(cfg.out)
-            runs.append({
-                "seed": cfg.seed, "out": cfg.out, "steps": result.steps,
-                "images": result.steps * cfg.batch_size * procs,
-                "metrics": json.loads(eval_path.read_text()) if eval_path.exists() else None,
-                "curves": {
-                    "eval": [{"epoch": r["epoch"], "step": r["step"], "box_AP": r["box_AP"], "mask_AP": r["mask_AP"]}
-                             for r in records if r["type"] == "eval"],
-                    "loss": [{"step": r["step"], "loss": r["loss"]} for r in records if r["type"] == "train"],
-                },
-            })
-        rows.append({"mix": format_mix(mix), "steps": runs[0]["steps"], "images": runs[0]["images"], "seeds": runs})
-    base_row = next((r for r, m in zip(rows, parsed) if _is_real_only(m)), None)
+    for head, cfgs in plan:
+        runs, results = results[:len(cfgs)], results[len(cfgs):]
+        rows.append({**head, "steps": runs[0]["steps"], "images": runs[0]["images"], "seeds": runs})
+    _add_deltas(rows)
+    atomic_write_text(out / RESULTS_FILE, json.dumps({
+        "config": asdict(base), "seeds": seeds, "steps": total, "steps_per_epoch": per_epoch,
+        "real_fractions": fractions, "warnings": comparison_warnings(seeds), "runs": rows}, indent=2) + "\n")
+    plot_learning_curves(rows, out / CURVES_FILE)
+    plot_deltas(rows, out / DELTA_FILE)
+    return rows
+
+
+def _add_deltas(rows: list[dict[str, Any]]) -> None:
+    """Summaries and paired differences against real-only and the 2x control of the same fraction."""
     for r in rows:
-        r["summary"], r["delta"] = _summarise(r["seeds"], None if base_row is None else base_row["seeds"])
+        same = [x for x in rows if x["real_fraction"] == r["real_fraction"]]
+        base = next((x for x in same if not x["control"] and _is_real_only(parse_mix(x["weights"]))), None)
+        longer = next((x for x in same if x["control"]), None)
+        r["summary"], r["delta"] = _summarise(r["seeds"], None if base is None else base["seeds"])
+        r["delta_vs_2x"] = None if longer is None or r is longer or r is base else \
+            _summarise(r["seeds"], longer["seeds"])[1]
         for kind in ("box", "mask"):
             ms = r["summary"][kind]["AP"]
             r[f"{kind}_AP"] = None if ms is None else ms["mean"]
             r[f"{kind}_AP_std"] = None if ms is None else ms["std"]
             d = None if r["delta"] is None else r["delta"][kind]["AP"]
             r[f"delta_{kind}_AP"] = None if d is None else d["mean"]
-    atomic_write_text(out / RESULTS_FILE, json.dumps({"config": asdict(base), "seeds": seeds, "steps": total,
-                                                      "steps_per_epoch": per_epoch, "runs": rows}, indent=2) + "\n")
-    plot_learning_curves(rows, out / CURVES_FILE)
-    return rows
+
+
+def comparison_warnings(seeds: int) -> list[str]:
+    """What the reader must know about the intervals of a run with this many seeds."""
+    if seeds >= 3:
+        return []
+    return [f"only {seeds} seed(s): a paired 95 % interval over {seeds} seed(s) "
+            + ("does not exist" if seeds < 2 else f"has t = {t_quantile(seeds - 1):.1f} and can hardly exclude 0")
+            + "; use --seeds 3 or more for an interval that means something"]
+
+
+def half_width(d: dict[str, Any] | None) -> float | None:
+    """The half-width of a paired interval: the smallest effect the run could have told from 0."""
+    return None if d is None or d["low"] is None else (d["high"] - d["low"]) / 2
 
 
 def _pm(ms: dict[str, Any] | None) -> str:
@@ -188,27 +303,45 @@ def _delta(d: dict[str, Any] | None) -> str:
     return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f},{100 * d['high']:+.1f}]"
 
 
+def _name(r: dict[str, Any], fractions: int) -> str:
+    return r["mix"] + (f" @real {r['real_fraction']:g}" if fractions > 1 else "")
+
+
 def format_comparison(rows: list[dict[str, Any]]) -> str:
-    """AP x100 per mix as mean±std over seeds, Δ against real-only with its 95 % interval, then a
-    detailed table (AP, AP50, AP75, per class) per mix and measure."""
-    width = max([len("mix")] + [len(r["mix"]) for r in rows])
+    """AP x100 per mix (and real fraction) as mean±std over seeds, Δ against real-only and against the
+    2x-steps control with 95 % intervals, the smallest detectable effect, per-class Δ, and warnings."""
+    fractions = len({r["real_fraction"] for r in rows})
+    width = max([len("mix")] + [len(_name(r, fractions)) for r in rows])
     n = max(len(r["seeds"]) for r in rows) if rows else 0
     lines = [f"AP x100 on the REAL validation split, mean±std over {n} seed(s); Δ = paired mean difference "
-             "from real-only [95% interval]",
-             f"{'mix':<{width}}  {'box AP':>10}  {'mask AP':>10}  {'Δ box':>20}  {'Δ mask':>20}  {'steps':>6}  "
-             f"{'images':>7}"]
+             "from real-only at the same real fraction [95% interval]; vs 2x = the same against real-only "
+             "trained for twice the steps",
+             f"{'mix':<{width}}  {'box AP':>10}  {'mask AP':>10}  {'Δ box':>20}  {'Δ mask':>20}  "
+             f"{'Δ mask vs 2x':>20}  {'steps':>6}  {'images':>7}"]
     for r in rows:
-        d = r.get("delta") or {}
+        d, d2 = r.get("delta") or {}, r.get("delta_vs_2x") or {}
         box, mask = r["summary"]["box"]["AP"], r["summary"]["mask"]["AP"]
-        lines.append(f"{r['mix']:<{width}}  {_pm(box):>10}  {_pm(mask):>10}  "
+        lines.append(f"{_name(r, fractions):<{width}}  {_pm(box):>10}  {_pm(mask):>10}  "
                      f"{_delta((d.get('box') or {}).get('AP')):>20}  {_delta((d.get('mask') or {}).get('AP')):>20}  "
-                     f"{r['steps']:>6}  {r['images']:>7}")
+                     f"{_delta((d2.get('mask') or {}).get('AP')):>20}  {r['steps']:>6}  {r['images']:>7}")
+    widths = [half_width(((r.get("delta") or {}).get("mask") or {}).get("AP")) for r in rows]
+    widths = [w for w in widths if w is not None]
+    if widths:
+        lines.append(f"smallest detectable effect (half-width of the Δ mask AP interval): "
+                     f"{100 * min(widths):.1f} to {100 * max(widths):.1f} AP points")
+    lines += ["", "per-class Δ AP x100 against real-only [95% interval]"]
+    for r in (r for r in rows if r.get("delta") is not None):
+        for kind in ("box", "mask"):
+            d = r["delta"][kind]
+            lines.append(f"{_name(r, fractions):<{width}}  {kind:4}  " + "  ".join(
+                f"{c}: {_delta(d.get(c))}" for c in schema.CLASS_NAMES if d.get(c) is not None))
     keys = list(MEASURES) + list(schema.CLASS_NAMES)
     lines += ["", f"{'mix':<{width}}  {'':4}  " + "  ".join(f"{k[:10]:>10}" for k in keys)]
     for r in rows:
         for kind in ("box", "mask"):
-            lines.append(f"{r['mix']:<{width}}  {kind:4}  "
+            lines.append(f"{_name(r, fractions):<{width}}  {kind:4}  "
                          + "  ".join(f"{_pm(r['summary'][kind][k]):>10}" for k in keys))
+    lines += [f"WARNING: {w}" for w in comparison_warnings(n)]
     return "\n".join(lines)
 
 
@@ -218,16 +351,57 @@ TINY_MODELS_NOTE = ("Tiny RANDOM models trained for a few steps: these AP number
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """Header + one row per mix for a report: box and mask AP as mean±std over seeds (x100), the
-    paired Δ against real-only with its 95 % interval, steps, images and seeds."""
-    header = ["mix", "box AP", "mask AP", "Δ box AP [95%]", "Δ mask AP [95%]", "steps", "images", "seeds"]
+    """Header + one row per mix and real fraction for a report: box and mask AP as mean±std over seeds
+    (x100), the paired Δ against real-only and against the 2x-steps control with 95 % intervals, the
+    smallest detectable effect, steps, images and seeds."""
+    header = ["mix", "real fraction", "box AP", "mask AP", "Δ box AP [95%]", "Δ mask AP [95%]",
+              "Δ mask AP vs 2x steps", "smallest detectable Δ mask", "steps", "images", "seeds"]
     body = []
     for r in rows:
-        d = r.get("delta") or {}
-        body.append([r["mix"], _pm(r["summary"]["box"]["AP"]), _pm(r["summary"]["mask"]["AP"]),
-                     _delta((d.get("box") or {}).get("AP")), _delta((d.get("mask") or {}).get("AP")),
-                     str(r["steps"]), str(r["images"]), str(len(r["seeds"]))])
+        d, d2 = r.get("delta") or {}, r.get("delta_vs_2x") or {}
+        hw = half_width((d.get("mask") or {}).get("AP"))
+        body.append([r["mix"], f"{r['real_fraction']:g}", _pm(r["summary"]["box"]["AP"]),
+                     _pm(r["summary"]["mask"]["AP"]), _delta((d.get("box") or {}).get("AP")),
+                     _delta((d.get("mask") or {}).get("AP")), _delta((d2.get("mask") or {}).get("AP")),
+                     "-" if hw is None else f"±{100 * hw:.1f}", str(r["steps"]), str(r["images"]),
+                     str(len(r["seeds"]))])
     return [header, *body]
+
+
+def plot_deltas(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Δ box and mask AP against real-only with 95 % error bars, one point per mix, grouped by real
+    fraction (matplotlib Agg); a mix without an interval (one seed) is drawn without a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r.get("delta") and not (_is_real_only(parse_mix(r["weights"])) and not r["control"])]
+    fractions = sorted({r["real_fraction"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, kind in zip(axes, ("box", "mask")):
+        labels = sorted({r["mix"] for r in shown}, key=[r["mix"] for r in shown].index)
+        for j, fraction in enumerate(fractions):
+            xs, ys, lo, hi = [], [], [], []
+            for r in (r for r in shown if r["real_fraction"] == fraction):
+                d = r["delta"][kind]["AP"]
+                if d is None:
+                    continue
+                xs.append(labels.index(r["mix"]) + 0.15 * (j - (len(fractions) - 1) / 2))
+                ys.append(100 * d["mean"])
+                lo.append(0.0 if d["low"] is None else 100 * (d["mean"] - d["low"]))
+                hi.append(0.0 if d["high"] is None else 100 * (d["high"] - d["mean"]))
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=4, label=f"real fraction {fraction:g}")
+        ax.axhline(0.0, color="grey", linewidth=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
+        ax.set(title=f"Δ {kind} AP vs real-only (95 % interval)", ylabel="Δ AP x100")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _spread(series: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

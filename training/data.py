@@ -298,3 +298,19 @@ def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor],
     """A batch as the lists torchvision detection models take."""
     images, targets = zip(*batch) if batch else ((), ())
     return list(images), list(targets)
+
+
+def select_segments(rows: Sequence, fraction: float, seed: int) -> Sequence:
+    """The rows of a random ``fraction`` of the segments (at least one), drawn from ``seed``.
+
+    Whole segments, not frames: frames of one segment are near-duplicates, so a fraction of frames
+    would hold almost as much information as all of them. ``fraction`` 1 returns ``rows`` as given.
+    """
+    if fraction >= 1 or not len(rows):
+        return rows
+    segments = np.asarray(rows["segment"] if hasattr(rows, "column_names") else [r["segment"] for r in rows])
+    names = np.unique(segments)
+    k = max(1, int(round(fraction * len(names))))
+    chosen = np.random.default_rng(derive_seed(seed, "real-fraction")).choice(names, size=k, replace=False)
+    index = np.flatnonzero(np.isin(segments, chosen))
+    return rows.select(index) if hasattr(rows, "select") else [rows[int(i)] for i in index]

@@ -329,9 +329,12 @@ def save_lora_adapter(unet, directory: str | Path, pipeline_class=None) -> Path:
     if pipeline_class is None:
         from diffusers import StableDiffusionInpaintPipeline as pipeline_class
     layers = {k: v.detach().float().cpu().contiguous()
-              for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()}
+              for k, v in sorted(convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items())}
+    # The adapter config holds sets (target modules) whose order follows the hash seed: sort them.
+    metadata = {k: sorted(v) if isinstance(v, (set, frozenset)) else v
+                for k, v in sorted(unet.peft_config["default"].to_dict().items())}
     pipeline_class.save_lora_weights(directory, unet_lora_layers=layers, safe_serialization=True,
-                                     unet_lora_adapter_metadata=unet.peft_config["default"].to_dict())
+                                     unet_lora_adapter_metadata=metadata)
     return Path(directory)
 
 
@@ -346,4 +349,8 @@ def _save_pipeline(pipe, unet, ema, params, config: InpaintConfig, out: Path) ->
     for module in (unet, pipe.vae, pipe.text_encoder):
         _move(module, torch.device("cpu"), torch.float32)
     pipe.register_modules(unet=unet)
+    tok = pipe.tokenizer
+    # Training calls the tokenizer with truncation, which a fast tokenizer writes into tokenizer.json;
+    # call it the same way here so a rerun that trains no step saves the same file.
+    tok([""], padding="max_length", max_length=tok.model_max_length, truncation=True)
     pipe.save_pretrained(out, safe_serialization=True)

@@ -2,7 +2,14 @@
 
 The recipe follows torchvision's detection reference: SGD with momentum, linear warm-up then a
 cosine decay, a stop on a non-finite loss, checkpoints of model + optimizer + scheduler + step +
-config together. Layout of ``out``::
+config together. Three things make it learn at every size (see README "Training"):
+
+- the schedule spans the steps the run will take (``--max-steps`` included) and the warm-up is
+  at most a fifth of them, so a short run reaches its peak learning rate;
+- batch-norm statistics are recomputed on a fixed set of training images at the end of every
+  epoch, before the checkpoint and the evaluation (training/norm.py);
+- anchors are fitted to the training boxes at the detector's resize when training from scratch,
+  and a resize at which a class cannot be matched is refused (training/anchors.py). Layout of ``out``::
 
     checkpoints/step-NNNNNNNN/   model/ (detector.save_checkpoint_dir), trainer_state.pt, trainer.json
     model/                       the final model, loadable with streetsynth.models.detector.load_detector
@@ -19,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +43,15 @@ from streetsynth.versions import fingerprint
 
 from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir,
                           trim_jsonl)
-from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix
+from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix, select_segments
 from .evaluate import evaluate_model, format_table, write_metrics
+from .norm import recompute_norm_stats
 
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"
 #: Config fields that may change between a run and its resume (they do not change what is learnt).
-RESUMABLE_FIELDS = ("epochs", "max_steps", "num_workers", "progress", "log_every", "eval_each_epoch",
+RESUMABLE_FIELDS = ("epochs", "num_workers", "progress", "log_every", "eval_each_epoch",
                     "max_eval_rows", "eval_batch_size", "resume", "keep_checkpoints")
 
 
@@ -61,18 +69,23 @@ class TrainConfig:
     mix: str = "real=1"  # sampling weights over the sources, e.g. "real=1.0,synthetic=0.5"
     epochs: int = 1  # passes of steps_per_epoch steps
     steps_per_epoch: int | None = None  # optimizer steps per epoch; None = one pass over the weighted sources
-    max_steps: int | None = None  # stop after this many steps in all (the lr schedule still spans all epochs)
+    max_steps: int | None = None  # stop after this many steps in all (the lr schedule ends there)
     batch_size: int = 2  # images per process per step
     lr: float = 0.02  # peak learning rate (SGD)
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4  # SGD weight decay
-    warmup_steps: int = 100  # linear warm-up from lr * warmup_factor to lr over this many steps
+    warmup_steps: int = 100  # linear warm-up from lr * warmup_factor to lr (at most a fifth of the run)
     warmup_factor: float = 0.001  # starting fraction of lr during warm-up
     arch: str = "v2"  # detector architecture for streetsynth.models.detector.build_maskrcnn: v2, v1, mobilenet, tiny
     weights: str | None = None  # detector weights (name or path), None = random init
     weights_backbone: str | None = None  # backbone weights (name or path), None = random init
     min_size: int | None = None  # the detector's resize: shorter side (None = the architecture's default)
     max_size: int | None = None  # the detector's resize: longest side cap (None = the architecture's default)
+    anchors: str = "auto"  # "auto": fit to the training boxes when training from scratch; "default": the arch's
+    anchor_sizes: list[list[float]] | None = None  # anchor sizes per feature map (set by "auto"; None = the arch's)
+    aspect_ratios: list[float] | None = None  # anchor height/width ratios (set by "auto"; None = the arch's)
+    norm_images: int = 32  # training images the batch-norm statistics are recomputed on before each eval (0: off)
+    real_fraction: float = 1.0  # share of the real train segments used, drawn per seed as whole segments
     augment: str = "hflip"  # augmentation preset: none, hflip, hflip_scale
     missing_masks: str = "drop-row"  # objects without mask pixels: drop-row, box-fill or skip-object (see data.py)
     seed: int = 0  # run seed; sampler draws and augmentations derive from it
@@ -118,8 +131,18 @@ def resolve_mixed_precision(value: str, cpu: bool) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def warmup_length(warmup_steps: int, total_steps: int) -> int:
+    """The warm-up a run of ``total_steps`` gets: ``warmup_steps``, at most a fifth of the run."""
+    return max(0, min(warmup_steps, total_steps // 5))
+
+
 def lr_lambda(warmup_steps: int, warmup_factor: float, total_steps: int):
-    """Multiplier of the peak lr at a step: linear warm-up, then cosine decay to 0 at the end."""
+    """Multiplier of the peak lr at a step: linear warm-up, then cosine decay to 0 at the end.
+
+    The warm-up is shortened to at most a fifth of ``total_steps`` so the peak is always reached.
+    """
+    warmup_steps = warmup_length(warmup_steps, total_steps)
+
     def f(step: int) -> float:
         if step < warmup_steps:
             alpha = step / max(warmup_steps, 1)
@@ -169,7 +192,13 @@ def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int
 
 def _detector_config(config: TrainConfig) -> dict[str, Any]:
     return {"arch": config.arch, "num_classes": len(schema.CLASS_NAMES) + 1, "class_names": list(schema.CLASS_NAMES),
-            "min_size": config.min_size, "max_size": config.max_size}
+            "min_size": config.min_size, "max_size": config.max_size, "anchor_sizes": config.anchor_sizes,
+            "aspect_ratios": config.aspect_ratios, "frozen_norm": _frozen_norm(config)}
+
+
+def _frozen_norm(config: TrainConfig) -> bool:
+    """v2 from pretrained weights trains with a frozen backbone batch norm (detector.freeze_backbone_norm)."""
+    return config.arch == "v2" and (config.weights is not None or config.weights_backbone is not None)
 
 
 def _build_model(config: TrainConfig) -> torch.nn.Module:
@@ -179,7 +208,8 @@ def _build_model(config: TrainConfig) -> torch.nn.Module:
         torch.manual_seed(derive_seed(config.seed, "init"))
         return build_maskrcnn(arch=config.arch, num_classes=len(schema.CLASS_NAMES) + 1, weights=config.weights,
                               weights_backbone=config.weights_backbone, min_size=config.min_size,
-                              max_size=config.max_size)
+                              max_size=config.max_size, anchor_sizes=config.anchor_sizes,
+                              aspect_ratios=config.aspect_ratios, frozen_norm=_frozen_norm(config))
 
 
 #: What ``generation.labeler`` starts with when a version's invented region was never labelled.
@@ -206,7 +236,8 @@ def check_synthetic_labelled(path: str | Path, rows: Any = None) -> None:
 def _load_sources(config: TrainConfig) -> dict[str, Any]:
     import datasets
 
-    sources: dict[str, Any] = {"real": load_split(config.real, schema.STITCHED, "train")}
+    real = load_split(config.real, schema.STITCHED, "train")
+    sources: dict[str, Any] = {"real": select_segments(real, config.real_fraction, config.seed)}
     syn = []
     for p in config.synthetic:
         rows = load_split(p, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT)
@@ -219,32 +250,110 @@ def _load_sources(config: TrainConfig) -> dict[str, Any]:
     return sources
 
 
+def _segment_rows(rows):
+    return rows.select_columns(["segment"]) if hasattr(rows, "select_columns") else rows
+
+
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with path.open("a") as fh:
         fh.write(json.dumps(record) + "\n")
 
 
-def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) -> TrainResult:
-    """Train (or resume) one run; ``model`` is built from the config unless injected."""
-    out = Path(config.out)
-    mix = parse_mix(config.mix)
+def check_config(config: TrainConfig) -> None:
+    """ValueError naming the flag for settings that would train nothing or divide by zero."""
+    for flag, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size),
+                        ("--steps-per-epoch", config.steps_per_epoch), ("--max-steps", config.max_steps),
+                        ("--eval-batch-size", config.eval_batch_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not 0 < config.real_fraction <= 1:
+        raise ValueError(f"--real-fraction must be in (0, 1], got {config.real_fraction}")
+    if config.anchors not in ("auto", "default"):
+        raise ValueError(f"--anchors must be auto or default, got {config.anchors!r}")
     check_policy(config.missing_masks)
+
+
+def label_command(repo: str | Path) -> str:
+    """The one command that gives a repo's box-only objects their masks."""
+    return f"streetsynth label --data {repo} --prompt-boxes ground-truth --out STORE"
+
+
+def _check_masks(config: TrainConfig, sources: DetectionSources, mix: dict[str, float]) -> None:
+    """ValueError, naming the command that fixes it, when the policy leaves a weighted source empty."""
+    sizes = sources.sizes()
+    for name, c in sources.counts.items():
+        if mix.get(name, 0) > 0 and c["rows"] and not sizes[name]:
+            repo = config.real if name == "real" else ",".join(config.synthetic)
+            raise ValueError(f"every {name} row has objects without masks and the {config.missing_masks} policy "
+                             f"drops them all; give them masks first: `{label_command(repo)}` "
+                             "(or pass --missing-masks box-fill)")
+
+
+def _fit_detector(config: TrainConfig, sources: DetectionSources, mix: dict[str, float]) -> TrainConfig:
+    """The config with its resize and anchors fitted to the training boxes (training/anchors.py)."""
+    if config.anchors != "auto" or config.anchor_sizes is not None:
+        return config
+    from .anchors import plan_anchors
+
+    live = [sources.sources[k] for k in sources.names if mix.get(k, 0) > 0 and len(sources.sources[k])]
+    if not live:
+        return config
+    derive = config.weights is None and config.arch != "mobilenet"
+    plan = plan_anchors(live[0], config.arch, config.min_size, config.max_size, derive)
+    return replace(config, min_size=plan["min_size"], max_size=plan["max_size"],
+                   anchor_sizes=plan["anchor_sizes"], aspect_ratios=plan["aspect_ratios"])
+
+
+def _norm_batches(sources: DetectionSources, sizes: dict[str, int], mix: dict[str, float], config: TrainConfig):
+    """The fixed training batches the batch-norm statistics are recomputed on (same draws every time)."""
+    if config.norm_images <= 0:
+        return []
+    keys = list(MixSampler(sizes, mix, config.norm_images, derive_seed(config.seed, "norm")))
+    return [collate([sources[k] for k in keys[i:i + config.batch_size]])
+            for i in range(0, len(keys), config.batch_size)]
+
+
+@dataclass
+class _Run:
+    """Everything a run's epochs share."""
+
+    config: TrainConfig
+    out: Path
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    steps_per_epoch: int
+    total_steps: int
+    norm_batches: list
+    val_rows: Any
+    datasets_used: list[dict]
+    mp: str
+    real_segments: list[str] = field(default_factory=list)
+    step: int = 0
+    resumed_from: int | None = None
+    last_loss: float | None = None
+    evals: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _setup(config: TrainConfig, model: torch.nn.Module | None) -> _Run:
+    """Load the data, fit resize and anchors, build (or resume) model, optimizer and schedule."""
+    check_config(config)
+    mix = parse_mix(config.mix)
     if mix["synthetic"] > 0 and not config.synthetic:
         raise ValueError(f"mix {config.mix!r} weighs synthetic data but no synthetic repo was given")
     datasets_used = [dataset_info(config.real)] + (
         [dataset_info(p) for p in config.synthetic] if mix["synthetic"] > 0 else [])
     mp = resolve_mixed_precision(config.mixed_precision, config.cpu)
     accelerator = Accelerator(mixed_precision=mp, cpu=config.cpu)
-    main = accelerator.is_main_process
-
     sources = DetectionSources(_load_sources(config), config.augment, config.missing_masks)
     sizes = sources.sizes()
-    if main:
+    if accelerator.is_main_process:
         print(sources.report())
-    for name, c in sources.counts.items():
-        if mix.get(name, 0) > 0 and c["rows"] and not sizes[name]:
-            raise ValueError(f"every {name} row has objects without masks and the {config.missing_masks} policy "
-                             "drops them all; label the masks first (SAM from boxes) or pass --missing-masks box-fill")
+    _check_masks(config, sources, mix)
+    if model is None:
+        config = _fit_detector(config, sources, mix)
     per_step = config.batch_size * accelerator.num_processes
     live_rows = sum(n for k, n in sizes.items() if mix.get(k, 0) > 0)
     steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(live_rows / per_step))
@@ -258,99 +367,128 @@ def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) ->
         val_rows = load_split(config.real, schema.STITCHED, "validation")
         if config.max_eval_rows is not None:
             val_rows = val_rows.select(range(min(config.max_eval_rows, len(val_rows))))
-
     model = model if model is not None else _build_model(config)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(config.warmup_steps, config.warmup_factor, horizon))
+        optimizer, lr_lambda(config.warmup_steps, config.warmup_factor, total_steps))
+    run = _Run(config, Path(config.out), accelerator, model, optimizer, scheduler, loader, steps_per_epoch,
+               total_steps, _norm_batches(sources, sizes, mix, config), val_rows, datasets_used, mp,
+               sorted({str(r["segment"]) for r in _segment_rows(sources.sources["real"])}))
+    _resume(run)
+    run.model, run.optimizer, run.loader = accelerator.prepare(run.model, run.optimizer, run.loader)
+    return run
 
-    step, resumed_from = 0, None
-    ckpt = latest_checkpoint(out) if config.resume else None
-    if ckpt is not None:
-        record = json.loads((ckpt / TRAINER_FILE).read_text())
-        if record.get("settings") != _settings_fingerprint(config):
-            raise ValueError(f"{out} holds a run with other settings ({ckpt}); use another --out or the same "
-                             "settings to resume it")
-        model.load_state_dict(load_file(str(ckpt / MODEL_DIR / "model.safetensors")))
-        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = resumed_from = int(record["step"])
 
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    metrics_path = out / METRICS_FILE
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        # Records past the checkpoint (a run killed mid-epoch) are written again by this run.
-        trim_jsonl(metrics_path, step)
-    evals: list[dict[str, Any]] = []
-    last_loss = None
-    bar = tqdm(total=total_steps, initial=step, desc=f"maskrcnn {format_mix(mix)}",
-               disable=not (main and config.progress))
-    model.train()
-    start_epoch = step // steps_per_epoch
-    for epoch in range(start_epoch, math.ceil(total_steps / steps_per_epoch)):
-        if step >= total_steps:
+def _resume(run: _Run) -> None:
+    """Load the newest checkpoint of ``run.out`` (same settings only) into the run."""
+    ckpt = latest_checkpoint(run.out) if run.config.resume else None
+    if ckpt is None:
+        return
+    record = json.loads((ckpt / TRAINER_FILE).read_text())
+    if record.get("settings") != _settings_fingerprint(run.config):
+        raise ValueError(f"{run.out} holds a run with other settings ({ckpt}); use another --out or the same "
+                         "settings to resume it")
+    run.model.load_state_dict(load_file(str(ckpt / MODEL_DIR / "model.safetensors")))
+    state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.step = run.resumed_from = int(record["step"])
+
+
+def _train_epoch(run: _Run, epoch: int, bar) -> None:
+    """The steps of one epoch (from where a resumed run left off)."""
+    acc, config = run.accelerator, run.config
+    per_step = config.batch_size * acc.num_processes
+    skip = run.step - epoch * run.steps_per_epoch
+    epoch_loader = acc.skip_first_batches(run.loader, skip) if skip else run.loader
+    # accelerate's loaders pass their epoch on to the sampler when iterated.
+    epoch_loader.set_epoch(epoch)
+    tick = time.perf_counter()
+    for images, targets in epoch_loader:
+        if run.step >= run.total_steps:
             break
-        skip = step - epoch * steps_per_epoch
-        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
-        # accelerate's loaders pass their epoch on to the sampler when iterated.
-        epoch_loader.set_epoch(epoch)
-        tick = time.perf_counter()
-        for images, targets in epoch_loader:
-            if step >= total_steps:
-                break
-            # The detector samples proposals with the global generator: seed it per step and process.
-            torch.manual_seed(derive_seed(config.seed, f"step/{accelerator.process_index}", step))
-            losses = training_step(model, images, targets, optimizer, accelerator, step)
-            scheduler.step()
-            step += 1
-            last_loss = losses["loss"]
-            now = time.perf_counter()
-            ips = per_step / max(now - tick, 1e-9)
-            tick = now
-            bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.3f}", img_s=f"{ips:.1f}")
-            if main and step % config.log_every == 0:
-                _append_jsonl(metrics_path, {"type": "train", "step": step, "epoch": epoch, **losses,
-                                             "lr": scheduler.get_last_lr()[0], "images_per_s": ips})
-        accelerator.wait_for_everyone()
-        unwrapped = accelerator.unwrap_model(model)
-        if main:
-            _save_checkpoint(unwrapped, optimizer, scheduler, config, step, epoch + 1, datasets_used, out)
-        if val_rows is not None:
-            metrics = evaluate_model(unwrapped, val_rows, config.eval_batch_size, accelerator.device,
-                                     progress=config.progress, accelerator=accelerator)
-            unwrapped.train()
-            if main:
-                record = {"type": "eval", "step": step, "epoch": epoch + 1, "box_AP": metrics["box"]["AP"],
-                          "mask_AP": (metrics["mask"] or {}).get("AP"), "metrics": metrics}
-                evals.append(record)
-                _append_jsonl(metrics_path, record)
-                write_metrics(metrics, out / EVAL_FILE)
-                if config.progress:
-                    tqdm.write(f"epoch {epoch + 1} step {step}\n{format_table(metrics)}")
-        accelerator.wait_for_everyone()
-    bar.close()
-    model_dir = out / MODEL_DIR
-    if main:
-        from streetsynth.models.detector import save_checkpoint_dir
+        # The detector samples proposals with the global generator: seed it per step and process.
+        torch.manual_seed(derive_seed(config.seed, f"step/{acc.process_index}", run.step))
+        losses = training_step(run.model, images, targets, run.optimizer, acc, run.step)
+        run.scheduler.step()
+        run.step += 1
+        run.last_loss = losses["loss"]
+        now = time.perf_counter()
+        ips = per_step / max(now - tick, 1e-9)
+        tick = now
+        bar.update(1)
+        bar.set_postfix(loss=f"{run.last_loss:.3f}", img_s=f"{ips:.1f}")
+        if acc.is_main_process and run.step % config.log_every == 0:
+            _append_jsonl(run.out / METRICS_FILE, {"type": "train", "step": run.step, "epoch": epoch, **losses,
+                                                   "lr": run.scheduler.get_last_lr()[0], "images_per_s": ips})
 
-        unwrapped = accelerator.unwrap_model(model)
-        last = latest_checkpoint(out)
-        if last is None or checkpoint_step(last) != step:
-            _save_checkpoint(unwrapped, optimizer, scheduler, config, step, step // steps_per_epoch,
-                             datasets_used, out)
-        save_checkpoint_dir(unwrapped, _detector_config(config), model_dir)
-        atomic_write_text(out / "run.json", json.dumps({"config": asdict(config), "steps": step,
-                                                        "steps_per_epoch": steps_per_epoch,
-                                                        "num_processes": accelerator.num_processes,
-                                                        "mixed_precision": mp, "datasets": datasets_used,
-                                                        "final_loss": last_loss}, indent=2) + "\n")
-    accelerator.wait_for_everyone()
-    return TrainResult(out=out, steps=step, final_loss=last_loss, model_dir=model_dir, evals=evals,
-                       resumed_from=resumed_from)
+
+def _end_epoch(run: _Run, epoch: int) -> None:
+    """Recompute the batch-norm statistics, checkpoint, and evaluate on the real validation split."""
+    acc, config = run.accelerator, run.config
+    acc.wait_for_everyone()
+    unwrapped = acc.unwrap_model(run.model)
+    recompute_norm_stats(unwrapped, run.norm_batches, acc.device)
+    if acc.is_main_process:
+        _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step, epoch + 1, run.datasets_used,
+                         run.out)
+    if run.val_rows is not None:
+        metrics = evaluate_model(unwrapped, run.val_rows, config.eval_batch_size, acc.device,
+                                 progress=config.progress, accelerator=acc)
+        unwrapped.train()
+        if acc.is_main_process:
+            record = {"type": "eval", "step": run.step, "epoch": epoch + 1, "box_AP": metrics["box"]["AP"],
+                      "mask_AP": (metrics["mask"] or {}).get("AP"), "metrics": metrics}
+            run.evals.append(record)
+            _append_jsonl(run.out / METRICS_FILE, record)
+            write_metrics(metrics, run.out / EVAL_FILE)
+            if config.progress:
+                tqdm.write(f"epoch {epoch + 1} step {run.step}\n{format_table(metrics)}")
+    acc.wait_for_everyone()
+
+
+def _finish(run: _Run) -> None:
+    """The final checkpoint (if the last epoch was cut short), the model folder and run.json."""
+    from streetsynth.models.detector import save_checkpoint_dir
+
+    acc, config = run.accelerator, run.config
+    unwrapped = acc.unwrap_model(run.model)
+    last = latest_checkpoint(run.out)
+    if last is None or checkpoint_step(last) != run.step:
+        recompute_norm_stats(unwrapped, run.norm_batches, acc.device)
+        _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step,
+                         run.step // run.steps_per_epoch, run.datasets_used, run.out)
+    save_checkpoint_dir(unwrapped, _detector_config(config), run.out / MODEL_DIR)
+    atomic_write_text(run.out / "run.json", json.dumps({
+        "config": asdict(config), "steps": run.step, "steps_per_epoch": run.steps_per_epoch,
+        "warmup_steps": warmup_length(config.warmup_steps, run.total_steps), "num_processes": acc.num_processes,
+        "mixed_precision": run.mp, "datasets": run.datasets_used, "real_segments": run.real_segments,
+        "final_loss": run.last_loss}, indent=2) + "\n")
+
+
+def train_maskrcnn(config: TrainConfig, model: torch.nn.Module | None = None) -> TrainResult:
+    """Train (or resume) one run; ``model`` is built from the config unless injected."""
+    run = _setup(config, model)
+    main = run.accelerator.is_main_process
+    if main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        # Records past the checkpoint (a run killed mid-epoch) are written again by this run.
+        trim_jsonl(run.out / METRICS_FILE, run.step)
+    bar = tqdm(total=run.total_steps, initial=run.step, desc=f"maskrcnn {format_mix(parse_mix(config.mix))}",
+               disable=not (main and config.progress))
+    run.model.train()
+    for epoch in range(run.step // run.steps_per_epoch, math.ceil(run.total_steps / run.steps_per_epoch)):
+        if run.step >= run.total_steps:
+            break
+        _train_epoch(run, epoch, bar)
+        _end_epoch(run, epoch)
+    bar.close()
+    if main:
+        _finish(run)
+    run.accelerator.wait_for_everyone()
+    return TrainResult(out=run.out, steps=run.step, final_loss=run.last_loss, model_dir=run.out / MODEL_DIR,
+                       evals=run.evals, resumed_from=run.resumed_from)
 
 
 def read_metrics(out: str | Path) -> list[dict[str, Any]]:

@@ -1,266 +1,50 @@
 """``streetsynth demo --out DIR``: the whole pipeline on a sample the package makes itself.
 
-Makes a Waymo-format sample (or reads real segments with ``--source``), builds the real dataset,
-gives every real object a mask (SAM prompted with its ground-truth box where the frame has no
-panoptic label), generates a synthetic version with seam gating, labels it, trains short real-only and
-real+synthetic Mask R-CNN runs, renders the dataset cards, and writes ``DIR/report.html``.
-Without ``--model/--detector/--sam`` it runs tiny random models and says so: the machinery is
-real, the pictures and numbers are not.
+Parses the flags and calls :func:`streetsynth.training.demo.run_demo`, which makes the sample,
+builds, masks, generates, labels, trains with the recipe (real-only, real+synthetic and an oracle
+control) and writes ``DIR/report.html``.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from streetsynth.config import config_from_args, parse_size
-
-if TYPE_CHECKING:
-    from streetsynth.cards.report import Stage
-
-TINY_NOTE = ("Tiny RANDOM models stand in for Stable Diffusion, Mask R-CNN and SAM: outpaints are noise "
-             "and the AP numbers mean nothing. The machinery is the real one; pass --model, --detector "
-             "and --sam (and --source for real Waymo segments) for the real thing.")
-
-
-@dataclass
-class DemoConfig:
-    out: Path  # everything the demo writes goes under here
-    source: Path | None = None  # Waymo segments (v1 or v2); None = make a sample under out/sample
-    segments: int = 3  # sample segments (the last is the validation split)
-    frames: int = 4  # frames per segment
-    view_size: tuple[int, int] = (160, 240)  # per-camera HxW of the rendered sample
-    size: tuple[int, int] = (128, 320)  # stitched scene HxW (multiples of 8 for the diffusion model)
-    model: str = "tiny"  # inpainting model id or folder; "tiny" = tiny random pipeline
-    detector: str = "tiny"  # Mask R-CNN spec for the labeler; "tiny" = tiny random detector
-    sam: str = "tiny"  # SAM spec for the labeler; "tiny" = tiny random SAM
-    num: int = 8  # synthetic samples to generate
-    steps: int = 4  # diffusion steps per outpaint
-    max_attempts: int = 3  # seam-gate attempts per sample
-    train_steps: int = 12  # optimizer steps per epoch for each Mask R-CNN run
-    epochs: int = 2  # epochs for each Mask R-CNN run
-    train_arch: str = "tiny"  # Mask R-CNN architecture trained on the mixes (v2 for the real recipe)
-    seeds: int = 2  # training seeds per mix (the comparison reports their spread)
-    methods: bool = True  # also run occlude, rerender and ground once each
-    base_model: str = "tiny"  # text-to-image SD 1.5 base for rerender (with its ControlNet) and ground
-    device: str = "cpu"  # torch device for generation and labeling
-    seed: int = 0  # the demo's run seed
-    stages: list[Stage] = field(default_factory=list)  # filled in as stages run
-
-    @property
-    def tiny(self) -> bool:
-        return "tiny" in (self.model, self.detector, self.sam)
+from streetsynth.training.demo import DemoConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the pipeline end to end and write report.html",
                        description="Make a Waymo-format sample (or read --source), build the real dataset, "
-                       "generate and label a synthetic version, train real-only and real+synthetic Mask R-CNN, "
-                       "and write DIR/report.html. Offline; tiny random models stand in unless real ones are named.")
+                       "generate and label a synthetic version, train Mask R-CNN on real-only, real+synthetic and "
+                       "an oracle control, and write DIR/report.html. Offline; tiny random models stand in unless "
+                       "real ones are named.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--source", type=Path, default=None, help="real Waymo segments (v1 or v2) instead of a sample")
-    p.add_argument("--segments", type=int, default=3, help="sample segments")
-    p.add_argument("--frames", type=int, default=4, help="frames per segment")
-    p.add_argument("--size", type=parse_size, default=(128, 320), help="stitched scene HxW")
-    p.add_argument("--model", default="tiny", help="inpainting model id or folder (default: tiny random)")
-    p.add_argument("--detector", default="tiny", help="Mask R-CNN spec for labeling (default: tiny random)")
-    p.add_argument("--sam", default="tiny", help="SAM spec, e.g. vit_h:sam_vit_h_4b8939.pth (default: tiny random)")
-    p.add_argument("--num", type=int, default=8, help="synthetic samples to generate")
-    p.add_argument("--steps", type=int, default=4, help="diffusion steps per outpaint")
-    p.add_argument("--train-steps", type=int, default=12, help="optimizer steps per epoch per training run")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per training run")
-    p.add_argument("--train-arch", default="tiny", choices=("tiny", "mobilenet", "v1", "v2"),
+    p.add_argument("--segments", type=int, default=None, help="sample segments (default 4)")
+    p.add_argument("--frames", type=int, default=None, help="frames per segment (default 4)")
+    p.add_argument("--size", type=parse_size, default=None, help="stitched scene HxW (default 160x384)")
+    p.add_argument("--model", default=None, help="inpainting model id or folder (default: tiny random)")
+    p.add_argument("--detector", default=None, help="Mask R-CNN spec for labeling (default: tiny random)")
+    p.add_argument("--sam", default=None, help="SAM spec, e.g. vit_h:sam_vit_h_4b8939.pth (default: tiny random)")
+    p.add_argument("--num", type=int, default=None, help="synthetic samples to generate (default 8)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion steps per outpaint (default 4)")
+    p.add_argument("--train-steps", type=int, default=None, help="optimizer steps per training run")
+    p.add_argument("--train-arch", default=None, choices=("tiny", "mobilenet", "v1", "v2"),
                    help="Mask R-CNN architecture for the training runs (v2 is the real recipe; tiny is fast on CPU)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds per mix (default 2)")
     p.add_argument("--no-methods", dest="methods", action="store_false", default=None,
                    help="skip the occlude, rerender and ground stages")
     p.add_argument("--base-model", default=None, help="SD 1.5 text-to-image base for rerender and ground "
                    "(default: tiny random)")
-    p.add_argument("--device", default="cpu", help="torch device for generation and labeling")
-    p.add_argument("--seed", type=int, default=0, help="run seed")
+    p.add_argument("--device", default=None, help="torch device for generation and labeling (default cpu)")
+    p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from streetsynth.training.demo import run_demo
+
     run_demo(config_from_args(DemoConfig, args))
     return 0
-
-
-def _banner(i: int, text: str) -> None:
-    print(f"\n[{i}] {text}", flush=True)
-
-
-def run_demo(cfg: DemoConfig) -> Path:
-    """Run every stage and write the report; returns the report's path."""
-    from streetsynth.builders.sample import make_sample
-    from streetsynth.builders.waymo import build_real
-    from streetsynth.cards.preview import preview
-    from streetsynth.cards.render import write_card
-    from streetsynth.cards.report import Stage, write_report
-    from streetsynth.commands.build import format_summary
-    from streetsynth.generators.generate import GenerateConfig, run_generation
-    from streetsynth.generators.label import build_labeler
-    from streetsynth.training.compare import TINY_MODELS_NOTE, compare_mixes, comparison_table, format_comparison
-    from streetsynth.training.maskrcnn import TrainConfig
-
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.tiny:
-        print("NOTE: " + TINY_NOTE)
-
-    source = cfg.source
-    if source is None:
-        _banner(1, f"making a Waymo-format sample: {cfg.segments} segments x {cfg.frames} frames at "
-                   f"{cfg.view_size[0]}x{cfg.view_size[1]} per camera")
-        files = make_sample(out / "sample", cfg.segments, cfg.frames, cfg.seed, cfg.view_size)
-        source = out / "sample"
-        cfg.stages.append(Stage("Sample", {"segments": len(files), "frames": cfg.segments * cfg.frames},
-                                text="Rendered street scenes written as real Waymo v1 segment files "
-                                     "(FRONT and FRONT_RIGHT JPEGs, calibrations, boxes, panoptic labels)."))
-    else:
-        _banner(1, f"reading Waymo segments from {source}")
-
-    _banner(2, f"building the real dataset (stitched {cfg.size[0]}x{cfg.size[1]})")
-    real = out / "real"
-    summary = build_real(source, real, size=cfg.size, on_error="skip")
-    write_card(real)
-    real_sheet, _ = preview(real, "stitched", "train", num=6, out=out / "real_scenes.png")
-    counts = {f"{split} rows": n for split, n in summary["rows"].items()}
-    counts |= {f"{name}s": n for name, n in summary["objects"].items() if n}
-    counts |= {f"stitched by {m}": n for m, n in summary["methods"].items()}
-    counts["skipped frames"] = summary["skipped"]
-    cfg.stages.append(Stage("Real dataset", counts,
-                            text="FRONT + FRONT_RIGHT warped with their full camera models (distortion, own "
-                                 "centres) onto a ground plane blended into a cylinder, exposure matched by a "
-                                 "per-channel gain, feather-blended and cropped to what both cover; boxes and "
-                                 "panoptic masks carried into the stitched scene.",
-                            images=[(real_sheet, "Real stitched scenes with their instance masks")]))
-    print(format_summary(summary), flush=True)
-
-    tiny_labels = cfg.detector == "tiny" or cfg.sam == "tiny"
-    labeler = build_labeler(cfg.detector, cfg.sam, device=cfg.device,
-                            **({"score_threshold": 0.1, "keep_overlap": 0.0} if tiny_labels else {}))
-    _banner(3, f"masks for every real object: SAM ({cfg.sam}) prompted with each row's ground-truth boxes")
-    real = _mask_every_object(cfg, real, out, labeler)
-
-    _banner(4, f"generating {cfg.num} synthetic scenes (model {cfg.model}), seam-gated, labelled "
-               f"(detector {cfg.detector}, SAM {cfg.sam})")
-    gen = run_generation(GenerateConfig(real=str(real), out=str(out / "synthetic"), model=cfg.model, num=cfg.num,
-                                        steps=cfg.steps, max_attempts=cfg.max_attempts, seed=cfg.seed,
-                                        device=cfg.device, labeler=labeler, size=cfg.size))
-    # FID/KID need two images a side; a run that accepted fewer says so instead.
-    quality = _measure_quality(cfg, real, gen.folder) if gen.counts["accepted"] >= 2 else {}
-    write_card(gen.folder)
-    synth_sheet, _ = preview(gen.folder, "synthetic", "synthetic", num=6, out=out / "synthetic_masks.png")
-    images = [(synth_sheet, "Accepted synthetic scenes with Mask R-CNN + SAM instance masks")]
-    if gen.contact_sheet:
-        images.insert(0, (gen.contact_sheet, "Accepted (green) and rejected (red) outpaints with seam scores"))
-    cfg.stages.append(Stage(f"Synthetic {gen.tag}", dict(gen.counts) | quality, images=images,
-                            text="The right part of each scene invented by the inpainting model, known pixels "
-                                 "pasted back exactly, outpaints with a visible seam rejected and retried."))
-
-    if cfg.methods:
-        _banner(5, "three more methods: occluders in boxes, layout-preserving re-rendering, grounded generation")
-        cfg.stages.extend(_method_stages(cfg, real, out))
-
-    _banner(6, f"training Mask R-CNN: real only, and real + synthetic ({cfg.seeds} seeds each, equal compute)")
-    base = TrainConfig(real=str(real), out=str(out / "train"), synthetic=[str(gen.folder)], arch=cfg.train_arch,
-                       epochs=cfg.epochs, steps_per_epoch=cfg.train_steps, batch_size=2, lr=0.01,
-                       warmup_steps=4, seed=cfg.seed)
-    rows = compare_mixes(base, ["real=1", "real=1,synthetic=0.5"], out / "train", seeds=cfg.seeds)
-    print(format_comparison(rows))
-    if cfg.tiny:
-        print("NOTE: " + TINY_MODELS_NOTE)
-    curves = out / "train" / "learning_curves.png"
-    text = ("Mask AP on the REAL validation split (pycocotools), mean ± std over seeds; every mix gets the same "
-            "optimizer steps and images, and Δ is paired by seed against real-only with its 95 % interval.")
-    cfg.stages.append(Stage("Training", {"mixes": len(rows), "seeds per mix": cfg.seeds},
-                            tables=[comparison_table(rows)],
-                            text=text + (" " + TINY_MODELS_NOTE if cfg.tiny else ""),
-                            images=[(curves, "Learning curves (band: spread over seeds)")] if curves.exists() else []))
-
-    report = write_report(out / "report.html", "streetsynth demo", cfg.stages, notes=[TINY_NOTE] if cfg.tiny else [])
-    print(f"\nreport: {report}")
-    return report
-
-
-def _mask_every_object(cfg: DemoConfig, real: Path, out: Path, labeler) -> Path:
-    """A new version of the real dataset in which every object has a mask (panoptic where the frame has
-    one, else SAM prompted with the object's box): most real frames carry boxes only, and the later
-    stages train on masks. Returns the new version's folder."""
-    from streetsynth.cards.preview import preview
-    from streetsynth.cards.report import Stage
-    from streetsynth.generators.relabel import label_repo
-
-    res = label_repo(real, out / "real-masks", labeler, prompt_boxes="ground-truth", progress=False)
-    counts = {f"{split} rows": n for split, n in res.rows.items()}
-    counts |= {f"masks from {source}": n for source, n in res.mask_sources.items()}
-    iou = (res.mask_iou or {}).get("sam_vs_panoptic") or {}
-    if iou.get("objects"):
-        counts["SAM vs panoptic mask IoU (mean)"] = iou["mean"]
-    sheet, _ = preview(res.folder, "stitched", "train", num=6, out=out / "real_masks.png")
-    cfg.stages.append(Stage(f"Masks for every real object {res.tag}", counts,
-                            text="Real frames mostly carry boxes only: SAM, prompted with each row's own "
-                                 "ground-truth boxes, gives every such object a mask; panoptic masks are kept "
-                                 "where the frame has them, and each object records its mask's source.",
-                            images=[(sheet, "Real scenes with a mask for every object")]))
-    print(f"labelled {sum(res.rows.values())} real rows into {res.folder} ({res.tag}); masks: "
-          + ", ".join(f"{n} {s}" for s, n in res.mask_sources.items()), flush=True)
-    return res.folder
-
-
-def _measure_quality(cfg: DemoConfig, real: Path, folder: Path) -> dict[str, str]:
-    """FID/KID of the synthetic version against the real scenes, whole image and invented region; recorded
-    in the version's info (so its card shows it) and returned as report counts."""
-    from streetsynth.generators.quality import QualityConfig, format_quality, measure_quality, record_quality
-    from streetsynth.models.features import TinyFeatures
-
-    tiny = cfg.model == "tiny"
-    # Offline with tiny models: a tiny random feature net stands in for Inception (the numbers mean nothing).
-    block = measure_quality(QualityConfig(real=str(real), synthetic=str(folder),
-                                          **({"size": (64, 64), "feature": TinyFeatures()} if tiny else {})))
-    record_quality(folder, block)
-    print(format_quality(block), flush=True)
-    return {f"{name} ({where.replace('_', ' ')})": f"{block[where][key]:.3g}"
-            for where in ("images", "invented_region") for name, key in (("FID", "fid"), ("KID", "kid_mean"))}
-
-
-def _method_stages(cfg: DemoConfig, real: Path, out: Path) -> list[Stage]:
-    """Run occlude, rerender and ground once each on the real dataset; one report stage per method."""
-    from streetsynth.cards.report import Stage
-    from streetsynth.generators.ground import GroundConfig, run_ground
-    from streetsynth.generators.occlude import OccludeConfig, run_occlude
-    from streetsynth.generators.rerender import RerenderConfig, run_rerender
-
-    common = {"steps": cfg.steps, "seed": cfg.seed, "device": cfg.device}
-    # Tiny random detectors agree with nothing, so verification is switched off for them.
-    lenient = cfg.tiny or cfg.base_model == "tiny"
-    occlude = OccludeConfig(real=str(real), out=str(out / "occlude"), model=cfg.model, min_size=8, size=128, num=4,
-                            **common)
-    rerender = RerenderConfig(real=str(real), out=str(out / "rerender"), model=cfg.base_model, num=4,
-                              detector=cfg.detector, **common,
-                              **({"iou_threshold": 0.0, "min_kept": 0} if lenient else {}))
-    ground = GroundConfig(out=str(out / "ground"), model=cfg.base_model, num=2, size=cfg.size, sam=cfg.sam,
-                          detector=cfg.detector, **common,
-                          **({"iou_threshold": 0.0, "min_area": 16} if lenient else {}))
-    runs = [
-        ("Occluders in boxes", lambda: run_occlude(occlude),
-         "An occluder inpainted over part of a pedestrian's or vehicle's box; every pixel outside the region is "
-         "the real one; the occluded object's mask loses the occluder's pixels."),
-        ("Layout-preserving re-rendering", lambda: run_rerender(rerender),
-         "A ControlNet conditioned on the real instance layout renders a new appearance; instances the detector "
-         "does not find again are dropped."),
-        ("Grounded generation", lambda: run_ground(ground),
-         "Scenes from text; masks from the UNet's cross-attention for the class words, sharpened by SAM, kept "
-         "where Mask R-CNN agrees."),
-    ]
-    stages = []
-    for name, run, text in runs:
-        res = run()
-        sheet = Path(res["folder"]) / "meta" / "contact_sheet.png"
-        print(f"{name}: {res['tag']} at {res['folder']}: {res['counts']}", flush=True)
-        stages.append(Stage(f"{name} {res['tag']}", dict(res["counts"]), text=text,
-                            images=[(sheet, f"{name}: before and after, with masks")] if sheet.exists() else []))
-    return stages

@@ -30,6 +30,13 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="detector resize: shorter side (default: the architecture's, 800; tiny 128)")
     p.add_argument("--max-size", type=int, default=None,
                    help="detector resize: longest side cap (default: the architecture's, 1333; tiny 256)")
+    p.add_argument("--anchors", choices=("auto", "default"), default=None,
+                   help="auto (default): fit anchor sizes and ratios to the training boxes at the resize when "
+                   "training from scratch, and refuse a resize at which a class cannot be matched; default: the "
+                   "architecture's anchors")
+    p.add_argument("--norm-images", type=int, default=None,
+                   help="training images the batch-norm statistics are recomputed on before every evaluation "
+                   "(default 32; 0: off)")
     p.add_argument("--augment", default="hflip", help="augmentation preset: none, hflip, hflip_scale (default hflip)")
     p.add_argument("--missing-masks", choices=("drop-row", "box-fill", "skip-object"), default="drop-row",
                    help="objects without mask pixels: drop-row = leave their image out (default), box-fill = "
@@ -80,8 +87,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "learning_curves.png to --out.")
     _add_recipe_args(p)
     p.add_argument("--synthetic", default="", help="synthetic version folders (or stores), comma-separated")
-    p.add_argument("--mixes", nargs="+", default=["real=1", "real=1,synthetic=0.5", "synthetic=1"],
-                   help="mixes to compare (default: real=1  real=1,synthetic=0.5  synthetic=1)")
+    p.add_argument("--mixes", nargs="+", default=None,
+                   help="mixes to compare (default with --synthetic: real=1  real=1,synthetic=0.5  synthetic=1; "
+                   "without: real=1); real-only is always added")
+    p.add_argument("--real-fraction", default=None,
+                   help="comma-separated shares of the real train segments to run every mix at, e.g. 0.1,1.0 "
+                   "(whole segments, drawn per seed; default 1.0)")
+    p.add_argument("--control", default=None,
+                   help="controls that show the comparison can see an effect: oracle (the real train scenes with "
+                   "their true labels, as a synthetic version) and/or noise (the same scenes with another "
+                   "scene's labels), e.g. oracle,noise; each runs as real=1,synthetic=1")
+    p.add_argument("--no-control-2x", action="store_true",
+                   help="skip the real-only control trained for twice the steps")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each (default 1)")
     p.add_argument("--steps", type=_int_or_none, default=None,
                    help="optimizer steps every mix gets (default: the real-only run's, one pass over the real "
                    "rows per epoch); every mix sees the same number of images")
@@ -130,18 +148,26 @@ def run_maskrcnn(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from streetsynth.training.compare import CURVES_FILE, RESULTS_FILE, compare_mixes, format_comparison, \
-        resolve_synthetic
+    from streetsynth.training.compare import CURVES_FILE, DELTA_FILE, RESULTS_FILE, compare_mixes, \
+        format_comparison, resolve_synthetic
+
+    from streetsynth.training.compare import control_specs, parse_fractions
+    from streetsynth.training.control import parse_controls
 
     synthetic = [str(resolve_synthetic(p)) for p in _split_list(args.synthetic)]
     cfg = _config(args, synthetic=synthetic, mix="real=1", eval_each_epoch=True)
-    rows = compare_mixes(cfg, args.mixes, args.out, seeds=args.seeds, steps=args.steps)
+    fractions = parse_fractions(args.real_fraction)
+    controls = parse_controls(args.control)
+    mixes = args.mixes or (["real=1", "real=1,synthetic=0.5", "synthetic=1"] if synthetic else ["real=1"])
+    mixes = mixes + control_specs(args.real, controls, Path(args.out) / "controls", cfg.seed)
+    rows = compare_mixes(cfg, mixes, args.out, seeds=args.seeds, steps=args.steps, real_fractions=fractions,
+                         control_2x=not args.no_control_2x, jobs=args.jobs)
     print(format_comparison(rows))
     from streetsynth.generators.quality import quality_lines
 
     for line in quality_lines(synthetic):
         print(line)
-    print(f"wrote {Path(args.out) / RESULTS_FILE} and {Path(args.out) / CURVES_FILE}")
+    print(f"wrote {Path(args.out) / RESULTS_FILE}, {Path(args.out) / CURVES_FILE} and {Path(args.out) / DELTA_FILE}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Mask R-CNN detectors: build them by architecture name, save and load our checkpoints, load COCO ones.
 
 Our checkpoint is a folder with ``config.json`` (``arch``, ``num_classes``, ``class_names``,
-``min_size``, ``max_size``) and ``model.safetensors`` (the state dict); label ``i + 1`` of such a
+``min_size``, ``max_size``, and where a run set them ``anchor_sizes``, ``aspect_ratios``,
+``frozen_norm``) and ``model.safetensors`` (the state dict); label ``i + 1`` of such a
 model is ``class_names[i]``. COCO-trained models (torchvision weights or a state-dict file) are
 mapped onto our classes by :func:`coco_class_map`. Nothing is ever unpickled from outside:
 safetensors, or ``torch.load(weights_only=True)``.
@@ -34,6 +35,9 @@ COCO_BICYCLE, COCO_STOP_SIGN = 2, 13
 #: Resize defaults per architecture (shorter side, longest side cap).
 DEFAULT_SIZES: dict[str, tuple[int, int]] = {"v2": (800, 1333), "v1": (800, 1333), "mobilenet": (800, 1333),
                                              "tiny": (128, 256)}
+#: Stride of each feature map the RPN sees (one anchor size per map), per architecture.
+FEATURE_STRIDES: dict[str, tuple[int, ...]] = {"v2": (4, 8, 16, 32, 64), "v1": (4, 8, 16, 32, 64),
+                                               "mobilenet": (32, 32, 64), "tiny": (8, 16, 32, 64)}
 
 
 def coco_class_map(cyclist: bool = False, sign: bool = False) -> dict[int, int]:
@@ -126,13 +130,67 @@ def _tiny(num_classes: int, min_size: int, max_size: int):
     )
 
 
+def set_anchors(model, sizes: list[list[float]], ratios: list[float]) -> None:
+    """Anchor sizes per feature map and the same aspect ratios (height / width) on every map.
+
+    Where the number of anchors per location changes, the RPN head is rebuilt (fresh weights, so
+    only for a model about to be trained from scratch or loaded from our own checkpoint).
+    """
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.rpn import RPNHead
+
+    old = model.rpn.anchor_generator
+    if len(sizes) != len(old.sizes):
+        raise ValueError(f"anchors need sizes for {len(old.sizes)} feature maps, got {len(sizes)}")
+    new = AnchorGenerator(tuple(tuple(float(s) for s in level) for level in sizes),
+                          (tuple(float(r) for r in ratios),) * len(sizes))
+    n = new.num_anchors_per_location()[0]
+    if n != old.num_anchors_per_location()[0]:
+        head = model.rpn.head
+        depth = len(head.conv)
+        model.rpn.head = RPNHead(head.cls_logits.in_channels, n, conv_depth=depth)
+    model.rpn.anchor_generator = new
+
+
+def anchor_shapes(model) -> tuple[list[list[float]], list[float]]:
+    """The model's anchor sizes per feature map and aspect ratios (height / width)."""
+    gen = model.rpn.anchor_generator
+    return [[float(s) for s in level] for level in gen.sizes], [float(r) for r in gen.aspect_ratios[0]]
+
+
+def freeze_backbone_norm(model) -> int:
+    """Replace the backbone body's BatchNorm layers by FrozenBatchNorm2d holding their statistics.
+
+    torchvision's ``maskrcnn_resnet50_fpn_v2`` keeps plain BatchNorm in its ResNet even when it
+    loads pretrained weights, so fine-tuning with 2-4 images per process drifts the pretrained
+    running statistics (frozen layers included); v1 freezes them, and so do we for v2 when it
+    starts from pretrained weights. Returns how many layers were frozen.
+    """
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    count = 0
+    for parent in list(model.backbone.body.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key).detach())
+                setattr(parent, name, frozen)
+                count += 1
+    return count
+
+
 def build_maskrcnn(arch: str = "v2", num_classes: int = len(CLASS_NAMES) + 1, weights: str | None = None,
-                   weights_backbone: str | None = None, min_size: int | None = None, max_size: int | None = None):
+                   weights_backbone: str | None = None, min_size: int | None = None, max_size: int | None = None,
+                   anchor_sizes: list[float] | None = None, aspect_ratios: list[float] | None = None,
+                   frozen_norm: bool | None = None):
     """A torchvision ``MaskRCNN`` by architecture name: ``v2``, ``v1``, ``mobilenet`` or ``tiny``.
 
     ``weights`` is a torchvision weights name (``"DEFAULT"``, ``"MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1"``)
     or a state-dict file (.safetensors, .pth); COCO weights with another ``num_classes`` get fresh
     predictor heads. ``min_size``/``max_size`` default to the architecture's (800/1333; tiny 128/256).
+    ``anchor_sizes``/``aspect_ratios`` replace the default anchors (see :func:`set_anchors`);
+    ``frozen_norm`` freezes v2's backbone BatchNorm (default: when it starts from pretrained weights).
     """
     from torchvision.models import detection
 
@@ -172,6 +230,13 @@ def build_maskrcnn(arch: str = "v2", num_classes: int = len(CLASS_NAMES) + 1, we
                                    rpn_anchor_generator=AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * 3), **kw)
     else:
         model = _tiny(head_classes, min_size, max_size)
+    if frozen_norm is None:
+        frozen_norm = arch == "v2" and (enum is not None or backbone_enum is not None)
+    if frozen_norm:
+        freeze_backbone_norm(model)
+    if anchor_sizes is not None or aspect_ratios is not None:
+        sizes, ratios = anchor_shapes(model)
+        set_anchors(model, anchor_sizes or sizes, aspect_ratios or ratios)
     if state is not None:
         _load_state(model, state, str(weights))
     if head_classes != num_classes:
@@ -286,7 +351,9 @@ def load_detector(spec: str, device: str = "cpu", cyclist: bool = False, sign: b
             arch, n = cfg["arch"], int(cfg["num_classes"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{cfg_path}: bad detector config ({exc})") from exc
-        model = build_maskrcnn(arch, num_classes=n, min_size=cfg.get("min_size"), max_size=cfg.get("max_size"))
+        model = build_maskrcnn(arch, num_classes=n, min_size=cfg.get("min_size"), max_size=cfg.get("max_size"),
+                               anchor_sizes=cfg.get("anchor_sizes"), aspect_ratios=cfg.get("aspect_ratios"),
+                               frozen_norm=bool(cfg.get("frozen_norm", False)))
         _load_state(model, read_state_dict(path / WEIGHTS_FILE), str(path))
         cmap = own_class_map(cfg.get("class_names", list(CLASS_NAMES)))
         desc = f"maskrcnn:{arch}:{path.name}@{file_digest(path / WEIGHTS_FILE)}"
