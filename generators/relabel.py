@@ -35,18 +35,6 @@ SAM_BOX, SAM_EMPTY = "sam-box", "sam-box-empty"
 IOU_LOG = "meta/mask_iou-{split}.jsonl"
 
 
-def pick_config(available: dict[str, Any], wanted: str | None, data: Path) -> str:
-    """The config to label: the one asked for, else the repo's synthetic or stitched one."""
-    if wanted is not None:
-        if wanted not in available:
-            raise ValueError(f"{data}: no config {wanted!r} (has: {', '.join(available) or 'none'})")
-        return wanted
-    for name in (schema.SYNTHETIC, schema.STITCHED):
-        if name in available:
-            return name
-    raise ValueError(f"{data}: no stitched or synthetic config to label (has: {', '.join(available) or 'none'})")
-
-
 def _image(row: dict[str, Any]) -> tuple[bytes, np.ndarray]:
     image = row["image"]
     if not image or (image.get("bytes") is None and image.get("path") is None):
@@ -224,7 +212,7 @@ def label_repo(data: Path, store: Path, labeler, config: str | None = None, spli
     check_paths(data, store)
     src_info = repo.read_info(data)
     available = repo.data_configs(data)
-    config = pick_config(available, config, data)
+    config = repo.pick_config(available, config, data)
     splits = splits or list(available[config])
     missing = [s for s in splits if s not in available[config]]
     if missing:
@@ -279,12 +267,6 @@ def _count_shards(folder: Path, config: str, splits: list[str]):
     return rows, classes, sources, ids
 
 
-def source_record(data: Path, src_info: dict[str, Any]) -> dict[str, Any]:
-    """What identifies the source without the machine's paths: its folder name, kind, version, fingerprint."""
-    return {"name": Path(data).resolve().name, "kind": src_info.get("kind"), "version": src_info.get("version"),
-            "fingerprint": src_info.get("fingerprint")}
-
-
 def _finish(folder: Path, tag: str, fp: str, data: Path, src_info: dict[str, Any], config: str,
             splits: list[str], labeler, prompt_boxes: str) -> LabelResult:
     """Count what the shards hold, write info.json and the README; refuse an empty version.
@@ -297,7 +279,7 @@ def _finish(folder: Path, tag: str, fp: str, data: Path, src_info: dict[str, Any
         raise ValueError(f"{data}: labelling {config}/{', '.join(splits)} gave 0 rows; nothing written as {tag}")
     info = {
         "kind": src_info.get("kind", config), "version": tag, "fingerprint": fp,
-        "source": source_record(data, src_info),
+        "source": repo.source_record(data, src_info, kind=src_info.get("kind"), version=src_info.get("version")),
         "label": {**json.loads(labeler.description), "prompt_boxes": prompt_boxes}, "config": config,
         "rows": rows, "objects": classes, "mask_sources": dict(sorted(sources.items())),
     }

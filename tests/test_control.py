@@ -47,4 +47,4 @@ def test_oracle_keeps_each_scene_s_labels_and_noise_gives_it_another_s(tmp_path)
         assert np.array_equal(np.asarray(n["image"]), np.asarray(by_id[n["generation"]["source_id"]]["image"]))
     for spec in specs:  # both are labelled versions training accepts
         check_synthetic_labelled(spec.synthetic[0])
-        assert repo.read_info(spec.synthetic[0])["source"]["repo"] == "real"
+        assert repo.read_info(spec.synthetic[0])["source"]["name"] == "real"

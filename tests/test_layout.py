@@ -20,10 +20,7 @@ CORE = Path(streetsynth.__file__).parent
 STAGES = ("builders", "generators", "training", "cards")
 FORBIDDEN = tuple(f"streetsynth.{p}" for p in (*STAGES, "commands"))
 #: (module, imported module) pairs allowed until their issue moves them; each names its issue.
-ALLOWED = {
-    # issue 21 item 4: the demo's orchestration moves into a stage module and format_summary out of build.
-    ("streetsynth.commands.demo", "streetsynth.commands.build"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

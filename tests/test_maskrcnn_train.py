@@ -21,7 +21,7 @@ from streetsynth.training.data import augment, build_augmentation, row_to_sample
 from streetsynth.training.checkpoints import latest_checkpoint
 from streetsynth.training.maskrcnn import NonFiniteLossError, TrainConfig, read_metrics, train_maskrcnn, training_step
 
-TINY = dict(arch="tiny", min_size=64, max_size=128, batch_size=2, warmup_steps=1, lr=0.01, progress=False)
+TINY = dict(arch="tiny", min_size=192, max_size=384, batch_size=2, warmup_steps=1, lr=0.01, progress=False)
 
 
 def _tiny_model():
@@ -140,7 +140,7 @@ import json, sys
 from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn
 from accelerate import PartialState
 cfg = TrainConfig(real=sys.argv[1], synthetic=[sys.argv[2]], mix="real=1,synthetic=1", out=sys.argv[3], epochs=1,
-                  steps_per_epoch=2, arch="tiny", min_size=64, max_size=128, batch_size=1, warmup_steps=1,
+                  steps_per_epoch=2, arch="tiny", min_size=192, max_size=384, batch_size=1, warmup_steps=1,
                   lr=0.01, progress=False, eval_each_epoch=True, cpu=True)
 r = train_maskrcnn(cfg)
 rank = PartialState().process_index
@@ -205,8 +205,8 @@ def test_cli_compare_prints_table_and_writes_results(repos, tmp_path, capsys):
     real, syn = repos
     out = tmp_path / "cmp"
     rc = main(["train", "compare", "--real", str(real), "--synthetic", str(syn), "--mixes", "real=1",
-               "real=1,synthetic=0.5", "--steps", "1", "--seeds", "1", "--arch", "tiny", "--min-size", "64",
-               "--max-size", "128", "--warmup-steps", "1", "--lr", "0.01", "--out", str(out), "--no-progress"])
+               "real=1,synthetic=0.5", "--steps", "1", "--seeds", "1", "--arch", "tiny", "--min-size", "192",
+               "--max-size", "384", "--warmup-steps", "1", "--lr", "0.01", "--out", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "real=1,synthetic=0.5" in text and "mask AP" in text
@@ -245,8 +245,8 @@ def test_unfinished_checkpoint_folders_are_ignored(repos, tmp_path):
 KILL_SCRIPT = """
 import sys
 from streetsynth.training.maskrcnn import TrainConfig, train_maskrcnn
-cfg = TrainConfig(real=sys.argv[1], out=sys.argv[2], epochs=3, steps_per_epoch=3, arch="tiny", min_size=64,
-                  max_size=128, batch_size=2, warmup_steps=1, lr=0.01, progress=False, eval_each_epoch=False,
+cfg = TrainConfig(real=sys.argv[1], out=sys.argv[2], epochs=3, steps_per_epoch=3, arch="tiny", min_size=192,
+                  max_size=384, batch_size=2, warmup_steps=1, lr=0.01, progress=False, eval_each_epoch=False,
                   cpu=True)
 print(train_maskrcnn(cfg).steps)
 """

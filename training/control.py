@@ -47,12 +47,14 @@ def derangement(n: int, seed: int) -> np.ndarray:
 def write_control(real: str | Path, out: str | Path, kind: str, seed: int = 0) -> Path:
     """Write (or resume) the ``kind`` control version of ``real``'s train split under the store
     ``out``; returns the version folder."""
-    from streetsynth.generators.method_run import finish_run, open_run, synthetic_row
+    from streetsynth.generators.method_run import finish_counts, finish_run, method_fingerprint, open_run, synthetic_row
+    from streetsynth.repo import source_record
 
     parse_controls(kind)
     rows = load_split(real, schema.STITCHED, "train")
     info = read_info(real)
-    run = open_run(f"control-{kind}", out, {"source_fingerprint": info.get("fingerprint"), "seed": seed},
+    method = f"control-{kind}"
+    run = open_run(method, out, method_fingerprint(method, {"source_fingerprint": info.get("fingerprint"), "seed": seed}),
                    None, 64)
     labels_of = derangement(len(rows), seed) if kind == "noise" else np.arange(len(rows))
     done = run.done()
@@ -75,6 +77,7 @@ def write_control(real: str | Path, out: str | Path, kind: str, seed: int = 0) -
             + ("every scene with its true labels." if kind == "oracle" else
                "every scene with the labels of another scene (wrong objects on purpose).")
             + " It exists to check that a comparison can see an effect; never train a model to keep on it.")
-    finish_run(run, {"source": {"repo": Path(real).name, "fingerprint": info.get("fingerprint"), "split": "train"},
-                     "labeler": LABELER[kind]}, card)
+    _, counts = finish_counts(run, "the real train split has no scene")
+    finish_run(run, {"source": source_record(real, info, split="train"), "labeler": LABELER[kind], "counts": counts},
+               card)
     return run.folder

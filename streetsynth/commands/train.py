@@ -83,8 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = tsub.add_parser("compare", help="train the same recipe on several mixes and compare AP",
                         description="Run the Mask R-CNN recipe on every mix at equal compute (same steps and images), "
                         "--seeds times each; print mean ± std of box and mask AP (AP, AP50, AP75, per class) and "
-                        "the paired change against real-only with a 95%% interval; write results.json and "
-                        "learning_curves.png to --out.")
+                        "the paired change against real-only with a 95 % interval; write results.json and "
+                        "learning_curves.png and delta.png to --out; --control oracle,noise adds the positive control.")
     _add_recipe_args(p)
     p.add_argument("--synthetic", default="", help="synthetic version folders (or stores), comma-separated")
     p.add_argument("--mixes", nargs="+", default=None,
