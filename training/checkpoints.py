@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from streetsynth.repo import fsync_dir
+
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_FILE = "trainer.json"
 STATE_FILE = "trainer_state.pt"
@@ -61,14 +63,6 @@ def _fsync_tree(path: Path) -> None:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
     """Write ``record`` as trainer.json, make ``tmp`` durable, swap it into place, keep the newest ``keep``.
 
@@ -84,7 +78,7 @@ def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
     if final.exists():
         final.rename(aside)
     tmp.rename(final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     shutil.rmtree(aside, ignore_errors=True)
     for old in complete_checkpoints(final.parent.parent)[: -max(keep, 1)]:
         shutil.rmtree(old, ignore_errors=True)

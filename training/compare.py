@@ -396,6 +396,13 @@ def plot_deltas(rows: list[dict[str, Any]], path: str | Path) -> Path:
         ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
         ax.set(title=f"Δ {kind} AP vs real-only (95 % interval)", ylabel="Δ AP x100")
         ax.legend(fontsize=8)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, save at 100 dpi (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -435,9 +442,4 @@ def plot_learning_curves(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax_ap.set(xlabel="epoch", ylabel="AP (real validation)", title="AP (mean ± std over seeds)")
     ax_loss.legend(fontsize=8)
     ax_ap.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)

@@ -204,10 +204,64 @@ def _save_checkpoint(unet, optimizer, scheduler, ema, config: InpaintConfig, ste
     return commit_checkpoint(tmp, {"step": step, "config": asdict(config)}, config.keep_checkpoints)
 
 
+def _make_trainable(unet, config: InpaintConfig, device, weight_dtype) -> list:
+    """Freeze the UNet and add a LoRA adapter (trained in float32), or train it whole; its trainable parameters."""
+    from diffusers.training_utils import cast_training_params
+
+    if config.lora:
+        from peft import LoraConfig
+
+        unet.requires_grad_(False)
+        _move(unet, device, weight_dtype)
+        unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
+                                    init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
+        cast_training_params(unet, dtype=torch.float32)
+    else:
+        unet.requires_grad_(True)
+        _move(unet, device, torch.float32)
+    return list(_trainable(unet).values())
+
+
+def _resume(ckpt: Path | None, unet, optimizer, scheduler, ema) -> int | None:
+    """Load the trainable weights, optimizer, scheduler and EMA of ``ckpt``; its step (None without one)."""
+    if ckpt is None:
+        return None
+    saved = load_file(str(ckpt / TRAINABLE_FILE))
+    missing = set(_trainable(unet)) - set(saved)
+    if missing:
+        raise ValueError(f"{ckpt}: checkpoint of another run (missing {sorted(missing)[:3]}...); use another --out")
+    unet.load_state_dict(saved, strict=False)
+    state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    return json.loads((ckpt / TRAINER_FILE).read_text())["step"]
+
+
+def _write_training_record(out: Path, config: InpaintConfig, steps: int, final_loss: float | None, mp: str,
+                           num_processes: int) -> None:
+    """``training.json``: the config, steps, final loss, precision, processes and the dataset trained on."""
+    atomic_write_text(out / "training.json", json.dumps(
+        {"config": asdict(config), "steps": steps, "final_loss": final_loss, "mixed_precision": mp,
+         "num_processes": num_processes, "dataset": dataset_info(config.real)}, indent=2) + "\n")
+
+
+def _real_canvases(config: InpaintConfig, num_processes: int) -> DataLoader:
+    """Batches of the real train scenes as inpainting canvases: one epoch holds every micro-step of the run."""
+    rows = load_split(config.real, schema.STITCHED, "train")
+    if len(rows) == 0:
+        raise ValueError(f"{config.real}: the train split has no rows")
+    canvases = InpaintCanvases(rows, config.height, config.width, config.random_mask_prob)
+    per_epoch = config.max_steps * config.grad_accum * config.batch_size * num_processes
+    sampler = MixSampler({"real": len(rows)}, {"real": 1.0}, per_epoch, config.seed)
+    return DataLoader(canvases, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers)
+
+
 def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     """Fine-tune (or resume) and save a loadable pipeline to ``config.out``; ``pipeline`` may be injected."""
     from diffusers import DDPMScheduler
-    from diffusers.training_utils import EMAModel, cast_training_params
+    from diffusers.training_utils import EMAModel
 
     out = Path(config.out)
     mp = resolve_mixed_precision(config.mixed_precision, config.cpu)
@@ -215,14 +269,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     main = accelerator.is_main_process
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mp, torch.float32)
 
-    rows = load_split(config.real, schema.STITCHED, "train")
-    if len(rows) == 0:
-        raise ValueError(f"{config.real}: the train split has no rows")
-    canvases = InpaintCanvases(rows, config.height, config.width, config.random_mask_prob)
-    per_epoch = config.max_steps * config.grad_accum * config.batch_size * accelerator.num_processes
-    sampler = MixSampler({"real": len(rows)}, {"real": 1.0}, per_epoch, config.seed)
-    loader = DataLoader(canvases, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers)
-
+    loader = _real_canvases(config, accelerator.num_processes)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, config.seed)
     unet, vae, text_encoder, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -230,37 +277,14 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     text_encoder.requires_grad_(False)
     for module in (vae, text_encoder):
         _move(module, accelerator.device, weight_dtype)
-    if config.lora:
-        from peft import LoraConfig
-
-        unet.requires_grad_(False)
-        _move(unet, accelerator.device, weight_dtype)
-        unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
-                                    init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)))
-        cast_training_params(unet, dtype=torch.float32)
-    else:
-        unet.requires_grad_(True)
-        _move(unet, accelerator.device, torch.float32)
-    params = list(_trainable(unet).values())
+    params = _make_trainable(unet, config, accelerator.device, weight_dtype)
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0)
     ema = EMAModel(params, decay=config.ema_decay) if config.ema else None
 
-    step, resumed_from = 0, None
-    ckpt = latest_checkpoint(out) if config.resume else None
-    if ckpt is not None:
-        saved = load_file(str(ckpt / TRAINABLE_FILE))
-        missing = set(_trainable(unet)) - set(saved)
-        if missing:
-            raise ValueError(f"{ckpt}: checkpoint of another run (missing {sorted(missing)[:3]}...); use another --out")
-        unet.load_state_dict(saved, strict=False)
-        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
-        step = resumed_from = json.loads((ckpt / TRAINER_FILE).read_text())["step"]
+    resumed_from = _resume(latest_checkpoint(out) if config.resume else None, unet, optimizer, scheduler, ema)
+    step = resumed_from or 0
 
     unet, optimizer, loader = accelerator.prepare(unet, optimizer, loader)
     if ema is not None:
@@ -309,9 +333,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     accelerator.wait_for_everyone()
     if main:
         _save_pipeline(pipe, accelerator.unwrap_model(unet), ema, params, config, out)
-        atomic_write_text(out / "training.json", json.dumps(
-            {"config": asdict(config), "steps": step, "final_loss": last_loss, "mixed_precision": mp,
-             "num_processes": accelerator.num_processes, "dataset": dataset_info(config.real)}, indent=2) + "\n")
+        _write_training_record(out, config, step, last_loss, mp, accelerator.num_processes)
     accelerator.wait_for_everyone()
     return InpaintResult(out=out, steps=step, final_loss=last_loss, resumed_from=resumed_from)
 
