@@ -16,7 +16,6 @@ import copy
 import io
 import struct
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -28,15 +27,7 @@ from streetsynth.builders.sample import make_sample
 from streetsynth.builders.waymo import stitched_row
 from streetsynth.builders.waymo_v1 import read_records
 from streetsynth.config import parse_size
-
-
-def best_ms(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return 1e3 * best
+from timing import best_ms
 
 
 def idat(png: bytes) -> bytes:

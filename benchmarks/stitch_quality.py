@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from render_scene import BOXES, BUSY_BOXES, render_pair  # noqa: E402
 from test_stitch_render import BANDS, _camera, band_shifts  # noqa: E402
 from test_stitch_seam import ghost_share, record  # noqa: E402
+from timing import best_ms  # noqa: E402
 
 from streetsynth.builders.stitch import stitch  # noqa: E402
 from streetsynth.builders.stitch_labels import seam_objects  # noqa: E402
@@ -76,16 +77,6 @@ def run(views, cams, surface, old: bool, size, repeat: int, scale: float):
     return shifts, st, 1e3 * best
 
 
-def best_ms(fn, repeat: int) -> float:
-    fn()  # warm the geometry cache
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return 1e3 * best
-
-
 def ghosts(scale: float, size, repeat: int) -> None:
     """Ghost share and ms per frame, feather (before) vs seam (after), per street and camera variant."""
     print(f"\nghosts: views {int(1280 * scale)}x{int(1920 * scale)}, natural canvas; ms at {size[0]}x{size[1]}")
@@ -101,7 +92,7 @@ def ghosts(scale: float, size, repeat: int) -> None:
                               keep=lambda g: seam_objects(rec, g))
 
             (g_f, differ), (g_s, _) = ghost_share(run("feather", None), views), ghost_share(run("seam", None), views)
-            ms_f, ms_s = (best_ms(lambda b=b: run(b, size), repeat) for b in ("feather", "seam"))
+            ms_f, ms_s = (best_ms(lambda b=b: run(b, size), repeat, warm=True) for b in ("feather", "seam"))
             print(f"  {street + ', ' + variant:40}{differ:9.1%}{g_f:16.1%}{g_s:13.1%}{ms_f:12.1f}{ms_s:9.1f}")
 
 
