@@ -159,9 +159,16 @@ def test_two_processes_equal_one(tmp_path):
     names = sorted(p.name for p in (folder / "data" / "synthetic").glob("*.parquet"))
     assert any(n.startswith("synthetic-1") for n in names)  # process 1 wrote its own shards
     two_rows, one_rows = _rows_by_id(folder), _rows_by_id(tmp_path / "one" / "v0.1.0")
-    assert {k: g for k, (_, g) in two_rows.items()} == {k: g for k, (_, g) in one_rows.items()}
     # Pixels agree up to float reduction order: the thread count per process alone moves a few
-    # pixels by one grey level (measured: 0.004 % of pixels, by 1, between 1 and 2 threads).
+    # pixels by one grey level (measured: 0.004 % of pixels, by 1, between 1 and 2 threads); the two
+    # scores computed on those pixels may move with them, every other record is equal.
+    scores = ("seam_score", "plausibility_score")
+    gens = [{k: json.loads(g) for k, (_, g) in rows.items()} for rows in (two_rows, one_rows)]
+    assert [{k: {f: v for f, v in g.items() if f not in scores} for k, g in r.items()} for r in gens] == \
+        [{k: {f: v for f, v in g.items() if f not in scores} for k, g in gens[1].items()}] * 2
+    for k, g in gens[0].items():
+        for f in scores:
+            assert g[f] == pytest.approx(gens[1][k][f], rel=1e-2, abs=1e-3), (k, f)
     for k, (img, _) in two_rows.items():
         diff = np.abs(np.frombuffer(img, np.uint8).astype(int) - np.frombuffer(one_rows[k][0], np.uint8))
         assert diff.max() <= 2 and (diff > 0).mean() < 1e-3

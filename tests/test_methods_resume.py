@@ -40,7 +40,7 @@ def _rows(folder):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(ARGS))
 def test_resumes_after_sigkill_to_the_same_rows(tmp_path, method):
-    real = make_real_repo(tmp_path / "real", rows=4)
+    real = make_real_repo(tmp_path / "real", rows=6)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     clean = subprocess.run(_command(method, real, tmp_path / "clean"), env=env, capture_output=True, text=True,
                            timeout=600)
