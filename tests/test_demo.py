@@ -46,6 +46,5 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
                                                    "real=1 2x steps"]
     assert [r["steps"] for r in results["runs"]] == [TRAIN_STEPS] * 3 + [2 * TRAIN_STEPS]
     # The recipe learns: the oracle (the real scenes with their true labels) scores above zero in 80 steps
-    # (its mask AP is still about 0 that early: the box head learns first).
-    oracle = results["runs"][2]
-    assert oracle["box_AP"] > 0 and oracle["mask_AP"] >= 0
+    # (its mask AP is still about 0 that early: the box head learns first, so only box AP is asserted).
+    assert results["runs"][2]["box_AP"] > 0
