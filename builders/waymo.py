@@ -505,8 +505,8 @@ def config_for(source: str | os.PathLike, **settings: Any) -> WaymoStitchedConfi
 
 def recorded_settings(cfg: WaymoStitchedConfig) -> dict[str, Any]:
     """The settings a build records in ``meta/info.json`` (and its fingerprint covers)."""
-    return {"config": cfg.name, "size": list(cfg.size), "captions": cfg.captions, "prompts": cfg.prompts_file,
-            "caption_model": cfg.caption_model, "on_error": cfg.on_error, "image_format": cfg.image_format,
+    return {"config": cfg.name, "size": list(cfg.size), "captions": cfg.captions,
+            "prompts": repo_layout.file_record(cfg.prompts_file), "caption_model": repo_layout.local_name(cfg.caption_model), "on_error": cfg.on_error, "image_format": cfg.image_format,
             "validation_percent": cfg.validation_percent, "surface": cfg.surface,
             "surface_radius": float(cfg.surface_radius)}
 
@@ -594,20 +594,21 @@ def _copy_shards(builder: WaymoStitched, stage: Path, config: str) -> tuple[dict
 
 
 def _write_meta(stage: Path, summary: BuildSummary, settings: dict[str, Any], source: Path, segments: int) -> None:
-    """``meta/info.json`` (this config's record beside the others already in the repo) and the card."""
+    """``meta/info.json`` (this config's record beside the others already in the repo) and the card. The source
+    and the files named in skip reasons are recorded relative to the source folder, never by absolute path."""
     old = {}
     if (stage / repo_layout.INFO_PATH).exists():
         old = json.loads((stage / repo_layout.INFO_PATH).read_text())
-    skipped = {"count": summary.skipped, "reasons": summary.reasons}
+    skipped = {"count": summary.skipped, "reasons": [repo_layout.relative_to_source(r, source) for r in summary.reasons]}
     configs = {**(old.get("configs") or {}), summary.config: {
         "fingerprint": summary.fingerprint, "settings": settings, "rows": summary.rows, "objects": summary.objects,
         "skipped": skipped, "stitch_methods": summary.methods, "uncalibrated": summary.uncalibrated,
-        "unreadable_segments": summary.unreadable}}
+        "unreadable_segments": [repo_layout.relative_to_source(r, source) for r in summary.unreadable]}}
     repo_layout.write_info(stage, {
         "kind": "real",
         "fingerprint": fingerprint({c: v["fingerprint"] for c, v in configs.items()}),
         "package_version": __version__,
-        "source": {"path": str(source.resolve()), "format": source_format(source), "segments": segments},
+        "source": {"name": source.resolve().name, "format": source_format(source), "segments": segments},
         "settings": settings,
         "counts": {f"{c}/{s}": n for c, v in configs.items() for s, n in v["rows"].items()},
         "skipped": skipped,

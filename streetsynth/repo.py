@@ -308,6 +308,31 @@ def source_record(repo: str | os.PathLike, info: dict[str, Any], **extra: Any) -
     return {**record, **extra}
 
 
+def local_name(spec: str | os.PathLike | None) -> str | None:
+    """How a published file names a local file or folder: by its name alone; a Hub id (or any text that is
+    not an existing path) stays as it is. Published versions must not carry the machine's paths."""
+    if spec is None:
+        return None
+    local = Path(spec)
+    return local.resolve().name if local.exists() else str(spec)
+
+
+def file_record(path: str | os.PathLike | None) -> str | None:
+    """A local input file as info.json records it: ``NAME@sha256:DIGEST`` (its content, not its path)."""
+    if path is None:
+        return None
+    return f"{Path(path).name}@sha256:{file_digest(path)}" if Path(path).is_file() else local_name(path)
+
+
+def relative_to_source(text: str, source: str | os.PathLike) -> str:
+    """``text`` (a reason naming a file) with the source folder's absolute path cut to the folder's name."""
+    source = Path(source)
+    roots = sorted({str(source), str(source.absolute()), str(source.resolve())}, key=len, reverse=True)
+    for root in roots:
+        text = text.replace(root.rstrip(os.sep) + os.sep, source.resolve().name + os.sep)
+    return text
+
+
 def pick_config(available: dict[str, Any], wanted: str | None, data: str | os.PathLike) -> str:
     """The config of a repo to work on: the one asked for, else its synthetic or stitched one.
 
