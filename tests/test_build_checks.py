@@ -205,7 +205,8 @@ def test_zero_byte_segment_beside_good_ones_is_reported(sample, tmp_path, capsys
     summary = build_real(sample, tmp_path / "real", size=SIZE, on_error="skip")
     assert summary["rows"] == {"train": 3, "validation": 3} and summary["skipped"] == 0
     assert summary["unreadable"] == [f"{empty}: empty segment file (0 bytes, no frames)"]
-    assert repo.read_info(tmp_path / "real")["configs"]["stitched"]["unreadable_segments"] == summary["unreadable"]
+    assert repo.read_info(tmp_path / "real")["configs"]["stitched"]["unreadable_segments"] == [  # no local path
+        f"{sample.name}/training/{empty.name}: empty segment file (0 bytes, no frames)"]
     assert main(["build", "--source", str(sample), "--out", str(tmp_path / "cli"), "--size", "64x160",
                  "--on-error", "skip"]) == 0
     assert f"segment files with no frame: 1\n    - {empty}: empty segment file" in capsys.readouterr().out
