@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from streetsynth.instances import Instances
+from streetsynth.repo import atomic_path
 from streetsynth.schema import CLASS_NAMES
 
 #: RGB colour per class, in CLASS_NAMES order.
@@ -68,7 +69,7 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 def render_sheet(tiles: list[Tile], path: str | Path, columns: int = 3, tile_width: int = 384,
                  heading: str = "") -> Path:
-    """Write a PNG grid of tiles, each with its title and per-class counts underneath."""
+    """Write a PNG grid of tiles, each with its title and per-class counts underneath (atomically)."""
     font = ImageFont.load_default()
     line = 14
     thumbs = []
@@ -94,6 +95,6 @@ def render_sheet(tiles: list[Tile], path: str | Path, columns: int = 3, tile_wid
         if counts:
             draw.text((x, y + thumb.height + 3 + line), counts, fill=(60, 60, 60), font=font)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_path(path) as tmp:  # a full disk keeps the old sheet and names this one
+        sheet.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return path

@@ -78,23 +78,53 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class WriteError(OSError):
+    """A file could not be written (a full disk, a quota, an I/O error); the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> WriteError:
+    """An error naming the file that could not be written: a full disk says only "No space left on device"
+    (and the library that wrote may raise its own type), which leaves a user no way to tell which file, or
+    which disk, it was. ``errno`` is kept."""
+    reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
+    return WriteError(getattr(exc, "errno", None), f"cannot write {path}: {reason} (what was complete before "
+                                                   "is kept; free space and rerun the same command to resume)")
+
+
+@contextmanager
+def writing(path: str | os.PathLike, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Raise an OSError raised inside the block (and any of ``also``: writers such as ``torch.save`` report
+    a full disk as a RuntimeError) as :func:`write_error` naming ``path``."""
+    try:
+        yield
+    except (OSError, *also) as exc:
+        if str(path) in str(exc):
+            raise
+        raise write_error(path, exc) from exc
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; synced and renamed onto ``path`` when the block ends,
     removed if it raises. Readers see the old file or the whole new one, never a part. The file gets
-    the mode the umask gives (0666 & ~umask), as a plain ``open`` would."""
+    the mode the umask gives (0666 & ~umask), as a plain ``open`` would. A failed write (a full disk)
+    is raised naming ``path``, and the old file stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        with writing(path):
+            yield tmp
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -140,13 +170,14 @@ def copy_shard(src: str | os.PathLike, repo: str | os.PathLike, config: str, spl
 
 def _stage_shard(repo: str | os.PathLike, config: str, split: str, index: int, write: Callable[[Path], Any]) -> Path:
     """``write`` a temporary file in the shard folder, then place it as shard ``index``; no temporary
-    file is left behind if writing fails."""
+    file is left behind if writing fails, and a failure (a full disk) is raised naming the shard."""
     folder = Path(repo) / DATA_DIR / config
     folder.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(folder / f"{split}-{index:05d}.parquet")
     try:
-        write(tmp)
-        return place_shard(tmp, repo, config, split, index)
+        with writing(folder / f"{split}-{index:05d}-*.parquet"):
+            write(tmp)
+            return place_shard(tmp, repo, config, split, index)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -4,7 +4,8 @@ A checkpoint is written into ``step-N.tmp`` and renamed into place with its ``tr
 inside, so a folder named ``step-N`` holding ``trainer.json`` is always complete; a run killed
 mid-write leaves only a ``.tmp`` folder (possibly holding a ``trainer.json`` already), which is
 never taken for a checkpoint and is replaced by the next save. The new folder is fsynced before it
-is renamed in and before anything older is removed. Older ones are pruned.
+is renamed in and before anything older is removed. Older ones are pruned. A write that fails (a full
+disk) names the checkpoint and leaves the complete ones untouched.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from streetsynth.repo import fsync_dir
+from streetsynth.repo import fsync_dir, writing
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINER_FILE = "trainer.json"
@@ -53,6 +55,20 @@ def staging_dir(out: str | Path, step: int) -> Path:
     return tmp
 
 
+@contextmanager
+def staged_checkpoint(out: str | Path, step: int) -> Iterator[Path]:
+    """:func:`staging_dir` for a block that writes the checkpoint's files. A write that fails (a full disk:
+    ``torch.save`` says so as a RuntimeError) is raised naming the checkpoint; the staging folder is removed
+    and the complete checkpoints stay as they were, so a rerun resumes from the newest of them."""
+    tmp = staging_dir(out, step)
+    try:
+        with writing(tmp, also=(RuntimeError,)):
+            yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _fsync_tree(path: Path) -> None:
     """Flush every file under ``path`` and the folders themselves to disk."""
     for item in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [path]:
@@ -70,9 +86,14 @@ def commit_checkpoint(tmp: Path, record: dict[str, Any], keep: int) -> Path:
     same step already in place is renamed aside (``step-N.old``, still found by
     :func:`complete_checkpoints`) until the new one is renamed in, so a crash at any point leaves one.
     """
-    (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    _fsync_tree(tmp)
     final = tmp.with_name(tmp.name.removesuffix(".tmp"))
+    try:
+        with writing(tmp):
+            (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never half a checkpoint: the complete ones stay as they are
+        raise
     aside = final.with_name(final.name + ".old")
     shutil.rmtree(aside, ignore_errors=True)
     if final.exists():

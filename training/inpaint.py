@@ -39,7 +39,7 @@ from streetsynth import schema
 from streetsynth.repo import atomic_write_text, load_split
 from streetsynth.seeds import derive_seed
 
-from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staging_dir, trim_jsonl
+from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staged_checkpoint, trim_jsonl
 from .data import MixSampler
 from .maskrcnn import NonFiniteLossError, dataset_info, resolve_mixed_precision
 
@@ -195,12 +195,12 @@ def _trainable(unet) -> dict[str, torch.nn.Parameter]:
 
 
 def _save_checkpoint(unet, optimizer, scheduler, ema, config: InpaintConfig, step: int, out: Path) -> Path:
-    tmp = staging_dir(out, step)
-    save_file({n: p.detach().float().cpu().contiguous() for n, p in _trainable(unet).items()}, str(tmp / TRAINABLE_FILE))
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     if ema is not None:
         state["ema"] = ema.state_dict()
-    torch.save(state, tmp / STATE_FILE)
+    with staged_checkpoint(out, step) as tmp:
+        save_file({n: p.detach().float().cpu().contiguous() for n, p in _trainable(unet).items()}, str(tmp / TRAINABLE_FILE))
+        torch.save(state, tmp / STATE_FILE)
     return commit_checkpoint(tmp, {"step": step, "config": asdict(config)}, config.keep_checkpoints)
 
 

@@ -41,7 +41,7 @@ from streetsynth.repo import atomic_write_text, load_split, read_info
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
-from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staging_dir,
+from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staged_checkpoint,
                           trim_jsonl)
 from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix, select_segments
 from .evaluate import evaluate_model, format_table, write_metrics
@@ -182,9 +182,9 @@ def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int
                      datasets_used: list[dict], out: Path) -> Path:
     from streetsynth.models.detector import save_checkpoint_dir
 
-    tmp = staging_dir(out, step)
-    save_checkpoint_dir(model, _detector_config(config), tmp / MODEL_DIR)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / STATE_FILE)
+    with staged_checkpoint(out, step) as tmp:
+        save_checkpoint_dir(model, _detector_config(config), tmp / MODEL_DIR)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / STATE_FILE)
     record = {"step": step, "epoch": epoch, "config": asdict(config), "settings": _settings_fingerprint(config),
               "datasets": datasets_used}
     return commit_checkpoint(tmp, record, config.keep_checkpoints)
