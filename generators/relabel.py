@@ -192,6 +192,7 @@ def _open_version(data: Path, store: Path, fp: str, config: str, splits: list[st
         if not (folder / repo.MANIFEST_PATH).exists():
             repo.atomic_write_text(folder / repo.MANIFEST_PATH, json.dumps(
                 {"fingerprint": fp, "config": config, "splits": splits}) + "\n")
+        repo.mark_unfinished(folder, config, splits)  # not a dataset until _finish names its shards
     return folder, tag, None
 
 

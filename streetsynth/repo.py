@@ -293,11 +293,12 @@ def write_readme(repo: str | os.PathLike, body: str | None = None, metadata: dic
 UNFINISHED_PATTERN = "UNFINISHED-VERSION-resume-the-run-that-writes-it/*.parquet"
 
 
-def mark_unfinished(repo: str | os.PathLike, config: str, split: str) -> Path:
-    """Give a version being written a README whose data files match nothing, until it is finished
-    (:func:`write_readme` then names the shards). A killed run's version is not a dataset."""
+def mark_unfinished(repo: str | os.PathLike, config: str, splits: str | list[str]) -> Path:
+    """Give a version being written a README whose data files (of every split in ``splits``) match nothing,
+    until it is finished (:func:`write_readme` then names the shards). A killed run's version is not a dataset."""
+    splits = [splits] if isinstance(splits, str) else list(splits)
     meta = {"configs": [{"config_name": config, "default": True,
-                         "data_files": [{"split": split, "path": UNFINISHED_PATTERN}]}]}
+                         "data_files": [{"split": split, "path": UNFINISHED_PATTERN} for split in splits]}]}
     path = Path(repo) / README_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
