@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -27,3 +28,24 @@ def test_safetensors_are_read_and_pickles_never_silently(tmp_path, capsys):
         f.unlink()
     load("inpaint", ModelSpec(name=str(pickles)))
     assert f"warning: {pickles} has no safetensors weights; loading its pickled .bin files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, model, file", [
+    (["occlude", "--model", "org/not-cached"], "org/not-cached", "model_index.json"),
+    (["rerender", "--model", "org/not-cached-base", "--controlnet", "org/not-cached-cn"], "org/not-cached-cn", ""),
+    (["ground", "--model", "org/not-cached"], "org/not-cached", ""),
+])
+def test_every_method_names_the_model_file_it_lacks_offline_and_where_it_comes_from(tmp_path, capsys, argv, model,
+                                                                                      file):
+    import factories_producers as producers
+
+    from streetsynth.cli import main
+
+    source = [] if argv[0] == "ground" else ["--real", str(producers.real())]
+    assert main([argv[0], *source, "--out", str(tmp_path / "store"), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {model}: " in err and "is not in the local Hugging Face cache" in err, err
+    assert f"it would come from https://huggingface.co/{model}/blob/main/{file}" in err
+    last = err.strip().splitlines()[-1]  # one line, the last: no traceback after it
+    assert last.startswith(f"streetsynth {argv[0]}: error: {model}: ") and f"huggingface-cli download {model}" in last
+    assert not list((tmp_path / "store").glob("v*/meta/info.json"))
