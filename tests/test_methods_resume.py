@@ -65,7 +65,7 @@ def _no_repo(out: Path) -> None:
 
 
 def _checkpoint(out: Path) -> bool:
-    return any(p.is_dir() for p in out.glob("**/checkpoints/step-*[0-9]/trainer.json"))
+    return any(p.is_file() for p in out.glob("**/checkpoints/step-*[0-9]/trainer.json"))
 
 
 def _method(name: str, *extra: str) -> Writer:
@@ -163,3 +163,22 @@ def test_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, name):
     assert len(want) >= 3 and sorted(got) == sorted(want)
     assert [p for p in want if got[p] != want[p]] == []
     assert not [p for p in killed.parent.rglob("*") if p.name.endswith(".tmp") or ".building-" in p.name]
+
+
+@pytest.mark.parametrize("command", ["maskrcnn", "inpaint"])
+def test_a_finished_training_rerun_publishes_the_same_record(tmp_path, command):
+    """Rerunning a finished run trains nothing; its run.json / training.json still has the final loss."""
+    from streetsynth.cli import main
+
+    real = make_masked_repo(tmp_path / "real", n_train=2, n_val=1)
+    out = ["--real", str(real), "--out", str(tmp_path / "out")]
+    if command == "maskrcnn":
+        argv, record = ["train", "maskrcnn", *out, "--epochs", "1", *TRAIN], "run.json"
+    else:
+        argv, record = ["train", "inpaint", *out, "--model", "tiny", "--steps", "1", "--resolution", "64x128",
+                        "--cpu", "--no-progress"], "training.json"
+    assert main(argv) == 0
+    first = _normalised(tmp_path / "out" / record, tmp_path / "out")
+    assert json.loads(first)["final_loss"] is not None
+    assert main(argv) == 0
+    assert _normalised(tmp_path / "out" / record, tmp_path / "out") == first

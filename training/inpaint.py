@@ -194,14 +194,15 @@ def _trainable(unet) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in unet.named_parameters() if p.requires_grad}
 
 
-def _save_checkpoint(unet, optimizer, scheduler, ema, config: InpaintConfig, step: int, out: Path) -> Path:
+def _save_checkpoint(unet, optimizer, scheduler, ema, config: InpaintConfig, step: int, out: Path,
+                     loss: float | None = None) -> Path:
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     if ema is not None:
         state["ema"] = ema.state_dict()
     with staged_checkpoint(out, step) as tmp:
         save_file({n: p.detach().float().cpu().contiguous() for n, p in _trainable(unet).items()}, str(tmp / TRAINABLE_FILE))
         torch.save(state, tmp / STATE_FILE)
-    return commit_checkpoint(tmp, {"step": step, "config": asdict(config)}, config.keep_checkpoints)
+    return commit_checkpoint(tmp, {"step": step, "config": asdict(config), "loss": loss}, config.keep_checkpoints)
 
 
 def _make_trainable(unet, config: InpaintConfig, device, weight_dtype) -> list:
@@ -296,7 +297,9 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
     loader.set_epoch(0)
     # One epoch holds every micro-step of the run, so a resume skips the micro-steps already done.
     it = iter(accelerator.skip_first_batches(loader, step * config.grad_accum) if step else loader)
-    last_loss, micro, tick = None, step * config.grad_accum, time.perf_counter()
+    # a rerun of a finished run trains nothing: the checkpoint it resumed from keeps the loss for training.json
+    last_loss = json.loads((latest_checkpoint(out) / TRAINER_FILE).read_text()).get("loss") if step else None
+    micro, tick = step * config.grad_accum, time.perf_counter()
     unet.train()
     while step < config.max_steps:
         batch = next(it)
@@ -328,7 +331,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
                 fh.write(json.dumps({"step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
                                      "images_per_s": ips}) + "\n")
             if step % config.checkpoint_every == 0 or step == config.max_steps:
-                _save_checkpoint(accelerator.unwrap_model(unet), optimizer, scheduler, ema, config, step, out)
+                _save_checkpoint(accelerator.unwrap_model(unet), optimizer, scheduler, ema, config, step, out, last_loss)
     bar.close()
     accelerator.wait_for_everyone()
     if main:

@@ -179,14 +179,14 @@ def _settings_fingerprint(config: TrainConfig) -> str:
 
 
 def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int, epoch: int,
-                     datasets_used: list[dict], out: Path) -> Path:
+                     datasets_used: list[dict], out: Path, loss: float | None = None) -> Path:
     from streetsynth.models.detector import save_checkpoint_dir
 
     with staged_checkpoint(out, step) as tmp:
         save_checkpoint_dir(model, _detector_config(config), tmp / MODEL_DIR)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / STATE_FILE)
     record = {"step": step, "epoch": epoch, "config": asdict(config), "settings": _settings_fingerprint(config),
-              "datasets": datasets_used}
+              "datasets": datasets_used, "loss": loss}
     return commit_checkpoint(tmp, record, config.keep_checkpoints)
 
 
@@ -394,6 +394,7 @@ def _resume(run: _Run) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.step = run.resumed_from = int(record["step"])
+    run.last_loss = record.get("loss")  # a rerun of a finished run trains nothing: its record keeps the loss
 
 
 def _train_epoch(run: _Run, epoch: int, bar) -> None:
@@ -432,7 +433,7 @@ def _end_epoch(run: _Run, epoch: int) -> None:
     recompute_norm_stats(unwrapped, run.norm_batches, acc.device)
     if acc.is_main_process:
         _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step, epoch + 1, run.datasets_used,
-                         run.out)
+                         run.out, run.last_loss)
     if run.val_rows is not None:
         metrics = evaluate_model(unwrapped, run.val_rows, config.eval_batch_size, acc.device,
                                  progress=config.progress, accelerator=acc)
@@ -458,7 +459,7 @@ def _finish(run: _Run) -> None:
     if last is None or checkpoint_step(last) != run.step:
         recompute_norm_stats(unwrapped, run.norm_batches, acc.device)
         _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step,
-                         run.step // run.steps_per_epoch, run.datasets_used, run.out)
+                         run.step // run.steps_per_epoch, run.datasets_used, run.out, run.last_loss)
     save_checkpoint_dir(unwrapped, _detector_config(config), run.out / MODEL_DIR)
     atomic_write_text(run.out / "run.json", json.dumps({
         "config": asdict(config), "steps": run.step, "steps_per_epoch": run.steps_per_epoch,
