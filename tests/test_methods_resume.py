@@ -182,3 +182,28 @@ def test_a_finished_training_rerun_publishes_the_same_record(tmp_path, command):
     assert json.loads(first)["final_loss"] is not None
     assert main(argv) == 0
     assert _normalised(tmp_path / "out" / record, tmp_path / "out") == first
+
+
+def test_a_lora_file_has_one_byte_order_whatever_order_its_metadata_came_in(tmp_path):
+    """safetensors writes ``__metadata__`` from a hash map (its order changes between processes): the adapter
+    saver sorts it, so two runs that train the same adapter write the same file."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from streetsynth.training.inpaint import _sort_safetensors_metadata
+
+    files = []
+    for i, order in enumerate((["format", "lora_adapter_metadata"], ["lora_adapter_metadata", "format"])):
+        path = tmp_path / f"{i}.safetensors"
+        save_file({"w": torch.arange(6.0)}, str(path), metadata={"format": "pt", "lora_adapter_metadata": "{}"})
+        data = path.read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+        header["__metadata__"] = {k: header["__metadata__"][k] for k in order}  # as another process may write it
+        path.write_bytes(data[:8] + json.dumps(header, separators=(",", ":")).encode().ljust(size) + data[8 + size:])
+        files.append(path)
+    assert files[0].read_bytes() != files[1].read_bytes()
+    for path in files:
+        _sort_safetensors_metadata(path)
+        assert torch.equal(load_file(str(path))["w"], torch.arange(6.0))
+    assert files[0].read_bytes() == files[1].read_bytes()

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from streetsynth import schema
-from streetsynth.repo import atomic_write_text, load_split
+from streetsynth.repo import atomic_write_bytes, atomic_write_text, load_split
 from streetsynth.seeds import derive_seed
 
 from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staged_checkpoint, trim_jsonl
@@ -360,7 +360,21 @@ def save_lora_adapter(unet, directory: str | Path, pipeline_class=None) -> Path:
                 for k, v in sorted(unet.peft_config["default"].to_dict().items())}
     pipeline_class.save_lora_weights(directory, unet_lora_layers=layers, safe_serialization=True,
                                      unet_lora_adapter_metadata=metadata)
+    for path in Path(directory).glob("*.safetensors"):
+        _sort_safetensors_metadata(path)
     return Path(directory)
+
+
+def _sort_safetensors_metadata(path: Path) -> None:
+    """safetensors writes ``__metadata__`` from a hash map whose order changes from process to process; rewrite
+    the header with those keys sorted (same length, same tensors), so equal adapters are equal files."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"] = dict(sorted((header.get("__metadata__") or {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) <= size:  # the header keeps its length: padded with spaces, as safetensors pads it
+        atomic_write_bytes(path, data[:8] + text.ljust(size) + data[8 + size:])
 
 
 def _save_pipeline(pipe, unet, ema, params, config: InpaintConfig, out: Path) -> None:

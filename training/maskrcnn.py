@@ -426,14 +426,13 @@ def _train_epoch(run: _Run, epoch: int, bar) -> None:
 
 
 def _end_epoch(run: _Run, epoch: int) -> None:
-    """Recompute the batch-norm statistics, checkpoint, and evaluate on the real validation split."""
+    """Recompute the batch-norm statistics, evaluate on the real validation split, and checkpoint."""
     acc, config = run.accelerator, run.config
     acc.wait_for_everyone()
     unwrapped = acc.unwrap_model(run.model)
     recompute_norm_stats(unwrapped, run.norm_batches, acc.device)
-    if acc.is_main_process:
-        _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step, epoch + 1, run.datasets_used,
-                         run.out, run.last_loss)
+    # Evaluate before the checkpoint: a run killed between the two resumes from the previous checkpoint and
+    # evaluates this epoch again (its record is trimmed), instead of resuming past an evaluation never written.
     if run.val_rows is not None:
         metrics = evaluate_model(unwrapped, run.val_rows, config.eval_batch_size, acc.device,
                                  progress=config.progress, accelerator=acc)
@@ -446,6 +445,9 @@ def _end_epoch(run: _Run, epoch: int) -> None:
             write_metrics(metrics, run.out / EVAL_FILE)
             if config.progress:
                 tqdm.write(f"epoch {epoch + 1} step {run.step}\n{format_table(metrics)}")
+    if acc.is_main_process:
+        _save_checkpoint(unwrapped, run.optimizer, run.scheduler, config, run.step, epoch + 1, run.datasets_used,
+                         run.out, run.last_loss)
     acc.wait_for_everyone()
 
 
