@@ -17,6 +17,7 @@ in place, or two versions of two stores from being served each other's cached ro
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -69,6 +70,26 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
 
 
+def _remove_dead_temps(path: Path) -> None:
+    """Remove the temporary files for ``path`` that processes killed mid-write left (:func:`_temp_path` names
+    the writer's pid); those of a live process, perhaps writing now, stay."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a folder's entries (a rename, a new file) durable."""
     fd = os.open(folder, os.O_RDONLY)
@@ -111,9 +132,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; synced and renamed onto ``path`` when the block ends,
     removed if it raises. Readers see the old file or the whole new one, never a part. The file gets
     the mode the umask gives (0666 & ~umask), as a plain ``open`` would. A failed write (a full disk)
-    is raised naming ``path``, and the old file stays."""
+    is raised naming ``path``, and the old file stays; temporary files a killed writer left are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(path)
     tmp = _temp_path(path)
     try:
         with writing(path):

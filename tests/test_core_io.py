@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -58,3 +59,18 @@ def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["shard.parquet"]
     repo.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_an_atomic_write_removes_what_a_killed_writer_left_but_not_a_live_ones(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path = tmp_path / "model.safetensors"
+    killed = tmp_path / f".model.safetensors.{int(dead.stdout)}.0badc0de.tmp"
+    live = tmp_path / f".model.safetensors.{os.getpid()}.0123abcd.tmp"  # this process, writing it right now
+    other = tmp_path / f".other.bin.{int(dead.stdout)}.0badc0de.tmp"
+    for p in (killed, live, other):
+        p.write_bytes(b"half")
+    repo.atomic_write_bytes(path, b"whole")
+    assert path.read_bytes() == b"whole" and not killed.exists() and live.exists() and other.exists()
