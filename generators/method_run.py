@@ -106,10 +106,10 @@ def open_run(method: str, out: str | Path, fp: str, version: str | None, rows_pe
     if rank == 0:
         with store_lock(out):  # another run may be choosing a version in this store right now
             folder, tag, resumed = resolve_version(str(out), fp, version)
+            if not (Path(folder) / INFO_PATH).exists():  # before any file a README-less folder would load
+                mark_unfinished(folder, SYNTHETIC, SYNTHETIC_SPLIT)
             writer = ShardWriter(folder, SYNTHETIC, SYNTHETIC_SPLIT, synthetic_features(), rows_per_shard, fp,
                                  rank, world)
-            if not (Path(folder) / INFO_PATH).exists():
-                mark_unfinished(folder, SYNTHETIC, SYNTHETIC_SPLIT)
         if world > 1:
             merge_manifests(folder, world, fp)
     barrier()

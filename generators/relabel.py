@@ -189,10 +189,10 @@ def _open_version(data: Path, store: Path, fp: str, config: str, splits: list[st
         folder, tag, resuming = resolve_version(store, fp, version)
         if resuming and (folder / repo.INFO_PATH).exists():
             return folder, tag, repo.read_info(folder)
+        repo.mark_unfinished(folder, config, splits)  # not a dataset until _finish names its shards
         if not (folder / repo.MANIFEST_PATH).exists():
             repo.atomic_write_text(folder / repo.MANIFEST_PATH, json.dumps(
                 {"fingerprint": fp, "config": config, "splits": splits}) + "\n")
-        repo.mark_unfinished(folder, config, splits)  # not a dataset until _finish names its shards
     return folder, tag, None
 
 

@@ -41,3 +41,23 @@ def test_a_label_run_cut_short_is_not_a_dataset_until_it_is_finished(tmp_path, m
     relabel.label_repo(real, tmp_path / "store", lab, **how)
     for split in ("train", "validation"):
         assert len(datasets.load_dataset(str(folder), "stitched", split=split)) == 3
+
+
+def test_a_run_killed_right_after_its_first_file_leaves_no_loadable_folder(tmp_path, monkeypatch):
+    """The README that names no data goes in before the manifest: a folder holding only a manifest would load
+    it as a one-row dataset."""
+    from streetsynth.generators import method_run
+
+    real_writer = method_run.ShardWriter
+
+    def killed_after_the_manifest(*args, **kwargs):
+        real_writer(*args, **kwargs)  # writes meta/manifest.json
+        raise Killed
+
+    monkeypatch.setattr(method_run, "ShardWriter", killed_after_the_manifest)
+    with pytest.raises(Killed):
+        method_run.open_run("probe", tmp_path / "store", "fp-probe", None, rows_per_shard=1)
+    folder = tmp_path / "store" / "v0.1.0"
+    assert (folder / repo.MANIFEST_PATH).exists()
+    with pytest.raises(datasets.exceptions.DataFilesNotFoundError):
+        datasets.load_dataset(str(folder), split="train")
