@@ -165,7 +165,7 @@ def _log_ious(folder: Path, split: str, row_id: str, ious: np.ndarray) -> None:
     """Append one row's SAM-vs-panoptic IoUs to the split's log (before the row is written)."""
     path = folder / IOU_LOG.format(split=split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:  # the leading newline ends a line a killed run left half written
+    with repo.writing(path), open(path, "a") as f:  # the leading newline ends a line a killed run left half written
         f.write("\n" + json.dumps({"id": row_id, "iou": [round(float(v), 6) for v in ious]}))
 
 

@@ -154,3 +154,13 @@ def test_train_maskrcnn_on_a_full_disk_names_the_checkpoint_and_resumes(tmp_path
     assert main(argv) == 0
     steps = [r["step"] for r in read_metrics(tmp_path / "o") if r["type"] == "train"]
     assert steps == [1, 2, 3, 4] and (tmp_path / "o" / "model").is_dir()  # resumed after step 2, none doubled
+
+
+def test_a_metrics_log_that_does_not_fit_is_named(tmp_path, monkeypatch, capsys):
+    from factories_train import make_real_repo as make_masked_repo
+
+    real = make_masked_repo(tmp_path / "real", n_train=2, n_val=1)
+    _fail_on(monkeypatch, Path, "open", lambda args, n: args[0].name == "metrics.jsonl" and "a" in args[1:2])
+    assert main(["train", "maskrcnn", "--real", str(real), "--arch", "tiny", "--batch-size", "1", "--min-size", "192",
+                 "--max-size", "384", "--out", str(tmp_path / "o")]) == 2
+    assert f"error: cannot write {tmp_path / 'o' / 'metrics.jsonl'}: {FULL}" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from streetsynth import schema
-from streetsynth.repo import atomic_write_bytes, atomic_write_text, load_split
+from streetsynth.repo import atomic_write_bytes, atomic_write_text, load_split, writing
 from streetsynth.seeds import derive_seed
 
 from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staged_checkpoint, trim_jsonl
@@ -327,7 +327,7 @@ def train_inpaint(config: InpaintConfig, pipeline=None) -> InpaintResult:
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
         if main:
-            with (out / "metrics.jsonl").open("a") as fh:
+            with writing(out / "metrics.jsonl"), (out / "metrics.jsonl").open("a") as fh:
                 fh.write(json.dumps({"step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
                                      "images_per_s": ips}) + "\n")
             if step % config.checkpoint_every == 0 or step == config.max_steps:

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from streetsynth import schema
-from streetsynth.repo import atomic_write_text, load_split, read_info
+from streetsynth.repo import atomic_write_text, load_split, read_info, writing
 from streetsynth.seeds import derive_seed
 from streetsynth.versions import fingerprint
 
@@ -255,7 +255,7 @@ def _segment_rows(rows):
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as fh:
+    with writing(path), path.open("a") as fh:  # a full disk names the file
         fh.write(json.dumps(record) + "\n")
 
 
