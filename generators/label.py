@@ -169,8 +169,12 @@ def union_groups(masks: np.ndarray, groups: np.ndarray, boxes: np.ndarray | None
 
 
 def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarray, det_scores: np.ndarray,
-            keep_overlap: float = 0.9, merge_inside: float = 0.99) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            keep_overlap: float = 0.9, merge_inside: float = 0.99, sam_scores: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SAM masks classified and merged against detections: ``(masks (K, H, W), classes, scores)``.
+
+    With ``sam_scores`` ((M, S): S scores per SAM mask) a fourth array (K, S) is returned: per merged
+    instance, the lowest score of the SAM masks unioned into it (a weak part makes a weak instance).
 
     1. keep SAM masks with ``keep_overlap`` of their area inside one detection's mask;
     2. a kept mask ``merge_inside`` inside a bigger kept one joins it (and its detection);
@@ -184,6 +188,10 @@ def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarra
     det_scores = np.asarray(det_scores, np.float32).reshape(-1)
     h, w = sam_masks.shape[1:] if sam_masks.ndim == 3 else np.asarray(det_masks).shape[1:]
     empty = (np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if sam_scores is not None:
+        sam_scores = np.asarray(sam_scores, np.float32)
+        sam_scores = sam_scores[:, None] if sam_scores.ndim == 1 else sam_scores
+        empty += (np.zeros((0, sam_scores.shape[1]), np.float32),)
     boxes, areas = boxes_and_areas(sam_masks)
     owner = assign_to_detections(sam_masks, np.asarray(det_masks, bool), keep_overlap, (boxes, areas))
     kept = owner >= 0
@@ -193,7 +201,12 @@ def combine(sam_masks: np.ndarray, det_masks: np.ndarray, det_classes: np.ndarra
     owner, boxes, areas = owner[kept], boxes[kept], areas[kept]
     owner = owner[nest_parents(sam_masks, merge_inside, (boxes, areas), index)]
     dets, merged = union_groups(sam_masks, owner, boxes, index)
-    return merged, det_classes[dets], det_scores[dets]
+    if sam_scores is None:
+        return merged, det_classes[dets], det_scores[dets]
+    slot = np.searchsorted(dets, owner)
+    lowest = np.full((len(dets), sam_scores.shape[1]), np.inf, np.float32)
+    np.minimum.at(lowest, slot, sam_scores[index])
+    return merged, det_classes[dets], det_scores[dets], lowest
 
 
 def clip_to_boxes(masks: np.ndarray, boxes_xyxy: np.ndarray, margin: int = BOX_MARGIN) -> np.ndarray:
@@ -213,28 +226,46 @@ def clip_to_boxes(masks: np.ndarray, boxes_xyxy: np.ndarray, margin: int = BOX_M
     return masks & rows[:, :, None] & cols[:, None, :]
 
 
+#: SAM's stability score: IoU of a mask's logits thresholded at ``mask_threshold`` -/+ this offset
+#: (segment-anything's ``SamAutomaticMaskGenerator`` default).
+STABILITY_OFFSET = 1.0
+
+
 @torch.no_grad()
-def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray,
-                        margin: int | None = BOX_MARGIN) -> np.ndarray:
-    """``(N, H, W)`` bool SAM masks for ``N`` boxes (x0, y0, x1, y1 pixels) on one RGB uint8 image.
+def sam_predict_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray, margin: int | None = BOX_MARGIN
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(masks (N, H, W) bool, predicted IoU (N,), stability score (N,))`` of SAM for ``N`` boxes
+    (x0, y0, x1, y1 pixels) on one RGB uint8 image.
 
     The image is embedded once and every box is decoded in one batched ``predict_torch`` call
     (one mask per box, ``multimask_output=False``); ``predictor`` is a ``SamPredictor``. Each mask
     is cut to its box grown by ``margin`` pixels (:func:`clip_to_boxes`; ``None`` keeps SAM's raw
-    masks), so it may come back empty: callers count that and never keep speckle.
+    masks), so it may come back empty: callers count that and never keep speckle. The scores are
+    SAM's own, of the uncut mask: its IoU prediction head and its stability score (STABILITY_OFFSET).
     """
+    from segment_anything.utils.amg import calculate_stability_score
+
     h, w = image.shape[:2]
     boxes = torch.as_tensor(np.asarray(boxes_xyxy, np.float32).reshape(-1, 4))
     if len(boxes) == 0:
-        return np.zeros((0, h, w), bool)
+        return np.zeros((0, h, w), bool), np.zeros(0, np.float32), np.zeros(0, np.float32)
     predictor.set_image(image)
     try:
         tb = predictor.transform.apply_boxes_torch(boxes, (h, w)).to(predictor.device)
-        masks, _, _ = predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
+        logits, iou, _ = predictor.predict_torch(None, None, boxes=tb, multimask_output=False, return_logits=True)
     finally:
         predictor.reset_image()
-    masks = masks[:, 0].cpu().numpy()
-    return masks if margin is None else clip_to_boxes(masks, boxes.numpy(), margin)
+    threshold = predictor.model.mask_threshold
+    stability = calculate_stability_score(logits[:, 0], threshold, STABILITY_OFFSET).float().cpu().numpy()
+    masks = (logits[:, 0] > threshold).cpu().numpy()
+    masks = masks if margin is None else clip_to_boxes(masks, boxes.numpy(), margin)
+    return masks, iou[:, 0].float().cpu().numpy(), stability.astype(np.float32)
+
+
+def sam_masks_for_boxes(predictor, image: np.ndarray, boxes_xyxy: np.ndarray,
+                        margin: int | None = BOX_MARGIN) -> np.ndarray:
+    """``(N, H, W)`` bool SAM masks for ``N`` boxes: :func:`sam_predict_boxes` without the scores."""
+    return sam_predict_boxes(predictor, image, boxes_xyxy, margin)[0]
 
 
 @dataclass
@@ -302,13 +333,16 @@ class Labeler:
         return out["boxes"].cpu().numpy()[keep], classes[keep], scores[keep], masks[keep]
 
     @torch.no_grad()
-    def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """SAM masks (M, H, W) bool: one per box in box mode (one batched call), every grid mask in auto mode."""
+    def segment(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SAM masks (M, H, W) bool, one per box in box mode (one batched call), every grid mask in auto
+        mode, and their (M, 2) SAM scores: predicted IoU and stability score."""
         h, w = image.shape[:2]
         if self.settings.mode == "auto":
-            masks = [m["segmentation"] for m in self._generator().generate(image)]
-            return np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
-        return sam_masks_for_boxes(self.predictor, image, boxes, self.settings.box_margin)
+            found = self._generator().generate(image)
+            masks = np.stack([m["segmentation"] for m in found]).astype(bool) if found else np.zeros((0, h, w), bool)
+            return masks, np.array([[m["predicted_iou"], m["stability_score"]] for m in found], np.float32).reshape(-1, 2)
+        masks, iou, stability = sam_predict_boxes(self.predictor, image, boxes, self.settings.box_margin)
+        return masks, np.stack([iou, stability], axis=1)
 
     def _generator(self):
         if self._auto is None:
@@ -322,7 +356,8 @@ class Labeler:
         return self._auto
 
     def __call__(self, image) -> Instances:
-        """Instances (masks, boxes from masks, classes, scores, source ``maskrcnn+sam``) of one RGB image."""
+        """Instances (masks, boxes from masks, classes, detector scores, SAM's predicted IoU and stability
+        score as ``extra``, source ``maskrcnn+sam``) of one RGB image."""
         image = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"labeler expects an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
@@ -330,12 +365,13 @@ class Labeler:
         boxes, classes, scores, det_masks = self.detect(image)
         if len(boxes) == 0:
             return Instances.empty(h, w)
-        sam_masks = self.segment(image, boxes)
-        masks, cls, sc = combine(sam_masks, det_masks, classes, scores,
-                                 self.settings.keep_overlap, self.settings.merge_inside)
+        sam_masks, sam_scores = self.segment(image, boxes)
+        masks, cls, sc, sam_sc = combine(sam_masks, det_masks, classes, scores, self.settings.keep_overlap,
+                                         self.settings.merge_inside, sam_scores)
         if len(masks) == 0:
             return Instances.empty(h, w)
-        return Instances.from_masks(masks, cls, scores=sc, sources=[SOURCE] * len(masks))
+        return Instances.from_masks(masks, cls, scores=sc, sources=[SOURCE] * len(masks),
+                                    extra={"sam_iou": sam_sc[:, 0], "sam_stability": sam_sc[:, 1]})
 
 
 def build_labeler(detector: str = "tiny", sam: str = "tiny", mode: str = "box", score_threshold: float = 0.5,

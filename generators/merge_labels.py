@@ -6,7 +6,9 @@ pseudo-labels are used only in the invented region. An object that crosses the b
 both: the carried part (ground truth) and the labeler's mask of the same object become one instance.
 
 Every merged object records where it came from in ``Instances.sources``: ``ground-truth``, the
-labeler's own source string, or ``ground-truth+<labeler source>`` for a joined object.
+labeler's own source string, or ``ground-truth+<labeler source>`` for a joined object. Labeler
+instances keep their scores (detector score, SAM's); a joined object keeps the labeler's SAM scores
+and gets ``gt_iou``: the IoU, inside the known region, of the labeler's mask and the ground truth's.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def merge_labels(truth: Instances, labelled: Instances, known: np.ndarray, label
     they are inside ``known`` (box-only ones stay box-only unless a labeler mask joins them);
     labeler instances contribute only their pixels outside ``known``; a labeler instance whose
     known-region part lies inside a ground-truth object of its class extends that object instead.
-    Returns Instances with masks, ids 1..N, ground truth first.
+    Returns Instances with masks, ids 1..N, ground truth first, scores and ``extra`` as the module says.
     """
     known = np.asarray(known, bool)
     h, w = known.shape
@@ -66,6 +68,7 @@ def merge_labels(truth: Instances, labelled: Instances, known: np.ndarray, label
     classes = list(truth.classes)
     scores = [1.0] * n
     sources = [GROUND_TRUTH] * n
+    extra = {k: list(v) for k, v in truth.extra.items()}
     joined: set[int] = set()
     lab_masks = labelled.masks if labelled.masks is not None else np.zeros((len(labelled), h, w), bool)
     for k in range(len(labelled)):
@@ -79,11 +82,16 @@ def merge_labels(truth: Instances, labelled: Instances, known: np.ndarray, label
             masks[j] = carried | invented
             sources[j] = f"{GROUND_TRUTH}+{src}"
             joined.add(j)
+            for name in ("sam_iou", "sam_stability"):
+                extra[name][j] = labelled.extra[name][k]
+            extra["gt_iou"][j] = _iou(lab_masks[k] & known, carried) if gt_masks[j].any() else np.nan
             continue
         masks.append(invented)
         classes.append(int(labelled.classes[k]))
         scores.append(float(labelled.scores[k]))
         sources.append(src)
+        for name, values in extra.items():
+            values.append(labelled.extra[name][k])
     stack = np.stack(masks) if masks else np.zeros((0, h, w), bool)
     has = stack.reshape(len(stack), -1).any(axis=1)
     boxes = np.zeros((len(stack), 4), np.float32)
@@ -92,4 +100,9 @@ def merge_labels(truth: Instances, labelled: Instances, known: np.ndarray, label
         # A box-only ground-truth object keeps its (known-region) box and stays without mask pixels.
         box_only = ~has[:n]
         boxes[:n][box_only] = truth.boxes[box_only]
-    return Instances(boxes, classes, h, w, masks=stack, scores=scores, sources=sources)
+    return Instances(boxes, classes, h, w, masks=stack, scores=scores, sources=sources, extra=extra)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else np.nan

@@ -10,6 +10,7 @@ FID and KID; the CLIP score comes from a transformers CLIP model named by id or 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,8 @@ from streetsynth import codec
 from streetsynth.config import check_size
 from streetsynth.models.features import inception_extractor
 from streetsynth.models.load import model_name
-from streetsynth.repo import load_split, read_info, source_record, write_info
-from streetsynth.schema import STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
+from streetsynth.repo import atomic_write_text, load_split, read_info, source_record, write_info
+from streetsynth.schema import ROW_SCORES_PATH, STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
 
 @dataclass
 class QualityConfig:
@@ -124,13 +125,13 @@ def load_clip(model: str, device: str = "cpu"):
     return load("clip", ModelSpec(model, device=device)).pipeline
 
 
-def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_size: int = 16
-               ) -> tuple[float, ...]:
+def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_size: int = 16,
+               per_item: list[tuple[float, ...]] | None = None) -> tuple[float, ...]:
     """Per view, the CLIP score: mean over items of 100 x max(cosine(image, text), 0), texts truncated to
     the model's length. Each item is (views of one decoded image, its prompt).
 
     Computed from ``CLIPModel``'s own projected embeddings (torchmetrics' ``CLIPScore`` 1.9 does not
-    read transformers 5's feature outputs).
+    read transformers 5's feature outputs). ``per_item``, when given, receives each item's per-view scores.
     """
     model, processor = clip
     max_len = model.config.text_config.max_position_embeddings
@@ -141,6 +142,7 @@ def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_
     def flush() -> None:
         nonlocal count
         texts = [t for _, t in batch]
+        views = []
         for k in range(len(totals)):
             inputs = processor(text=texts, images=[Image.fromarray(np.ascontiguousarray(v[k])) for v, _ in batch],
                                return_tensors="pt", padding=True, truncation=True, max_length=max_len)
@@ -148,6 +150,9 @@ def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_
                 out = model(**{key: val.to(model.device) for key, val in inputs.items()})
             cos = torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds, dim=-1)
             totals[k] += float((100.0 * cos.clamp(min=0)).sum())
+            views.append((100.0 * cos.clamp(min=0)).tolist())
+        if per_item is not None:
+            per_item.extend(zip(*views))
         count += len(batch)
         batch.clear()
 
@@ -191,18 +196,34 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
     if clip is not None:
         real_index = {rid: i for i, rid in enumerate(real["id"])}
         synth_views = ((img, synthetic_region(r, img)) for r in synth for img in [codec.to_rgb(r["image"], r["id"])])
-        whole, region = clip_score(zip(synth_views, (g["prompt"] for g in synth["generation"])), clip, cfg.batch_size)
+        per_row: list[tuple[float, ...]] = []
+        whole, region = clip_score(zip(synth_views, (g["prompt"] for g in synth["generation"])), clip, cfg.batch_size,
+                                   per_row)
         paired = [(real_index[g["source_id"]], g["prompt"]) for g in synth["generation"]
                   if g["source_id"] in real_index]
         real_views = (((real_region(row, codec.to_rgb(row["image"], row["id"])),), prompt)
                       for i, prompt in paired for row in [real[i]])
         block["clip"] = {"model": model_name(cfg.clip_model), "images": whole, "invented_region": region,
                          "real_region": clip_score(real_views, clip, cfg.batch_size)[0] if paired else None}
+        block[ROW_SCORES_KEY] = {rid: {"quality_clip": round(float(v[1]), 4)} for rid, v in zip(synth["id"], per_row)}
     return block
 
 
+#: Key of a quality block that holds the per-row CLIP scores of the invented region until they are recorded.
+ROW_SCORES_KEY = "row_scores"
+
+
 def record_quality(folder: str | Path, block: dict[str, Any]) -> dict[str, Any]:
-    """Put the quality block into the version's ``meta/info.json``; returns the new info."""
+    """Put the quality block into the version's ``meta/info.json`` and its per-row CLIP scores of the
+    invented region (``quality_clip``, keyed by row id) into the row-score sidecar
+    (schema.ROW_SCORES_PATH, read by training filters, preview and the COCO export); returns the new info."""
+    block = dict(block)
+    per_row = block.pop(ROW_SCORES_KEY, None)
+    if per_row:
+        path = Path(folder) / ROW_SCORES_PATH
+        old = json.loads(path.read_text()) if path.exists() else {}
+        merged = {rid: {**old.get(rid, {}), **per_row.get(rid, {})} for rid in {*old, *per_row}}
+        atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True) + "\n")
     info = {**read_info(folder), "quality": block}
     write_info(folder, info)
     return info

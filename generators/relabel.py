@@ -56,12 +56,14 @@ def relabel_row(row: dict[str, Any], labeler, config: str) -> dict[str, Any]:
     return out
 
 
-def sam_box_masks(labeler, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """SAM masks (N, H, W) bool for xyxy ``boxes``, each cut to its box, through the labeler's SAM predictor."""
-    from .label import sam_masks_for_boxes
+def sam_box_masks(labeler, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """SAM masks (N, H, W) bool for xyxy ``boxes``, each cut to its box, through the labeler's SAM predictor,
+    and SAM's scores of them (``sam_iou``, ``sam_stability``)."""
+    from .label import sam_predict_boxes
 
-    return sam_masks_for_boxes(labeler.predictor, image, np.asarray(boxes, np.float32).reshape(-1, 4),
-                               labeler.settings.box_margin)
+    masks, iou, stability = sam_predict_boxes(labeler.predictor, image, np.asarray(boxes, np.float32).reshape(-1, 4),
+                                              labeler.settings.box_margin)
+    return masks, {"sam_iou": iou, "sam_stability": stability}
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -77,13 +79,15 @@ def _object_list(objects) -> list[dict[str, Any]]:
     return [dict(o) for o in objects or []]
 
 
-def fill_from_sam(objects: list[dict[str, Any]], gt: Instances, fill: np.ndarray, sam: np.ndarray) -> dict[str, Any]:
+def fill_from_sam(objects: list[dict[str, Any]], gt: Instances, fill: np.ndarray, sam: np.ndarray,
+                  sam_scores: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Row fields ``objects`` + ``instance_mask`` where each ``fill`` object takes its SAM mask.
 
     ``sam`` holds one box-prompted mask per ``fill`` object. SAM never takes pixels of an object
     that keeps its own mask. A filled object says ``mask_source`` ``sam-box``, or ``sam-box-empty``
     where nothing of its mask is left in the id mask (clipped away, or covered): it stays box-only
     and training's missing-mask policy decides what to do with it. Boxes, classes and ids are kept.
+    ``sam_scores`` (name -> one value per ``fill`` object) are written onto the filled objects.
     """
     h, w = gt.height, gt.width
     base = gt.masks if gt.masks is not None else np.zeros((len(gt), h, w), bool)
@@ -93,9 +97,9 @@ def fill_from_sam(objects: list[dict[str, Any]], gt: Instances, fill: np.ndarray
     ids = inst.id_mask()
     shown = np.bincount(ids.ravel(), minlength=int(inst.ids.max()) + 1)[inst.ids] > 0
     out = [dict(o) for o in objects]
-    for obj, filled, has in zip(out, fill, shown):
-        if filled:
-            obj["mask_source"] = SAM_BOX if has else SAM_EMPTY
+    for k, (obj, has) in enumerate(zip((o for o, f in zip(out, fill) if f), shown[fill])):
+        obj["mask_source"] = SAM_BOX if has else SAM_EMPTY
+        obj.update({name: float(v[k]) for name, v in (sam_scores or {}).items()})
     return {"objects": out, "instance_mask": {"bytes": encode_id_mask(ids), "path": None}}
 
 
@@ -114,10 +118,10 @@ def mask_box_only(fields: dict[str, Any], image: np.ndarray, predictor) -> dict[
     fill = ~gt.masks.any(axis=(1, 2)) if gt.masks is not None else np.ones(len(gt), bool)
     if not fill.any():
         return fields
-    from .label import sam_masks_for_boxes
+    from .label import sam_predict_boxes
 
-    sam = sam_masks_for_boxes(predictor, image, gt.boxes[fill])
-    return {**fields, **fill_from_sam(objects, gt, fill, sam)}
+    sam, iou, stability = sam_predict_boxes(predictor, image, gt.boxes[fill])
+    return {**fields, **fill_from_sam(objects, gt, fill, sam, {"sam_iou": iou, "sam_stability": stability})}
 
 
 def box_prompted_row(row: dict[str, Any], labeler) -> tuple[dict[str, Any], np.ndarray]:
@@ -125,7 +129,8 @@ def box_prompted_row(row: dict[str, Any], labeler) -> tuple[dict[str, Any], np.n
 
     Objects keep box, class, id and source; ``mask_source`` says ``panoptic`` where the frame's
     panoptic mask has the object's pixels, else what :func:`fill_from_sam` says. Every object,
-    panoptic ones included, prompts SAM, so SAM can be measured against the panoptic masks.
+    panoptic ones included, prompts SAM, so SAM can be measured against the panoptic masks: every
+    object records SAM's scores, and a panoptic one its ``gt_iou`` (SAM's mask against the panoptic one).
     """
     data, rgb = _image(row)
     h, w = rgb.shape[:2]
@@ -134,12 +139,14 @@ def box_prompted_row(row: dict[str, Any], labeler) -> tuple[dict[str, Any], np.n
     if not len(gt):
         return {**row, "image": image}, np.zeros(0)
     panoptic = gt.masks.any(axis=(1, 2)) if gt.masks is not None else np.zeros(len(gt), bool)
-    sam = sam_box_masks(labeler, rgb, gt.boxes)
+    sam, scores = sam_box_masks(labeler, rgb, gt.boxes)
     objects = _object_list(row["objects"])
-    for obj, from_panoptic in zip(objects, panoptic):
-        if from_panoptic:
-            obj["mask_source"] = "panoptic"
     ious = mask_iou(sam[panoptic], gt.masks[panoptic]) if panoptic.any() else np.zeros(0)
+    for obj, iou in zip((o for o, p in zip(objects, panoptic) if p), ious):
+        obj["mask_source"] = "panoptic"
+        obj["gt_iou"] = float(iou)
+    for k, obj in enumerate(objects):
+        obj.update({name: float(v[k]) for name, v in scores.items()})
     return {**row, **fill_from_sam(objects, gt, ~panoptic, sam[~panoptic]), "image": image}, ious
 
 

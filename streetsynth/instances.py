@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .codec import decode_unchanged, encode
-from .schema import CLASS_NAMES
+from .schema import CLASS_NAMES, INSTANCE_SCORES
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Instances:
 
     ``boxes`` are xyxy pixels (float32). ``masks`` is (N, H, W) bool or None where only boxes
     are known. ``ids`` are positive and unique; they are the values written into the id mask.
+    ``extra`` holds the labeler's other per-instance scores by name (schema.INSTANCE_SCORES), float32
+    arrays aligned with the boxes, NaN where not measured; a name left out is NaN for every instance.
     """
 
     boxes: np.ndarray
@@ -33,6 +35,7 @@ class Instances:
     scores: np.ndarray | None = None
     ids: np.ndarray | None = None
     sources: list[str] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -49,6 +52,14 @@ class Instances:
             raise ValueError(f"Instances: class index out of range 0..{len(CLASS_NAMES) - 1}: {self.classes}")
         if n and (self.ids.min() < 1 or len(np.unique(self.ids)) != n):
             raise ValueError(f"Instances: ids must be positive and unique, got {self.ids}")
+        unknown = set(self.extra) - set(INSTANCE_SCORES)
+        if unknown:
+            raise ValueError(f"Instances: unknown scores {sorted(unknown)}; known: {', '.join(INSTANCE_SCORES)}")
+        self.extra = {k: np.full(n, np.nan, np.float32) if self.extra.get(k) is None
+                      else np.asarray(self.extra[k], np.float32).reshape(-1) for k in INSTANCE_SCORES}
+        for name, arr in self.extra.items():
+            if len(arr) != n:
+                raise ValueError(f"Instances: {name} has {len(arr)} entries for {n} boxes")
         if self.masks is not None:
             self.masks = np.asarray(self.masks, dtype=bool)
             if self.masks.shape != (n, self.height, self.width):
@@ -63,7 +74,8 @@ class Instances:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), height, width, masks=masks)
 
     @classmethod
-    def from_masks(cls, masks: np.ndarray, classes, scores=None, ids=None, sources=None) -> "Instances":
+    def from_masks(cls, masks: np.ndarray, classes, scores=None, ids=None, sources=None, extra=None
+                   ) -> "Instances":
         """Instances whose boxes are the tight boxes of their masks (empty masks are dropped)."""
         masks = np.asarray(masks, dtype=bool)
         n, h, w = masks.shape
@@ -72,9 +84,10 @@ class Instances:
         scores = None if scores is None else np.asarray(scores).reshape(-1)[keep]
         ids = None if ids is None else np.asarray(ids).reshape(-1)[keep]
         srcs = [s for s, k in zip(sources, keep) if k] if sources else []
+        extra = {k: np.asarray(v, np.float32).reshape(-1)[keep] for k, v in (extra or {}).items() if v is not None}
         masks = masks[keep]
         boxes = boxes_from_masks(masks)
-        return cls(boxes, classes, h, w, masks=masks, scores=scores, ids=ids, sources=srcs)
+        return cls(boxes, classes, h, w, masks=masks, scores=scores, ids=ids, sources=srcs, extra=extra)
 
     def select(self, index) -> "Instances":
         """A subset by boolean mask or integer index array."""
@@ -90,6 +103,7 @@ class Instances:
             scores=self.scores[index],
             ids=self.ids[index],
             sources=[self.sources[i] for i in index],
+            extra={k: v[index] for k, v in self.extra.items()},
         )
 
     def id_mask(self) -> np.ndarray:
@@ -111,8 +125,9 @@ class Instances:
                 "instance_id": int(i),
                 "score": float(s),
                 "source": src,
+                **{k: None if np.isnan(v[j]) else float(v[j]) for k, v in self.extra.items()},
             }
-            for box, c, i, s, src in zip(self.boxes, self.classes, self.ids, self.scores, self.sources)
+            for j, (box, c, i, s, src) in enumerate(zip(self.boxes, self.classes, self.ids, self.scores, self.sources))
         ]
         mask = None if self.masks is None else {"bytes": encode_id_mask(self.id_mask()), "path": None}
         return {"objects": objects, "instance_mask": mask}
@@ -131,12 +146,13 @@ class Instances:
         scores = [o.get("score", 1.0) for o in objects]
         ids = [o["instance_id"] for o in objects]
         sources = [o.get("source") or "" for o in objects]
+        extra = {k: [np.nan if o.get(k) is None else o[k] for o in objects] for k in INSTANCE_SCORES}
         masks = None
         id_img = decode_id_mask(row.get("instance_mask"))
         if id_img is not None:
             masks = np.asarray(ids, np.int64)[:, None, None] == id_img[None].astype(np.int64)
         return cls(np.asarray(boxes, np.float32).reshape(-1, 4), classes, height, width,
-                   masks=masks, scores=scores, ids=ids, sources=sources)
+                   masks=masks, scores=scores, ids=ids, sources=sources, extra=extra)
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:

@@ -20,6 +20,19 @@ CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign")
 #: a ground-truth mask of a test or import, or the Mask R-CNN + SAM labeler.
 MASK_SOURCES: tuple[str, ...] = ("panoptic", "sam-box", "sam-box-empty", "ground-truth", "maskrcnn+sam")
 
+#: Per-instance scores beside the detector's ``score``, each in [0, 1] or None where not measured:
+#: ``sam_iou``: SAM's own predicted IoU of the mask it drew (the lowest over the SAM masks merged into it);
+#: ``sam_stability``: SAM's stability score of that mask (IoU of its masks thresholded at logit -1 and +1);
+#: ``gt_iou``: mask IoU against a ground truth or second labeler where both saw the object (inside the
+#: region the ground truth covers).
+INSTANCE_SCORES: tuple[str, ...] = ("sam_iou", "sam_stability", "gt_iou")
+#: Per-row scores a load-time filter or a preview can use: ``generation.seam_score`` (lower is better),
+#: ``generation.plausibility_score`` (higher is better), and ``quality_clip`` (the CLIP score x100 of the
+#: invented region to its prompt, kept by ``quality`` in the version's ROW_SCORES_PATH sidecar, keyed by row id).
+ROW_SCORES: tuple[str, ...] = ("seam_score", "plausibility_score", "quality_clip")
+#: The sidecar of per-row scores measured after a version was written: JSON ``{row id: {score: value}}``.
+ROW_SCORES_PATH = "meta/row_scores.json"
+
 #: Waymo ``Label.Type`` number -> index into CLASS_NAMES (UNKNOWN=0 is dropped).
 WAYMO_TYPE_TO_CLASS: dict[int, int] = {1: 0, 2: 1, 4: 2, 3: 3}
 
@@ -41,6 +54,8 @@ def object_feature() -> dict:
     ``instance_id`` is the value its pixels carry in the row's ``instance_mask`` (0 is
     background); ``source`` says which camera(s) saw it, or which labeler made it;
     ``mask_source`` says where its mask came from (one of MASK_SOURCES; None where unrecorded).
+    ``score`` is the detector's confidence (1 for ground truth); the INSTANCE_SCORES fields are the
+    labeler's other confidences, None where not measured (and absent from versions written before them).
     """
     from datasets import ClassLabel, List, Value
 
@@ -51,6 +66,7 @@ def object_feature() -> dict:
         "score": Value("float32"),
         "source": Value("string"),
         "mask_source": Value("string"),
+        **{name: Value("float32") for name in INSTANCE_SCORES},
     }
 
 

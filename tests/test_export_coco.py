@@ -128,3 +128,25 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, produced_real):
         export(ExportConfig(data=str(real), out=str(tmp_path / "o"), splits=["test"]))
     with pytest.raises(ValueError, match="unknown --format 'yolo'"):
         export(ExportConfig(data=str(real), out=str(tmp_path / "o"), format="yolo"))
+
+
+def test_the_labellers_scores_ride_along_as_annotation_keys(tmp_path, produced_labelled):
+    rows = producers.rows(produced_labelled, "synthetic", "synthetic")
+    (produced_copy := producers.copy_repo(produced_labelled, tmp_path / "v")).joinpath(
+        "meta", "row_scores.json").write_text(json.dumps({rows[0]["id"]: {"quality_clip": 21.5}}))
+    export(ExportConfig(data=str(produced_copy), out=str(tmp_path / "out")))
+    coco = COCO(str(tmp_path / "out" / "annotations" / "instances_synthetic.json"))
+    images = _by_row_id(coco)
+    assert images[rows[0]["id"]]["quality_clip"] == 21.5 and "quality_clip" not in images[rows[1]["id"]]
+    n = 0
+    for row in rows:
+        if row["id"] not in images:
+            continue
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[images[row["id"]]["id"]]))
+        for ann, obj in zip(anns, row["objects"]):
+            assert np.isfinite(ann["sam_iou"]) and 0 <= ann["sam_stability"] <= 1
+            assert (ann["score"], ann["sam_iou"], ann["sam_stability"]) == (obj["score"], obj["sam_iou"],
+                                                                            obj["sam_stability"])
+            assert "gt_iou" not in ann  # never measured: left out, not written as null
+            n += 1
+    assert n > 0

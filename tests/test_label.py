@@ -11,7 +11,7 @@ from segment_anything import SamPredictor
 
 from streetsynth.generators.label import (SOURCE, LabelSettings, assign_to_detections, boxes_and_areas,
                                           build_labeler, clip_to_boxes, combine, intersections, nest_parents, sam_masks_for_boxes,
-                                          union_groups)
+                                          sam_predict_boxes, union_groups)
 from streetsynth.instances import Instances
 from streetsynth.models.sam import build_constant_sam
 from streetsynth.schema import CLASS_NAMES
@@ -275,6 +275,49 @@ def test_batched_box_prompts_give_the_masks_of_one_box_at_a_time(tiny_labeler):
     one_by_one = np.concatenate([sam_masks_for_boxes(tiny_labeler.predictor, img, b[None]) for b in boxes])
     assert (batched == one_by_one).all() and batched.any()
     assert sam_masks_for_boxes(tiny_labeler.predictor, img, np.zeros((0, 4))).shape == (0, H, W)
+
+
+def test_labelled_instances_carry_the_scores_sam_and_the_detector_returned(tiny_labeler):
+    """Each instance's detector score and SAM's predicted IoU and stability score are the ones the models
+    gave for its box, finite and in range, and they survive the row round trip."""
+    from segment_anything.utils.amg import calculate_stability_score
+
+    lab = build_labeler("tiny", "tiny", score_threshold=0.5, keep_overlap=0.0)
+    boxes = [[10, 8, 50, 38], [70, 10, 116, 58]]
+    lab.detector = FixedDetector(boxes, [coco_label(lab, VEH), coco_label(lab, PED)], [0.9, 0.7], grow=4)
+    lab.sam, lab.predictor = tiny_labeler.sam, tiny_labeler.predictor
+    img = (np.random.default_rng(5).random((H, W, 3)) * 255).astype(np.uint8)
+    inst = lab(img)
+    assert inst.classes.tolist() == [VEH, PED] and inst.scores.tolist() == pytest.approx([0.9, 0.7])
+    # the same boxes through SamPredictor's own predict, one at a time
+    iou, stab = [], []
+    for b in boxes:
+        logits, pred, _ = lab.predictor.set_image(img) or lab.predictor.predict(box=np.array(b), multimask_output=False,
+                                                                              return_logits=True)
+        iou.append(pred[0])
+        stab.append(float(calculate_stability_score(torch.from_numpy(logits), 0.0, 1.0)[0]))
+    np.testing.assert_allclose(inst.extra["sam_iou"], iou, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(inst.extra["sam_stability"], stab, rtol=1e-4, atol=1e-5)
+    assert ((inst.extra["sam_stability"] >= 0) & (inst.extra["sam_stability"] <= 1)).all()
+    assert np.isnan(inst.extra["gt_iou"]).all()  # nothing to compare with
+    back = Instances.from_row({**inst.to_row(), "height": H, "width": W})
+    for name in ("sam_iou", "sam_stability"):
+        np.testing.assert_allclose(back.extra[name], inst.extra[name], rtol=1e-6)
+    assert [o["gt_iou"] for o in inst.to_row()["objects"]] == [None, None]
+
+
+def test_merged_instance_keeps_the_lowest_sam_score_of_its_parts():
+    person = rect(10, 60, 40, 56)
+    parts = np.stack([rect(10, 20, 44, 52), rect(20, 40, 40, 56), rect(40, 60, 42, 54)])
+    scores = np.array([[0.9, 0.8], [0.6, 0.95], [0.7, 0.5]], np.float32)
+    masks, classes, det, sam = combine(parts, person[None], [PED], [0.9], sam_scores=scores)
+    assert classes.tolist() == [PED] and sam.tolist() == [pytest.approx([0.6, 0.5])]
+    assert combine(parts[:0], person[None], [PED], [0.9], sam_scores=scores[:0])[3].shape == (0, 2)
+
+
+def test_sam_scores_of_an_empty_prompt_list(tiny_labeler):
+    masks, iou, stab = sam_predict_boxes(tiny_labeler.predictor, np.zeros((H, W, 3), np.uint8), np.zeros((0, 4)))
+    assert masks.shape == (0, H, W) and iou.shape == stab.shape == (0,)
 
 
 def test_no_detections_gives_empty_instances(tiny_labeler):

@@ -71,3 +71,16 @@ def test_nothing_to_merge(scene):
     assert np.array_equal(only_labels.masks[0], labelled.masks[0] & ~known)
     with pytest.raises(ValueError, match="sizes differ"):
         merge_labels(truth, labelled, known[:, :60])
+
+
+def test_joined_object_gets_its_mask_iou_with_ground_truth_and_keeps_sams_scores(scene):
+    known, truth, labelled, car_a, car_b_carried, car_b_whole, car_c = scene
+    labelled.extra["sam_iou"] = np.array([0.91, 0.81, 0.71, 0.61], np.float32)
+    labelled.extra["sam_stability"] = np.array([0.92, 0.82, 0.72, 0.62], np.float32)
+    out = merge_labels(truth, labelled, known)
+    # car B: labeller's known part rows 11..24, cols 31..39 (14x9) against the carried rows 10..24, cols 30..39 (15x10)
+    assert out.extra["gt_iou"][1] == pytest.approx(14 * 9 / (15 * 10))
+    assert out.extra["sam_iou"].tolist()[1::2] == pytest.approx([0.91, 0.71])  # car B (joined), car C
+    assert out.extra["sam_stability"][3] == pytest.approx(0.72)
+    # ground truth no labeller mask joined, and the labeller's own car C: nothing to compare with
+    assert np.isnan(out.extra["gt_iou"][[0, 2, 3]]).all() and np.isnan(out.extra["sam_iou"][[0, 2]]).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from streetsynth import repo, schema
@@ -62,3 +63,21 @@ def test_long_titles_are_shortened_in_the_middle_to_fit_their_tile():
     assert draw.textlength(short, font=font) <= 200 < draw.textlength(title, font=font)
     assert short.endswith("seam 14.1") and short.startswith("8020") and "..." in short
     assert fit_text(draw, "seam 1.2", font, 200) == "seam 1.2"
+
+
+def test_preview_sorts_and_filters_by_scores_on_planted_rows(tmp_path):
+    from factories_scores import write_planted
+    from streetsynth.cards.preview import pick_rows, preview
+    from streetsynth.repo import load_split
+
+    folder = write_planted(tmp_path / "store")
+    rows = load_split(folder, "synthetic", "synthetic")
+    ids = lambda picks: [rows[i]["id"] for i in picks]  # noqa: E731
+    # planted seam scores 0.1, 0.5, 0.2, 0.9; lowest SAM IoU per row 0.4, 0.4, 0.8, 0.4
+    assert ids(pick_rows(rows, 2, sort="-seam_score")) == ["planted-3", "planted-1"]
+    assert ids(pick_rows(rows, 4, sort="seam_score", where=["seam_score<0.6"])) == ["planted-0", "planted-2", "planted-1"]
+    assert ids(pick_rows(rows, 4, where=["min_sam_iou>=0.5"])) == ["planted-2"]
+    with pytest.raises(ValueError, match="min_sam_iou"):
+        pick_rows(rows, 2, where=["sam<0.3"])
+    sheet, page = preview(folder, num=2, sort="-seam_score", rejected=True, out=tmp_path / "p.png")
+    assert sheet.stat().st_size > 0 and page.exists()

@@ -85,8 +85,9 @@ def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_l
 
     clip_dir = str(tmp_path / "clip")
     model, proc = CLIPModel.from_pretrained(clip_dir).eval(), CLIPProcessor.from_pretrained(clip_dir)
-    scores = []
+    scores, ids = [], []
     for row in load_split(res.folder, "synthetic", "synthetic"):
+        ids.append(row["id"])
         region = codec.to_rgb(row["image"])[:, row["generation"]["known_width"]:]
         inputs = proc(text=[row["generation"]["prompt"]], images=[Image.fromarray(region)], return_tensors="pt",
                       padding=True)
@@ -95,9 +96,13 @@ def test_quality_of_a_generated_version_lands_in_info_the_card_and_the_compare_l
         scores.append(100 * max(float(torch.cosine_similarity(out.image_embeds, out.text_embeds)[0]), 0.0))
     assert block["clip"]["invented_region"] == pytest.approx(float(np.mean(scores)), rel=1e-4)
     assert block["clip"]["real_region"] is not None
+    per_row = block["row_scores"]  # each row's CLIP score of its invented region, by row id
+    assert [per_row[i]["quality_clip"] for i in ids] == pytest.approx(scores, abs=1e-3)
     record_quality(res.folder, block)
     info = read_info(res.folder)
-    assert info["quality"] == json.loads(json.dumps(block)) and info["counts"]["accepted"] == 6
+    kept = {k: v for k, v in block.items() if k != "row_scores"}
+    assert info["quality"] == json.loads(json.dumps(kept)) and info["counts"]["accepted"] == 6
+    assert json.loads((res.folder / "meta" / "row_scores.json").read_text()) == per_row  # the sidecar
     card = render_card(res.folder, samples=False)
     assert "Quality against the real scenes" in card and f"{block['invented_region']['fid']:.3f}" in card
     [line] = quality_lines([res.folder])

@@ -65,7 +65,16 @@ def test_ground_truth_boxes_give_every_object_a_mask_panoptic_first(real, labele
             before, after = Instances.from_row(old, h, w), Instances.from_row(new, h, w)
             panoptic = before.masks.any(axis=(1, 2)) if before.masks is not None else np.zeros(len(before), bool)
             rgb = np.asarray(Image.open(io.BytesIO(old["image"]["bytes"])).convert("RGB"))
-            sam = sam_box_masks(labeler, rgb, before.boxes)
+            sam, sam_scores = sam_box_masks(labeler, rgb, before.boxes)
+            for name in ("sam_iou", "sam_stability"):  # SAM's own scores of the mask each box drew
+                got = np.array([o[name] for o in new["objects"]], np.float32)
+                assert np.isfinite(got).all() and ((got >= 0) & (got <= 1.0 + 1e-6) if name == "sam_stability"
+                                                   else np.isfinite(got)).all()
+                np.testing.assert_allclose(got, sam_scores[name], rtol=1e-5, atol=1e-6)
+            gt_iou = [o["gt_iou"] for o in new["objects"]]
+            want_iou = mask_iou(sam[panoptic], before.masks[panoptic]) if panoptic.any() else []
+            assert [v for v, p in zip(gt_iou, panoptic) if not p] == [None] * int((~panoptic).sum())
+            np.testing.assert_allclose([v for v, p in zip(gt_iou, panoptic) if p], want_iou, rtol=1e-5)
             taken = before.masks[panoptic].any(axis=0) if panoptic.any() else np.zeros((h, w), bool)
             for k in np.flatnonzero(panoptic):
                 assert np.array_equal(after.masks[k], before.masks[k])  # panoptic masks win, untouched

@@ -161,8 +161,10 @@ def _run_one(cfg: TrainConfig) -> dict[str, Any]:
     result = train_maskrcnn(cfg)
     eval_path = Path(cfg.out) / EVAL_FILE
     records = read_metrics(cfg.out)
+    run_path = Path(cfg.out) / "run.json"
     return {
         "seed": cfg.seed, "out": cfg.out, "steps": result.steps,
+        "synthetic_filter": json.loads(run_path.read_text()).get("synthetic_filter") if run_path.exists() else None,
         "images": result.steps * cfg.batch_size * PartialState().num_processes,
         "metrics": json.loads(eval_path.read_text()) if eval_path.exists() else None,
         "curves": {
@@ -443,3 +445,77 @@ def plot_learning_curves(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax_loss.legend(fontsize=8)
     ax_ap.legend(fontsize=7)
     return _save_figure(fig, path)
+
+
+def parse_sweep(text: str) -> tuple[str, list[float]]:
+    """``"min-instance-score=0.3,0.5,0.7"`` -> ``("min_instance_score", [0.3, 0.5, 0.7])``; ValueError
+    naming the known filters (training/data.py FILTERS) otherwise."""
+    from .data import FILTERS
+
+    name, sep, values = (text or "").partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in FILTERS:
+        raise ValueError(f"--sweep takes FILTER=V1,V2,... with FILTER one of "
+                         f"{', '.join(f.replace('_', '-') for f in FILTERS)}; got {text!r}")
+    try:
+        thresholds = [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--sweep {text!r}: thresholds must be numbers") from None
+    if not thresholds or len(set(thresholds)) != len(thresholds) or not all(math.isfinite(v) for v in thresholds):
+        raise ValueError(f"--sweep {text!r}: give distinct finite thresholds")
+    return name, thresholds
+
+
+def sweep_filters(base: TrainConfig, sweep: str, out: str | Path, mix: str = "real=1,synthetic=1",
+                  seeds: int = DEFAULT_SEEDS, steps: int | None = None, jobs: int = 1) -> list[dict[str, Any]]:
+    """One ``mix`` per threshold of a load-time filter (``sweep``, see :func:`parse_sweep`), plus the
+    unfiltered mix and real-only, at equal steps and images, ``seeds`` times each (paired by seed).
+
+    Rows are :func:`compare_mixes`'s (format_comparison, plot_deltas and comparison_table read them),
+    labelled ``<filter>=<threshold>: <mix>``, each with ``filter`` and, per seed, what the filter
+    dropped (``synthetic_filter``). Writes ``results.json`` (with ``sweep``) and ``delta.png`` to ``out``.
+    """
+    from accelerate import PartialState
+
+    name, thresholds = parse_sweep(sweep)
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    if parse_mix(mix)["synthetic"] <= 0:
+        raise ValueError(f"--sweep filters synthetic rows: the mix {mix!r} must weigh synthetic data")
+    if not base.synthetic:
+        raise ValueError("--sweep needs --synthetic versions to filter")
+    mix = format_mix(parse_mix(mix))
+    flag = name.replace("_", "-")
+    unfiltered = replace(base, **{name: None})
+    specs = [MixSpec("real=1", "real=1", []), MixSpec(f"unfiltered: {mix}", mix, list(base.synthetic))]
+    specs += [MixSpec(f"{flag}={v:g}: {mix}", mix, list(base.synthetic)) for v in thresholds]
+    out = Path(out)
+    per_epoch, total = step_budget(base, steps, PartialState().num_processes)
+    plan = _plan(unfiltered, specs, out, seeds, [1.0], per_epoch, total, control_2x=False)
+    values = [None, None] + thresholds
+    plan = [({**head, "filter": None if v is None else f"{flag}={v:g}"},
+             [replace(c, **{name: v}) for c in cfgs]) for (head, cfgs), v in zip(plan, values)]
+    results = _run_all([c for _, cfgs in plan for c in cfgs], jobs)
+    rows = []
+    for head, cfgs in plan:
+        runs, results = results[:len(cfgs)], results[len(cfgs):]
+        rows.append({**head, "steps": runs[0]["steps"], "images": runs[0]["images"], "seeds": runs})
+    _add_deltas(rows)
+    atomic_write_text(out / RESULTS_FILE, json.dumps({
+        "config": asdict(base), "sweep": {"filter": name, "thresholds": thresholds, "mix": mix}, "seeds": seeds,
+        "steps": total, "steps_per_epoch": per_epoch, "real_fractions": [1.0],
+        "warnings": comparison_warnings(seeds), "runs": rows}, indent=2) + "\n")
+    plot_deltas(rows, out / DELTA_FILE)
+    return rows
+
+
+def format_sweep_drops(rows: list[dict[str, Any]]) -> str:
+    """Per swept mix, what its filter left out of the synthetic rows (first seed's run; every seed reads the same)."""
+    lines = []
+    for r in rows:
+        rec = (r["seeds"][0].get("synthetic_filter") or {}) if r["seeds"] else {}
+        if r.get("filter") and rec.get("rows"):
+            lines.append(f"{r['mix']}: dropped {rec['rows_dropped']} of {rec['rows']} rows, "
+                         f"{rec['instances_dropped_score'] + rec['instances_dropped_sam_iou']} of "
+                         f"{rec['instances']} instances ({rec['instances_kept']} kept)")
+    return "\n".join(lines)

@@ -14,6 +14,14 @@ policy, because an object left out of the target is taught as background:
 
 :class:`DetectionSources` counts what each policy dropped or filled (``report()``).
 
+Synthetic rows can be filtered by their scores when they are read (:class:`ScoreFilter`,
+:func:`filter_synthetic`), so a user picks the quality threshold instead of the generator: a row whose
+seam score is above ``max_seam_score`` is dropped; an instance whose detector score is below
+``min_instance_score`` or whose SAM predicted IoU is below ``min_sam_iou`` is dropped from its row's
+target (its pixels become background). A score that was never measured (ground truth has no SAM
+score; versions written before the scores have none) never drops anything; such rows and instances
+are counted as unscored.
+
 Randomness is derived: every draw of the mixing sampler carries its own seed (from the run seed,
 the epoch and the draw number) and the augmentation of that sample runs under that seed alone.
 """
@@ -21,6 +29,7 @@ the epoch and the draw number) and the augmentation of that sample runs under th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import warnings
@@ -314,3 +323,129 @@ def select_segments(rows: Sequence, fraction: float, seed: int) -> Sequence:
     chosen = np.random.default_rng(derive_seed(seed, "real-fraction")).choice(names, size=k, replace=False)
     index = np.flatnonzero(np.isin(segments, chosen))
     return rows.select(index) if hasattr(rows, "select") else [rows[int(i)] for i in index]
+
+
+#: Load-time filters by name, as ``--sweep`` and the flags spell them (underscores or dashes).
+FILTERS = ("max_seam_score", "min_instance_score", "min_sam_iou")
+
+
+@dataclass(frozen=True)
+class ScoreFilter:
+    """Thresholds applied to synthetic rows when they are read; None leaves a score unfiltered."""
+
+    max_seam_score: float | None = None  # drop rows whose generation.seam_score is above this
+    min_instance_score: float | None = None  # drop instances whose detector score is below this
+    min_sam_iou: float | None = None  # drop instances whose SAM predicted IoU is below this
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value is not None and not np.isfinite(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ScoreFilter":
+        """The filter of any object with the FILTERS as attributes (a TrainConfig)."""
+        return cls(**{k: getattr(config, k, None) for k in FILTERS})
+
+    def active(self) -> bool:
+        return any(v is not None for v in asdict(self).values())
+
+    def describe(self) -> str:
+        """``min_instance_score=0.5,max_seam_score=0.2`` (empty when nothing is filtered)."""
+        return ",".join(f"{k}={v:g}" for k, v in asdict(self).items() if v is not None)
+
+
+def _objects(row: dict[str, Any]) -> list[dict[str, Any]]:
+    objects = row.get("objects") or []
+    if isinstance(objects, dict):  # columnar form
+        return [dict(zip(objects, vals)) for vals in zip(*objects.values())]
+    return list(objects)
+
+
+def _below(value: Any, threshold: float | None) -> bool:
+    return threshold is not None and value is not None and np.isfinite(value) and value < threshold
+
+
+def plan_filter(rows: Sequence, flt: ScoreFilter) -> tuple[np.ndarray, list[list[int]], dict[str, int]]:
+    """``(kept row indices, per kept row the indices of its kept objects, counts)`` of ``flt`` on ``rows``.
+
+    Reads only ``objects`` and ``generation`` (images are not decoded). Counts: rows, rows_dropped
+    (seam score), rows_unscored (no seam score while one is filtered), instances (in the rows read),
+    instances_dropped_score, instances_dropped_sam_iou, instances_unscored_sam (no SAM IoU while it
+    is filtered), instances_kept (in the kept rows).
+    """
+    cols = [c for c in ("objects", "generation") if c in getattr(rows, "column_names", ("objects", "generation"))]
+    view = rows.select_columns(cols) if hasattr(rows, "select_columns") else rows
+    c = dict.fromkeys(("rows", "rows_dropped", "rows_unscored", "instances", "instances_dropped_score",
+                       "instances_dropped_sam_iou", "instances_unscored_sam", "instances_kept"), 0)
+    keep_rows, keep_objects = [], []
+    for i, row in enumerate(view):
+        objects = _objects(row)
+        c["rows"] += 1
+        c["instances"] += len(objects)
+        seam = (row.get("generation") or {}).get("seam_score")
+        if flt.max_seam_score is not None and (seam is None or not np.isfinite(seam)):
+            c["rows_unscored"] += 1
+        if flt.max_seam_score is not None and seam is not None and np.isfinite(seam) and seam > flt.max_seam_score:
+            c["rows_dropped"] += 1
+            continue
+        kept = []
+        for k, o in enumerate(objects):
+            if _below(o.get("score"), flt.min_instance_score):
+                c["instances_dropped_score"] += 1
+                continue
+            if flt.min_sam_iou is not None and o.get("sam_iou") is None:
+                c["instances_unscored_sam"] += 1
+            if _below(o.get("sam_iou"), flt.min_sam_iou):
+                c["instances_dropped_sam_iou"] += 1
+                continue
+            kept.append(k)
+        keep_rows.append(i)
+        keep_objects.append(kept)
+        c["instances_kept"] += len(kept)
+    return np.asarray(keep_rows, np.int64), keep_objects, c
+
+
+def filter_synthetic(rows: Sequence, flt: ScoreFilter) -> tuple[Sequence, dict[str, Any]]:
+    """``rows`` with ``flt`` applied (rows dropped, objects left out of kept rows), and what it did.
+
+    A ``datasets.Dataset`` stays one (``select`` then a ``map`` of the ``objects`` column only); a list
+    gives a list of shallow copies. The record holds the filter (``filter``) and :func:`plan_filter`'s counts.
+    """
+    if not flt.active() or not len(rows):
+        return rows, {"filter": flt.describe(), "rows": len(rows), "rows_dropped": 0}
+    index, kept, counts = plan_filter(rows, flt)
+    record = {"filter": flt.describe(), **counts}
+    pruned = counts["instances_dropped_score"] + counts["instances_dropped_sam_iou"] > 0
+    if hasattr(rows, "select"):
+        out = rows.select(index)
+        if pruned:
+            out = out.map(lambda objects, j: {"objects": [objects[k] for k in kept[j]]} if not isinstance(objects, dict)
+                          else {"objects": {key: [vals[k] for k in kept[j]] for key, vals in objects.items()}},
+                          with_indices=True, input_columns=["objects"], desc=f"filter {flt.describe()}",
+                          new_fingerprint=derive_fingerprint(out, flt))
+        return out, record
+    out = []
+    for i, k in zip(index, kept):
+        row = dict(rows[int(i)])
+        objects = _objects(row)
+        row["objects"] = [objects[j] for j in k]
+        out.append(row)
+    return out, record
+
+
+def derive_fingerprint(rows: Any, flt: ScoreFilter) -> str:
+    """The datasets fingerprint of ``rows`` filtered by ``flt``: a new cache entry per source and filter."""
+    import hashlib
+
+    return hashlib.sha256(f"{rows._fingerprint}/{flt.describe()}".encode()).hexdigest()[:32]
+
+
+def format_filter(record: dict[str, Any]) -> str:
+    """One line: what a load-time filter dropped."""
+    if not record.get("filter"):
+        return ""
+    return (f"synthetic filter {record['filter']}: dropped {record['rows_dropped']} of {record['rows']} rows "
+            f"({record['rows_unscored']} without a seam score), {record['instances_dropped_score']} instances by "
+            f"detector score and {record['instances_dropped_sam_iou']} by SAM IoU ({record['instances_unscored_sam']} "
+            f"without one); {record['instances_kept']} of {record['instances']} instances kept")

@@ -6,8 +6,8 @@ the repo holds them, under ``OUT/images/<split>/``. Categories are ``CLASS_NAMES
 ``[x, y, w, h]`` of the row's xyxy box), its mask as compressed RLE (pycocotools), the mask's area
 and ``iscrowd`` 0; the row's other per-object fields (``score``, ``source``, ``mask_source`` and any
 score a newer labeler records) ride along as extra keys, and each image carries the row's id and,
-for synthetic rows, its ``generation`` record (seam score, attempts, ...), so a user can re-threshold
-on the exported files alone.
+for synthetic rows, its ``generation`` record (seam score, attempts, ...) and the row scores of its
+version's sidecar (``quality_clip``), so a user can re-threshold on the exported files alone.
 
 COCO has no box-only instance; objects without mask pixels follow the training policies
 (``drop-row``, the default, leaves out the whole image; ``box-fill`` fills the box and marks the
@@ -95,6 +95,8 @@ def coco_split(data: Path, config: str, split: str, images_dir: Path, missing_ma
     images_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     counts = {"images": 0, "annotations": 0, "dropped_rows": 0, "dropped_objects": 0, "box_filled": 0}
+    sidecar_path = Path(data) / schema.ROW_SCORES_PATH
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
     for row in _rows(data, config, split):
         anns = row_annotations(row, missing_masks, counts)
         if anns is None:
@@ -104,7 +106,7 @@ def coco_split(data: Path, config: str, split: str, images_dir: Path, missing_ma
         data_bytes = _image_bytes(row["image"], data)
         name = f"{row['id']}{_extension(data_bytes)}"
         (images_dir / name).write_bytes(data_bytes)
-        images.append(image_entry(row, image_id, name))
+        images.append({**image_entry(row, image_id, name), **sidecar.get(str(row["id"]), {})})
         for ann in anns:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, **ann})
     counts["images"], counts["annotations"] = len(images), len(annotations)

@@ -43,7 +43,8 @@ from streetsynth.versions import fingerprint
 
 from .checkpoints import (STATE_FILE, TRAINER_FILE, checkpoint_step, commit_checkpoint, latest_checkpoint, staged_checkpoint,
                           trim_jsonl)
-from .data import DetectionSources, MixSampler, check_policy, collate, format_mix, parse_mix, select_segments
+from .data import (FILTERS, DetectionSources, MixSampler, ScoreFilter, check_policy, collate, filter_synthetic, format_filter,
+                   format_mix, parse_mix, select_segments)
 from .evaluate import evaluate_model, format_table, write_metrics
 from .norm import recompute_norm_stats
 
@@ -88,6 +89,9 @@ class TrainConfig:
     real_fraction: float = 1.0  # share of the real train segments used, drawn per seed as whole segments
     augment: str = "hflip"  # augmentation preset: none, hflip, hflip_scale
     missing_masks: str = "drop-row"  # objects without mask pixels: drop-row, box-fill or skip-object (see data.py)
+    max_seam_score: float | None = None  # load-time filter: drop synthetic rows with a seam score above this
+    min_instance_score: float | None = None  # load-time filter: drop synthetic instances with a detector score below
+    min_sam_iou: float | None = None  # load-time filter: drop synthetic instances with a SAM predicted IoU below
     seed: int = 0  # run seed; sampler draws and augmentations derive from it
     mixed_precision: str = "auto"  # "auto" (bf16/fp16 on a GPU, none on CPU), "no", "fp16", "bf16"
     cpu: bool = False  # force the CPU even where a GPU is present
@@ -175,7 +179,9 @@ def training_step(model: torch.nn.Module, images: list[torch.Tensor], targets: l
 
 
 def _settings_fingerprint(config: TrainConfig) -> str:
-    return fingerprint({k: v for k, v in asdict(config).items() if k not in RESUMABLE_FIELDS and k != "out"})
+    # Unset load-time filters stay out, so runs checkpointed before the filters existed still resume.
+    return fingerprint({k: v for k, v in asdict(config).items()
+                        if k not in RESUMABLE_FIELDS and k != "out" and not (k in FILTERS and v is None)})
 
 
 def _save_checkpoint(model, optimizer, scheduler, config: TrainConfig, step: int, epoch: int,
@@ -233,7 +239,9 @@ def check_synthetic_labelled(path: str | Path, rows: Any = None) -> None:
                          "`streetsynth label`, and train on that version.")
 
 
-def _load_sources(config: TrainConfig) -> dict[str, Any]:
+def _load_sources(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The real train rows (the run's share of segments) and the synthetic rows after the load-time score
+    filter, and what the filter dropped (None without synthetic rows)."""
     import datasets
 
     real = load_split(config.real, schema.STITCHED, "train")
@@ -243,11 +251,12 @@ def _load_sources(config: TrainConfig) -> dict[str, Any]:
         rows = load_split(p, schema.SYNTHETIC, schema.SYNTHETIC_SPLIT)
         check_synthetic_labelled(p, rows)
         syn.append(rows)
-    if syn:
-        sources["synthetic"] = syn[0] if len(syn) == 1 else datasets.concatenate_datasets(syn)
-    else:
+    if not syn:
         sources["synthetic"] = []
-    return sources
+        return sources, None
+    rows = syn[0] if len(syn) == 1 else datasets.concatenate_datasets(syn)
+    sources["synthetic"], filtered = filter_synthetic(rows, ScoreFilter.from_config(config))
+    return sources, filtered
 
 
 def _segment_rows(rows):
@@ -331,6 +340,7 @@ class _Run:
     datasets_used: list[dict]
     mp: str
     real_segments: list[str] = field(default_factory=list)
+    synthetic_filter: dict[str, Any] | None = None
     step: int = 0
     resumed_from: int | None = None
     last_loss: float | None = None
@@ -347,10 +357,11 @@ def _setup(config: TrainConfig, model: torch.nn.Module | None) -> _Run:
         [dataset_info(p) for p in config.synthetic] if mix["synthetic"] > 0 else [])
     mp = resolve_mixed_precision(config.mixed_precision, config.cpu)
     accelerator = Accelerator(mixed_precision=mp, cpu=config.cpu)
-    sources = DetectionSources(_load_sources(config), config.augment, config.missing_masks)
+    loaded, filtered = _load_sources(config)
+    sources = DetectionSources(loaded, config.augment, config.missing_masks)
     sizes = sources.sizes()
     if accelerator.is_main_process:
-        print(sources.report())
+        print("\n".join(line for line in (format_filter(filtered or {}), sources.report()) if line))
     _check_masks(config, sources, mix)
     if model is None:
         config = _fit_detector(config, sources, mix)
@@ -374,7 +385,7 @@ def _setup(config: TrainConfig, model: torch.nn.Module | None) -> _Run:
         optimizer, lr_lambda(config.warmup_steps, config.warmup_factor, total_steps))
     run = _Run(config, Path(config.out), accelerator, model, optimizer, scheduler, loader, steps_per_epoch,
                total_steps, _norm_batches(sources, sizes, mix, config), val_rows, datasets_used, mp,
-               sorted({str(r["segment"]) for r in _segment_rows(sources.sources["real"])}))
+               sorted({str(r["segment"]) for r in _segment_rows(sources.sources["real"])}), filtered)
     _resume(run)
     run.model, run.optimizer, run.loader = accelerator.prepare(run.model, run.optimizer, run.loader)
     return run
@@ -467,6 +478,7 @@ def _finish(run: _Run) -> None:
         "config": asdict(config), "steps": run.step, "steps_per_epoch": run.steps_per_epoch,
         "warmup_steps": warmup_length(config.warmup_steps, run.total_steps), "num_processes": acc.num_processes,
         "mixed_precision": run.mp, "datasets": run.datasets_used, "real_segments": run.real_segments,
+        "synthetic_filter": run.synthetic_filter,
         "final_loss": run.last_loss}, indent=2) + "\n")
 
 

@@ -42,6 +42,13 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="objects without mask pixels: drop-row = leave their image out (default), box-fill = "
                    "fill the box as the mask, skip-object = drop the object, keep the image (it is then taught "
                    "as background; warns)")
+    p.add_argument("--max-seam-score", type=float, default=None,
+                   help="load-time filter: leave out synthetic rows whose seam score is above this")
+    p.add_argument("--min-instance-score", type=float, default=None,
+                   help="load-time filter: leave out synthetic instances whose detector score is below this "
+                   "(their pixels become background)")
+    p.add_argument("--min-sam-iou", type=float, default=None,
+                   help="load-time filter: leave out synthetic instances whose SAM predicted IoU is below this")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
                    help="auto = bf16/fp16 on a GPU, none on the CPU")
@@ -99,6 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "scene's labels), e.g. oracle,noise; each runs as real=1,synthetic=1")
     p.add_argument("--no-control-2x", action="store_true",
                    help="skip the real-only control trained for twice the steps")
+    p.add_argument("--sweep", default=None,
+                   help="train one mix per threshold of a load-time filter instead of the mixes, e.g. "
+                   "min-instance-score=0.3,0.5,0.7 (also max-seam-score, min-sam-iou); the mix is the first of "
+                   "--mixes (default real=1,synthetic=1), run beside the unfiltered mix and real-only")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once, one process each (default 1)")
     p.add_argument("--steps", type=_int_or_none, default=None,
                    help="optimizer steps every mix gets (default: the real-only run's, one pass over the real "
@@ -156,6 +167,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     synthetic = [str(resolve_synthetic(p)) for p in _split_list(args.synthetic)]
     cfg = _config(args, synthetic=synthetic, mix="real=1", eval_each_epoch=True)
+    if args.sweep:
+        return _run_sweep(args, cfg)
     fractions = parse_fractions(args.real_fraction)
     controls = parse_controls(args.control)
     mixes = args.mixes or (["real=1", "real=1,synthetic=0.5", "synthetic=1"] if synthetic else ["real=1"])
@@ -168,6 +181,18 @@ def run_compare(args: argparse.Namespace) -> int:
     for line in quality_lines(synthetic):
         print(line)
     print(f"wrote {Path(args.out) / RESULTS_FILE}, {Path(args.out) / CURVES_FILE} and {Path(args.out) / DELTA_FILE}")
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace, cfg) -> int:
+    from streetsynth.training.compare import DELTA_FILE, RESULTS_FILE, format_comparison, format_sweep_drops, \
+        sweep_filters
+
+    rows = sweep_filters(cfg, args.sweep, args.out, mix=(args.mixes or ["real=1,synthetic=1"])[0],
+                         seeds=args.seeds, steps=args.steps, jobs=args.jobs)
+    print(format_comparison(rows))
+    print(format_sweep_drops(rows))
+    print(f"wrote {Path(args.out) / RESULTS_FILE} and {Path(args.out) / DELTA_FILE}")
     return 0
 
 
