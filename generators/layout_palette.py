@@ -33,6 +33,8 @@ from streetsynth.schema import CLASS_NAMES, SEGMENTATION_TO_CLASS
 
 #: Palette name recorded with every trained ControlNet and every layout-conditioned row.
 PALETTE_NAME = "streetsynth-layout-v1"
+#: The file beside a trained ControlNet that names the palette it learned (``palette_record``).
+PALETTE_FILE = "layout_palette.json"
 #: Stuff (and unkept thing) classes of the layout, after CLASS_NAMES.
 STUFF_NAMES: tuple[str, ...] = ("road", "sidewalk", "building", "vegetation", "sky", "ground", "pole",
                                 "traffic light", "bicycle")
@@ -83,13 +85,18 @@ def draw_layout(inst: Instances, semantic: np.ndarray | None = None) -> np.ndarr
     return np.where((ids > 0)[..., None], lut[ids], out)
 
 
-def row_layout(row: dict) -> np.ndarray:
-    """The layout of a dataset row (its ``objects``, ``instance_mask`` and, where present, ``semantic_mask``)."""
-    inst = Instances.from_row(row)
+def row_semantic(row: dict) -> np.ndarray | None:
+    """A row's ``semantic_mask`` as (H, W) uint8 Waymo types (decoded PIL or raw bytes), or None without one."""
     sem = row.get("semantic_mask")
-    if sem is not None and not isinstance(sem, np.ndarray):
+    if sem is None:
+        return None
+    if isinstance(sem, dict):
         from streetsynth import codec
 
-        sem = codec.decode_unchanged(sem["bytes"], f"row {row.get('id')} semantic_mask") if isinstance(sem, dict) \
-            else np.asarray(sem)
-    return draw_layout(inst, None if sem is None else np.asarray(sem, np.uint8))
+        return codec.decode_unchanged(sem["bytes"], f"row {row.get('id')} semantic_mask")
+    return np.asarray(sem, np.uint8)
+
+
+def row_layout(row: dict) -> np.ndarray:
+    """The layout of a dataset row (its ``objects``, ``instance_mask`` and, where present, ``semantic_mask``)."""
+    return draw_layout(Instances.from_row(row), row_semantic(row))

@@ -101,3 +101,47 @@ def test_condition_uses_the_ade20k_palette():
     masks[0, :4], masks[1, 5:, 5:] = True, True
     cond = seg_condition(Instances.from_masks(masks, [0, 1]))
     assert tuple(cond[0, 0]) == (0, 102, 200) and tuple(cond[7, 7]) == (150, 5, 61) and not cond[5, 0].any()
+
+
+def test_layout_conditions_draw_the_rows_stuff_classes(tmp_path):
+    from streetsynth.generators.layout_palette import LAYOUT_COLORS
+    from streetsynth.generators.rerender import ADE20K_STUFF, condition_image
+    from streetsynth.schema import SEG_ROAD, SEG_SKY
+
+    rows = load_split(make_real_repo(tmp_path / "real", rows=2), "stitched", "train")
+    row = next(r for r in rows if r["semantic_mask"] is not None)
+    inst, sem = Instances.from_row(row), np.asarray(row["semantic_mask"])
+    image = np.asarray(row["image"])
+    free = inst.id_mask() == 0
+    for condition, colours in (("layout", {SEG_ROAD: LAYOUT_COLORS["road"], SEG_SKY: LAYOUT_COLORS["sky"]}),
+                               ("seg", {SEG_ROAD: ADE20K_STUFF[SEG_ROAD], SEG_SKY: ADE20K_STUFF[SEG_SKY]})):
+        cond = condition_image(condition, row, inst, image)
+        for seg, colour in colours.items():
+            assert (sem == seg).any() and (cond[(sem == seg) & free] == colour).all(), condition
+
+
+def test_a_trained_controlnet_drives_rerender_and_rows_record_its_digest(tmp_path):
+    from streetsynth.digest import file_digest
+    from streetsynth.training.controlnet import ControlNetConfig, train_controlnet
+
+    real = make_real_repo(tmp_path / "real", rows=2)
+    cn = tmp_path / "cn"
+    train_controlnet(ControlNetConfig(real=str(real), model="tiny", out=str(cn), max_steps=1, height=64, width=128,
+                                      lr=1e-3, progress=False))
+    digest = file_digest(cn / "diffusion_pytorch_model.safetensors")
+
+    def nothing(image):
+        return np.zeros((0, *image.shape[:2]), bool), np.zeros(0, np.int64)
+
+    cfg = RerenderConfig(real=str(real), out=str(tmp_path / "store"), model="tiny", controlnet=str(cn), steps=2,
+                         seed=1, iou_threshold=0.0, verifier=nothing)
+    res = run_rerender(cfg)
+    rows = list(load_split(res["folder"], "synthetic", "synthetic"))
+    assert rows
+    for row in rows:
+        d = json.loads(row["generation"]["method_details"])
+        assert d["condition"] == "layout" and d["stuff_drawn"] is True
+        assert d["controlnet"] == {"name": "cn", "digest": digest, "palette": "streetsynth-layout-v1"}
+        assert row["generation"]["model_id"].endswith("+cn") and digest in row["generation"]["model_revision"]
+    info = json.loads((res["folder"] / "meta" / "info.json").read_text())
+    assert info["controlnet"]["digest"] == digest and str(tmp_path) not in json.dumps(info)

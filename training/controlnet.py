@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from streetsynth import schema
-from streetsynth.generators.layout_palette import palette_record, row_layout
+from streetsynth.generators.layout_palette import PALETTE_FILE, palette_record, row_layout
 from streetsynth.repo import atomic_write_text, load_split
 from streetsynth.seeds import derive_seed
 
@@ -48,7 +48,6 @@ from .data import MixSampler
 from .inpaint import LORA_TARGETS, _move, _resume, _save_checkpoint
 from .maskrcnn import NonFiniteLossError, dataset_info, resolve_mixed_precision
 
-PALETTE_FILE = "layout_palette.json"
 #: ControlNet parts trained in full under LoRA: they carry the layout in and start at zero.
 FULL_UNDER_LORA = ("controlnet_cond_embedding", "controlnet_down_blocks", "controlnet_mid_block")
 
