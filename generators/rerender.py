@@ -32,6 +32,7 @@ from streetsynth.seeds import derive_seed
 from streetsynth.versions import check_out_outside, check_version
 
 from .layout_palette import PALETTE_FILE, PALETTE_NAME, draw_layout, row_semantic
+from .style_reference import IP_ADAPTER, IP_ADAPTER_WEIGHT, StyleImages, load_ip_adapter
 from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
                          open_run, source_record, synthetic_row, version_rows)
 
@@ -173,6 +174,10 @@ class RerenderConfig(MethodRunOptions):
     min_kept: int = 1  # rows with fewer kept instances are dropped
     num: int | None = None
     detector: str = "tiny"  # detector spec for verification
+    style_image: str | None = None  # a reference image, or a folder of them (one drawn per row), via IP-Adapter
+    style_scale: float = 0.6  # IP-Adapter scale: how strongly the reference steers the image
+    ip_adapter: str = IP_ADAPTER  # IP-Adapter Hub id or local folder
+    ip_adapter_weight: str = IP_ADAPTER_WEIGHT  # its weight file inside (image_encoder/ beside it)
     verifier: Callable | None = field(default=None, repr=False)  # image -> (masks, classes)
 
 
@@ -184,8 +189,9 @@ def load_controlnet_pipeline(model: str, controlnet: str, revision: str | None, 
 
 
 def render(pipe, condition: np.ndarray, prompt: str, negative: str, seed: int, steps: int, guidance: float,
-           conditioning_scale: float, size: tuple[int, int]) -> np.ndarray:
-    """One ControlNet image at ``size`` (H, W), returned at the condition's own size (RGB uint8)."""
+           conditioning_scale: float, size: tuple[int, int], style: Image.Image | None = None) -> np.ndarray:
+    """One ControlNet image at ``size`` (H, W), returned at the condition's own size (RGB uint8); ``style`` is
+    the IP-Adapter reference image (the adapter must be loaded)."""
     import torch
 
     h, w = condition.shape[:2]
@@ -193,10 +199,11 @@ def render(pipe, condition: np.ndarray, prompt: str, negative: str, seed: int, s
     cond = cv2.resize(condition, (gw, gh), interpolation=cv2.INTER_NEAREST) if (gh, gw) != (h, w) else condition
     device = getattr(pipe, "device", torch.device("cpu"))
     gen = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(int(seed))
+    extra = {} if style is None else {"ip_adapter_image": style}
     with torch.inference_mode():
         out = pipe(prompt=prompt, negative_prompt=negative, image=Image.fromarray(cond), height=gh, width=gw,
                    num_inference_steps=steps, guidance_scale=guidance, controlnet_conditioning_scale=conditioning_scale,
-                   generator=gen, output_type="np").images[0]
+                   generator=gen, output_type="np", **extra).images[0]
     out = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC) if (gh, gw) != (h, w) else out
 
@@ -228,7 +235,7 @@ def condition_image(condition: str, row: dict[str, Any], inst: Instances, image:
     return draw_layout(inst, semantic) if condition == "layout" else seg_condition(inst, semantic)
 
 
-def _rerender_one(cfg: RerenderConfig, row: dict[str, Any], sid: str, pipe, verifier):
+def _rerender_one(cfg: RerenderConfig, row: dict[str, Any], sid: str, pipe, verifier, styles: StyleImages | None):
     """One sample: (image, kept instances, details, prompt), or None when too few instances survive."""
     image = codec.to_rgb(row["image"], row["id"])
     inst = Instances.from_row(row)
@@ -239,7 +246,9 @@ def _rerender_one(cfg: RerenderConfig, row: dict[str, Any], sid: str, pipe, veri
     prompt = f"{base}, {phrase}"
     cond = condition_image(cfg.condition, row, inst, image)
     size = cfg.size or ((h // 8) * 8, (w // 8) * 8)
-    out = render(pipe, cond, prompt, cfg.negative_prompt, seed, cfg.steps, cfg.guidance, cfg.conditioning_scale, size)
+    style = styles.pick(cfg.seed, sid) if styles is not None else None
+    out = render(pipe, cond, prompt, cfg.negative_prompt, seed, cfg.steps, cfg.guidance, cfg.conditioning_scale, size,
+                 None if style is None else style.image)
     iou = agreement(inst, *verifier(out))
     keep = iou >= cfg.iou_threshold
     if keep.sum() < cfg.min_kept:
@@ -248,7 +257,7 @@ def _rerender_one(cfg: RerenderConfig, row: dict[str, Any], sid: str, pipe, veri
                "stuff_drawn": cfg.condition != "edges" and row.get("semantic_mask") is not None,
                "iou_threshold": cfg.iou_threshold, "size": list(size),
                "agreement": {str(int(i)): round(float(v), 6) for i, v in zip(inst.ids, iou)},
-               "dropped_ids": [int(i) for i in inst.ids[~keep]]}
+               "dropped_ids": [int(i) for i in inst.ids[~keep]], "style": None if style is None else style.record}
     return out, inst.select(keep), details, prompt
 
 
@@ -274,7 +283,10 @@ def run_rerender(cfg: RerenderConfig) -> MethodResult:
     check_config(cfg)
     cn = controlnet_record(cfg.controlnet)
     cfg = replace(cfg, condition=resolve_condition(cfg.condition, cn))
+    styles = StyleImages(cfg.style_image, cfg.style_scale) if cfg.style_image else None
     model = _load_model(cfg)
+    if styles is not None:
+        load_ip_adapter(model.pipeline, cfg.ip_adapter, cfg.ip_adapter_weight, cfg.style_scale)
     verifier = cfg.verifier or MaskDetector(cfg.detector, cfg.device)
     verifier_desc = getattr(verifier, "description", "injected")
     source = load_split(cfg.real, STITCHED, cfg.split)
@@ -282,6 +294,8 @@ def run_rerender(cfg: RerenderConfig) -> MethodResult:
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "version", "pipeline", "verifier", "sheet_samples")}
     settings["controlnet"] = cn["name"]  # a folder's name, never the machine's path
+    settings["style_image"] = None if styles is None else styles.record()
+    settings["ip_adapter"] = Path(cfg.ip_adapter).name if Path(cfg.ip_adapter).is_dir() else cfg.ip_adapter
     fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
                                      "model": [model.model_id, model.revision], "verifier": verifier_desc,
                                      "controlnet": cn, "settings": settings})
@@ -295,7 +309,7 @@ def run_rerender(cfg: RerenderConfig) -> MethodResult:
         if Instances.from_row(row).masks is None:
             run.writer.add(sid, None, attempts=0, rejected=0)
             continue
-        made = _rerender_one(cfg, row, sid, model.pipeline, verifier)
+        made = _rerender_one(cfg, row, sid, model.pipeline, verifier, styles)
         if made is None:
             run.writer.add(sid, None, attempts=1, rejected=1)
             continue

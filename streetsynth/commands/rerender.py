@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.config import add_version_run_options, config_from_args, parse_size
-
+from streetsynth.config import add_style_options, add_version_run_options, config_from_args, parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-kept", type=int, default=None, help="drop rows keeping fewer instances (default 1)")
     p.add_argument("--detector", default=None, help="detector spec for verification (default tiny)")
     p.add_argument("--num", type=int, default=None)
+    add_style_options(p)
     add_version_run_options(p)
     p.set_defaults(func=run)
 
