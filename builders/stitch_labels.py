@@ -299,18 +299,9 @@ def seam_objects(rec: FrameRecord, geometry: StitchGeometry) -> list[Keep]:
     return _keeps(carried, _pairs(carried, classes, geometry, MATCH_IOU), geometry)
 
 
-def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
-    """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
-
-    Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once
-    and the two are joined into one code image (FRONT_RIGHT's values shifted past FRONT's), taking
-    the view with the larger feather weight where both see. Everything else works on the codes'
-    tables, not on pixels: global id and class of every code, pixel counts per code (one
-    ``bincount``), the majority class of each id, and a code -> instance index table gathered once.
-    With ``seam``, each pixel's label comes from the view on its side of the seam (an object in the
-    overlap is whole on its best view's side, so its mask is that view's).
-    """
-    h, w = geometry.size
+def _joined_codes(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None):
+    """(code image, global id per code, semantic class per code, global ids each view shows) of both
+    cameras' panoptic labels warped onto the canvas and joined (see :func:`panoptic_instances`)."""
     warped, gids, sems, present, shift = {}, [], [], {}, 0
     for k, name in enumerate(VIEWS):
         view = rec.cameras[name]
@@ -324,9 +315,30 @@ def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | 
         gids.append(gid)
         sems.append(sem)
         shift += n
-    gid, sem = np.concatenate(gids), np.concatenate(sems)
-    use_front = front_region(geometry, seam)
-    code = np.where(use_front, warped["FRONT"], warped["FRONT_RIGHT"])
+    code = np.where(front_region(geometry, seam), warped["FRONT"], warped["FRONT_RIGHT"])
+    return code, np.concatenate(gids), np.concatenate(sems), present
+
+
+def panoptic_semantic(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> np.ndarray:
+    """(H, W) uint8 Waymo segmentation class of every canvas pixel (0 = undefined / unseen), taken from
+    the same view per pixel as the instance masks: the stuff classes (road, sky, ...) a layout needs."""
+    code, _, sem, _ = _joined_codes(rec, geometry, seam)
+    return np.clip(sem, 0, 255).astype(np.uint8)[code]
+
+
+def panoptic_instances(rec: FrameRecord, geometry: StitchGeometry, seam: Seam | None = None) -> Instances:
+    """Stitched Instances with masks from both cameras' panoptic labels, joined by global id.
+
+    Each camera's raw label (``semantic * divisor + local``, uint16) is warped nearest-neighbour once
+    and the two are joined into one code image (FRONT_RIGHT's values shifted past FRONT's), taking
+    the view with the larger feather weight where both see. Everything else works on the codes'
+    tables, not on pixels: global id and class of every code, pixel counts per code (one
+    ``bincount``), the majority class of each id, and a code -> instance index table gathered once.
+    With ``seam``, each pixel's label comes from the view on its side of the seam (an object in the
+    overlap is whole on its best view's side, so its mask is that view's).
+    """
+    h, w = geometry.size
+    code, gid, sem, present = _joined_codes(rec, geometry, seam)
     is_thing = np.zeros(int(sem.max()) + 1, bool)
     is_thing[[c for c in SEGMENTATION_TO_CLASS if 0 <= c < len(is_thing)]] = True
     counts = np.bincount(code.ravel(), minlength=len(gid))

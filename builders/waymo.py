@@ -46,7 +46,7 @@ from .calibration_checks import check_frame
 from .captions import SOURCES, CaptionContext, Captioner, class_counts, make_captioner
 from .frames import FrameError, FrameRecord
 from .stitch import DEFAULT_SURFACE, VIEWS, calibrated_geometry, stitch
-from .stitch_labels import box_instances, camera_instances, seam_objects, stitched_instances
+from .stitch_labels import box_instances, camera_instances, panoptic_semantic, seam_objects, stitched_instances
 
 CONFIGS = (STITCHED, PAIRS)
 ON_ERROR = ("raise", "skip")
@@ -320,9 +320,11 @@ def stitched_row(rec: FrameRecord, size: tuple[int, int] | None, captioner: Capt
     if inst.masks is not None:  # the frame's panoptic label gave these masks; box-only objects have none yet
         for obj, mask in zip(labels["objects"], inst.masks):
             obj["mask_source"] = "panoptic" if mask.any() else None
+    panoptic = all(rec.cameras[n].panoptic is not None for n in ("FRONT", "FRONT_RIGHT"))
+    semantic = {"bytes": codec.encode(panoptic_semantic(rec, st.geometry, st.seam), "png"), "path": None} if panoptic else None
     return {**_common(rec), "image": {"bytes": codec.encode(st.image, image_format, quality, bgr=True), "path": None},
-            "width": w, "height": h, **labels, "caption": caption, "caption_source": captioner.source,
-            "stitch": st.to_feature()}
+            "width": w, "height": h, **labels, "semantic_mask": semantic, "caption": caption,
+            "caption_source": captioner.source, "stitch": st.to_feature()}
 
 
 def decode_reduction(front_cam, right_cam, size: tuple[int, int] | None, surface: Surface = DEFAULT_SURFACE) -> int:

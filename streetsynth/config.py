@@ -81,3 +81,15 @@ def add_version_run_options(parser: argparse.ArgumentParser) -> None:
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """``--debug`` (show tracebacks), on every command."""
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_style_options(p: argparse.ArgumentParser) -> None:
+    """``--style-image`` and its IP-Adapter options (rerender and generate)."""
+    p.add_argument("--style-image", default=None,
+                   help="reference image steering the style through an IP-Adapter, or a folder of them (one drawn "
+                   "per row, seeded); rows record its digest")
+    p.add_argument("--style-scale", type=float, default=None, help="IP-Adapter scale (default 0.6)")
+    p.add_argument("--ip-adapter", default=None, help="IP-Adapter Hub id or local folder (default h94/IP-Adapter)")
+    p.add_argument("--ip-adapter-weight", default=None,
+                   help="weight file inside --ip-adapter, image_encoder/ beside it "
+                   "(default models/ip-adapter_sd15.safetensors)")

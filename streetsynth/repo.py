@@ -334,11 +334,15 @@ def write_shard(repo: str | os.PathLike, config: str, split: str, index: int, ro
     """Encode ``rows`` with ``features`` and write them as one Parquet shard, atomically and synced.
 
     The Features travel in the Parquet schema metadata, so ``load_dataset`` reads them back typed.
+    Optional columns (``schema.OPTIONAL_COLUMNS``) a row leaves out are written as None.
     """
     import datasets
     import pyarrow.parquet as pq
 
-    table = datasets.Dataset.from_list(rows, features=features).data.table
+    from streetsynth.schema import OPTIONAL_COLUMNS
+
+    absent = {k: None for k in OPTIONAL_COLUMNS if k in features}
+    table = datasets.Dataset.from_list([{**absent, **r} for r in rows], features=features).data.table
     return _stage_shard(repo, config, split, index, lambda tmp: pq.write_table(table, tmp))
 
 

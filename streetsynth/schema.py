@@ -40,6 +40,10 @@ WAYMO_TYPE_TO_CLASS: dict[int, int] = {1: 0, 2: 1, 4: 2, 3: 3}
 CAMERA_IDS: dict[str, int] = {"FRONT": 1, "FRONT_LEFT": 2, "FRONT_RIGHT": 3, "SIDE_LEFT": 4, "SIDE_RIGHT": 5}
 CAMERA_NAMES: dict[int, str] = {v: k for k, v in CAMERA_IDS.items()}
 
+#: Columns a row may leave out (written as None): ``semantic_mask`` holds the stuff classes (road, sky, ...)
+#: of frames with panoptic labels; rows made before it existed, and synthetic rows, have none.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("semantic_mask",)
+
 #: Config names.
 STITCHED = "stitched"
 PAIRS = "pairs"
@@ -149,6 +153,7 @@ def stitched_features() -> datasets.Features:
             "height": Value("int32"),
             "objects": List(object_feature()),
             "instance_mask": Image(),
+            "semantic_mask": Image(),  # Waymo segmentation class per pixel (uint8 PNG) where panoptic labels exist
             "caption": Value("string"),
             "caption_source": Value("string"),
             "stitch": stitch_feature(),
@@ -177,7 +182,7 @@ def synthetic_features() -> datasets.Features:
     """Features of a synthetic version: the stitched layout plus the generation provenance."""
     from datasets import Features
 
-    feats = dict(stitched_features())
+    feats = {k: v for k, v in stitched_features().items() if k not in OPTIONAL_COLUMNS}
     feats["generation"] = generation_feature()
     return Features(feats)
 

@@ -101,3 +101,104 @@ def test_condition_uses_the_ade20k_palette():
     masks[0, :4], masks[1, 5:, 5:] = True, True
     cond = seg_condition(Instances.from_masks(masks, [0, 1]))
     assert tuple(cond[0, 0]) == (0, 102, 200) and tuple(cond[7, 7]) == (150, 5, 61) and not cond[5, 0].any()
+
+
+def test_layout_conditions_draw_the_rows_stuff_classes(tmp_path):
+    from streetsynth.generators.layout_palette import LAYOUT_COLORS
+    from streetsynth.generators.rerender import ADE20K_STUFF, condition_image
+    from streetsynth.schema import SEG_ROAD, SEG_SKY
+
+    rows = load_split(make_real_repo(tmp_path / "real", rows=2), "stitched", "train")
+    row = next(r for r in rows if r["semantic_mask"] is not None)
+    inst, sem = Instances.from_row(row), np.asarray(row["semantic_mask"])
+    image = np.asarray(row["image"])
+    free = inst.id_mask() == 0
+    for condition, colours in (("layout", {SEG_ROAD: LAYOUT_COLORS["road"], SEG_SKY: LAYOUT_COLORS["sky"]}),
+                               ("seg", {SEG_ROAD: ADE20K_STUFF[SEG_ROAD], SEG_SKY: ADE20K_STUFF[SEG_SKY]})):
+        cond = condition_image(condition, row, inst, image)
+        for seg, colour in colours.items():
+            assert (sem == seg).any() and (cond[(sem == seg) & free] == colour).all(), condition
+
+
+def test_a_trained_controlnet_drives_rerender_and_rows_record_its_digest(tmp_path):
+    from streetsynth.digest import file_digest
+    from streetsynth.training.controlnet import ControlNetConfig, train_controlnet
+
+    real = make_real_repo(tmp_path / "real", rows=2)
+    cn = tmp_path / "cn"
+    train_controlnet(ControlNetConfig(real=str(real), model="tiny", out=str(cn), max_steps=1, height=64, width=128,
+                                      lr=1e-3, progress=False))
+    digest = file_digest(cn / "diffusion_pytorch_model.safetensors")
+
+    def nothing(image):
+        return np.zeros((0, *image.shape[:2]), bool), np.zeros(0, np.int64)
+
+    cfg = RerenderConfig(real=str(real), out=str(tmp_path / "store"), model="tiny", controlnet=str(cn), steps=2,
+                         seed=1, iou_threshold=0.0, verifier=nothing)
+    res = run_rerender(cfg)
+    rows = list(load_split(res["folder"], "synthetic", "synthetic"))
+    assert rows
+    for row in rows:
+        d = json.loads(row["generation"]["method_details"])
+        assert d["condition"] == "layout" and d["stuff_drawn"] is True
+        assert d["controlnet"] == {"name": "cn", "digest": digest, "palette": "streetsynth-layout-v1"}
+        assert row["generation"]["model_id"].endswith("+cn") and digest in row["generation"]["model_revision"]
+    info = json.loads((res["folder"] / "meta" / "info.json").read_text())
+    assert info["controlnet"]["digest"] == digest and str(tmp_path) not in json.dumps(info)
+
+
+def _style_folder(path, colours):
+    from PIL import Image
+
+    path.mkdir(parents=True)
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (40, 40), colour).save(path / f"ref{i}.png")
+    return path
+
+
+def _nothing(image):
+    return np.zeros((0, *image.shape[:2]), bool), np.zeros(0, np.int64)
+
+
+def test_style_image_steers_rerender_through_an_ip_adapter_and_rows_record_its_digest(tmp_path):
+    from streetsynth.digest import file_digest
+    from streetsynth.models.tiny_controlnet import build_tiny_unet
+    from streetsynth.models.tiny_ip_adapter import WEIGHT, write_tiny_ip_adapter
+
+    real = make_real_repo(tmp_path / "real", rows=3)
+    adapter = write_tiny_ip_adapter(tmp_path / "adapter", build_tiny_unet(3))
+    styles = _style_folder(tmp_path / "styles", [(255, 0, 0), (0, 0, 255)])
+
+    def run(store, style):
+        cfg = RerenderConfig(real=str(real), out=str(tmp_path / store), model="tiny", steps=2, seed=1,
+                             iou_threshold=0.0, verifier=_nothing, style_image=style, style_scale=1.0,
+                             ip_adapter=str(adapter), ip_adapter_weight=WEIGHT)
+        res = run_rerender(cfg)
+        return res, {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
+
+    res, rows = run("styled", str(styles))
+    _, plain = run("plain", None)
+    digests = {p.name: file_digest(p) for p in styles.iterdir()}
+    assert rows.keys() == plain.keys() and rows
+    for sid, row in rows.items():
+        style = json.loads(row["generation"]["method_details"])["style"]
+        assert style == {"name": style["name"], "digest": digests[style["name"]], "scale": 1.0}
+        assert json.loads(plain[sid]["generation"]["method_details"])["style"] is None
+        assert not np.array_equal(np.asarray(row["image"]), np.asarray(plain[sid]["image"]))  # the style steers
+    info = json.loads((res["folder"] / "meta" / "info.json").read_text())
+    assert info["settings"]["style_image"]["name"] == "styles" and info["settings"]["style_image"]["images"] == 2
+    assert str(tmp_path) not in json.dumps(info)
+
+
+def test_style_image_errors_name_the_missing_file(tmp_path):
+    from streetsynth.generators.style_reference import IP_ADAPTER_WEIGHT, StyleImages, load_ip_adapter
+    from streetsynth.models.tiny_controlnet import build_tiny_controlnet_pipeline
+
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        StyleImages(tmp_path / "nope.png", 0.6)
+    pipe = build_tiny_controlnet_pipeline(0)
+    with pytest.raises(FileNotFoundError, match=r"h94/IP-Adapter.*models/ip-adapter_sd15\.safetensors.*offline"):
+        load_ip_adapter(pipe, "h94/IP-Adapter", IP_ADAPTER_WEIGHT)  # HF_HUB_OFFLINE=1 in the tests
+    (tmp_path / "adapter").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"missing .*adapter/models/ip-adapter_sd15\.safetensors"):
+        load_ip_adapter(pipe, str(tmp_path / "adapter"), IP_ADAPTER_WEIGHT)

@@ -1,5 +1,5 @@
-"""``streetsynth train {maskrcnn,compare,inpaint}``: train detectors on data mixes, compare mixes,
-adapt an SD inpainting model to the real scenes."""
+"""``streetsynth train {maskrcnn,compare,inpaint,controlnet}``: train detectors on data mixes, compare mixes,
+adapt an SD inpainting model to the real scenes, train a layout ControlNet."""
 
 from __future__ import annotations
 
@@ -143,6 +143,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run_inpaint)
 
+    p = tsub.add_parser("controlnet", help="train a layout ControlNet on the real scenes",
+                        description="Train a ControlNet (diffusers' ControlNetModel; full, or LoRA with the layout "
+                        "parts in full) on the real train scenes' layouts: instances over the stuff classes of "
+                        "frames with panoptic labels, in the streetsynth palette, with layout dropout for guidance "
+                        "on the condition; checkpoints and resumes from --out; 'rerender --controlnet OUT' uses it.")
+    p.add_argument("--real", required=True, help="real dataset repo (config stitched, split train)")
+    p.add_argument("--model", required=True, help="SD 1.5 base id or local path, or 'tiny' for a random tiny one")
+    p.add_argument("--out", required=True, help="output folder (ControlNetModel.from_pretrained loads it)")
+    p.add_argument("--init", default=None, help="ControlNet id or folder to start from (default: the base UNet's encoder)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per process per micro-step (default 1)")
+    p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation micro-steps (default 1)")
+    p.add_argument("--lr", type=float, default=1e-5, help="learning rate (default 1e-5)")
+    p.add_argument("--lora", action="store_true", help="LoRA on the attention (layout parts trained in full)")
+    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
+    p.add_argument("--resolution", type=parse_size, default="512x1024", help="training canvas HxW, multiples of 8 (default 512x1024)")
+    p.add_argument("--layout-dropout", type=float, default=0.1,
+                   help="share of pairs trained with an empty layout, for guidance on the condition (default 0.1)")
+    p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from --out")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run_controlnet)
+
 
 def run_maskrcnn(args: argparse.Namespace) -> int:
     from streetsynth.training.compare import resolve_synthetic
@@ -209,4 +236,15 @@ def run_inpaint(args: argparse.Namespace) -> int:
 
     result = train_inpaint(_inpaint_config(args))
     print(f"trained {result.steps} steps; final loss {result.final_loss}; pipeline in {result.out}")
+    return 0
+
+
+def run_controlnet(args: argparse.Namespace) -> int:
+    from streetsynth.training.controlnet import ControlNetConfig, train_controlnet
+
+    height, width = args.resolution
+    cfg = config_from_args(ControlNetConfig, args, max_steps=args.steps, height=height, width=width,
+                           resume=not args.no_resume, progress=not args.no_progress)
+    result = train_controlnet(cfg)
+    print(f"trained {result.steps} steps; final loss {result.final_loss}; ControlNet in {result.out}")
     return 0
