@@ -214,6 +214,8 @@ def _model_ident(cfg: GroundingConfig) -> tuple[str, str | None]:
             raise ValueError("an injected pipeline must declare its id and revision "
                              "(streetsynth.models.load.declare)")
         return ident
+    if cfg.model == "tiny":  # what the model registry names its tiny text-to-image pipeline
+        return "streetsynth/tiny-random-text2img", "seed-0"
     return model_name(cfg.model), cfg.revision
 
 
