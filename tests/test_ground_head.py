@@ -123,7 +123,7 @@ def test_the_head_recovers_planted_masks_better_than_any_attention_threshold(tmp
 
 
 KILL_ARGS = ["--epochs", "400", "--batch-size", "2", "--checkpoint-every", "7", "--val-fraction", "0",
-             "--no-progress", "--seed", "3"]
+             "--no-progress"]
 
 
 def _run(version, features, out, env):
