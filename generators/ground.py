@@ -188,8 +188,9 @@ def load_grounder(cfg: GroundConfig, pipe, store: AttentionStore):
     """(feature extractor, loaded head) for ``cfg.head``, or None to threshold attention."""
     if cfg.head is None:
         return None
-    from streetsynth.training.grounding import load_head
-    from streetsynth.training.grounding_features import FeatureExtractor
+    from streetsynth.models.grounding_head import load_head
+
+    from .attention_maps import FeatureExtractor
 
     loaded = load_head(cfg.head, cfg.device)
     return FeatureExtractor(pipe, loaded.spec, store), loaded

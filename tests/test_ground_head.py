@@ -16,17 +16,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from streetsynth.generators.attention_maps import coarse_masks
 from streetsynth.generators.ground import GroundConfig, class_tokens, head_maps, run_ground
 from streetsynth.instances import Instances
 from streetsynth.models.load import declare
 from streetsynth.models.tiny_controlnet import build_tiny_text2img_pipeline
 from streetsynth.repo import load_split
 from streetsynth.training.checkpoints import latest_checkpoint
-from streetsynth.training.grounding import (LOSSES, GroundingConfig, compare_on, load_head, object_items, split_rows,
+from streetsynth.models.grounding_head import FeatureSpec, load_head
+from streetsynth.training.grounding import (LOSSES, GroundingConfig, compare_on, object_items, split_rows,
                                             train_grounding, train_head)
-from streetsynth.training.grounding_features import (FeatureExtractor, FeatureSpec, open_cache, row_tensors, save_row,
-                                                     spec_settings)
+from streetsynth.generators.attention_maps import FeatureExtractor, coarse_masks
+from streetsynth.training.grounding_features import open_cache, row_tensors, save_row, spec_settings
 
 PROMPT = "a street with a car and a pedestrian"
 

@@ -1,6 +1,6 @@
 """Train a grounding head: masks of prompt objects from the denoiser's attention and features.
 
-The head (:class:`GroundingHead`) is a small convolutional decoder. For one object of one image
+The head (:class:`~streetsynth.models.grounding_head.GroundingHead`) is a small convolutional decoder. For one object of one image
 it reads that object's cross-attention maps and the UNet's block outputs at the cached timesteps
 (on the latent grid), upsamples, and predicts the object's mask at the image size / ``mask_stride``.
 It learns from a synthetic version whose rows carry masks (the labeler's, or ground truth in an
@@ -30,18 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from streetsynth.digest import file_digest
+from streetsynth.models.grounding_head import HEAD_DIR, HEAD_FILE, FeatureSpec, GroundingHead, save_head
 from streetsynth.repo import atomic_write_text
 from streetsynth.seeds import derive_seed
 
 from .checkpoints import STATE_FILE, TRAINER_FILE, commit_checkpoint, latest_checkpoint, staging_dir, trim_jsonl
-from .grounding_features import SETTINGS_FILE, FeatureSpec, cache_rows, load_row, open_cache, spec_settings
+from .grounding_features import SETTINGS_FILE, cache_rows, load_row, open_cache, spec_settings
 
-HEAD_DIR = "head"
-HEAD_FILE = "head.safetensors"
-HEAD_META = "head.json"
 
 
 def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -68,25 +65,6 @@ def loss_fn(name: str):
     if name not in LOSSES:
         raise ValueError(f"unknown --loss {name!r}; known: {', '.join(LOSSES)}")
     return LOSSES[name]
-
-
-class GroundingHead(nn.Module):
-    """(attention (B, T, h, w), features (B, T*C, h, w)) -> mask logits (B, H, W)."""
-
-    def __init__(self, timesteps: int, channels: int, hidden: int = 32):
-        super().__init__()
-        self.shape = {"timesteps": timesteps, "channels": channels, "hidden": hidden}
-        groups = 8 if hidden % 8 == 0 else 1
-        self.reduce = nn.Conv2d(timesteps * channels, hidden, 1)
-        self.body = nn.Sequential(
-            nn.Conv2d(hidden + timesteps, hidden, 3, padding=1), nn.GroupNorm(groups, hidden), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(groups, hidden), nn.ReLU())
-        self.decode = nn.Sequential(nn.Conv2d(hidden, hidden // 2, 3, padding=1), nn.ReLU(),
-                                    nn.Conv2d(hidden // 2, 1, 1))
-
-    def forward(self, attention: torch.Tensor, features: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        x = self.body(torch.cat([attention, self.reduce(features)], dim=1))
-        return self.decode(F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False))[:, 0]
 
 
 def object_items(folder: Path, ids: list[str]) -> list[tuple[str, int]]:
@@ -325,59 +303,3 @@ def _mask_sources(data: str) -> list[str]:
 
     rows = load_split(data, "synthetic", "synthetic")
     return sorted({o.get("source") or "" for objects in rows["objects"] for o in objects})
-
-
-def save_head(head: GroundingHead, folder: Path, meta: dict[str, Any]) -> Path:
-    """Write ``head.safetensors`` and ``head.json`` (shape, feature settings, metrics) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / HEAD_FILE
-    tmp = folder / f".{HEAD_FILE}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp))
-    tmp.replace(path)
-    atomic_write_text(folder / HEAD_META, json.dumps({**head.shape, **meta}, indent=2) + "\n")
-    return path
-
-
-@dataclass
-class LoadedHead:
-    """A trained head with what it needs at inference."""
-
-    head: GroundingHead
-    spec: FeatureSpec
-    digest: str
-    meta: dict[str, Any]
-
-    @property
-    def description(self) -> str:
-        return f"head:{self.digest}"
-
-    @torch.no_grad()
-    def predict(self, attention: torch.Tensor, features: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
-        """(K, H, W) probabilities of the objects of one image, from its extracted features."""
-        if features.shape[1] != self.head.shape["channels"]:
-            raise ValueError(f"the head reads {self.head.shape['channels']} feature channels but the model gives "
-                             f"{features.shape[1]}: use the model it was trained with ({self.meta['features']['model']})")
-        device = next(self.head.parameters()).device
-        k = attention.shape[0]
-        feats = features.flatten(0, 1)[None].expand(k, -1, -1, -1).to(device)
-        return torch.sigmoid(self.head(attention.to(device), feats, out_hw)).cpu().numpy()
-
-
-def load_head(path: str | Path, device: str = "cpu") -> LoadedHead:
-    """A head saved by :func:`train_grounding`: its folder (``OUT/head``), its safetensors file, or ``OUT``."""
-    path = Path(path)
-    for candidate in (path, path / HEAD_FILE, path / HEAD_DIR / HEAD_FILE):
-        if candidate.is_file():
-            break
-    else:
-        raise FileNotFoundError(f"{path}: no {HEAD_FILE} here (train one with `streetsynth train grounding`)")
-    meta_path = candidate.with_name(HEAD_META)
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{meta_path}: missing beside {candidate.name}")
-    meta = json.loads(meta_path.read_text())
-    f = meta["features"]
-    head = GroundingHead(meta["timesteps"], meta["channels"], meta["hidden"])
-    head.load_state_dict(load_file(str(candidate)))
-    head.to(device).eval()
-    spec = FeatureSpec(tuple(f["timesteps"]), tuple(f["blocks"]), f["mask_stride"], f["seed"])
-    return LoadedHead(head, spec, file_digest(candidate), meta)

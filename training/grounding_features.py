@@ -27,44 +27,24 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from streetsynth.generators.attention_maps import FeatureExtractor
+from streetsynth.models.grounding_head import FeatureSpec
+
 from streetsynth.repo import atomic_write_text, fsync_dir
-from streetsynth.seeds import derive_seed
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.json"
 ROWS_DIR = "rows"
 #: The word appended to a prompt for a class it does not name, per class index.
 CLASS_WORD = {0: "car", 1: "pedestrian", 2: "cyclist", 3: "sign"}
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What is extracted per image; stored beside the cache and inside a trained head."""
-
-    timesteps: tuple[int, ...] = (200,)  # noise levels the UNet sees the image at
-    blocks: tuple[int, ...] = (-2, -1)  # UNet up blocks whose outputs are kept (negative = from the end)
-    mask_stride: int = 2  # masks are stored (and predicted) at the image size divided by this
-    seed: int = 0  # noise seeds derive from (seed, row id, timestep)
-
-    def check(self, num_train_timesteps: int, num_blocks: int) -> None:
-        if not self.timesteps:
-            raise ValueError("--timesteps: give at least one timestep")
-        bad = [t for t in self.timesteps if not 0 <= t < num_train_timesteps]
-        if bad:
-            raise ValueError(f"--timesteps {bad} outside the scheduler's range 0..{num_train_timesteps - 1}")
-        if not self.blocks or any(not -num_blocks <= b < num_blocks for b in self.blocks):
-            raise ValueError(f"--blocks {list(self.blocks)}: the UNet has {num_blocks} up blocks")
-        if self.mask_stride < 1:
-            raise ValueError(f"--mask-stride must be >= 1, got {self.mask_stride}")
 
 
 def prompt_objects(tokenizer, prompt: str, classes) -> tuple[str, dict[int, list[int]]]:
@@ -75,70 +55,6 @@ def prompt_objects(tokenizer, prompt: str, classes) -> tuple[str, dict[int, list
     for cls in sorted(set(int(c) for c in classes) - set(class_tokens(tokenizer, prompt))):
         text = f"{text}, a {CLASS_WORD[cls]}"
     return text, class_tokens(tokenizer, text)
-
-
-class FeatureExtractor:
-    """Attention of object tokens and UNet block outputs of one image at the spec's timesteps."""
-
-    def __init__(self, pipe, spec: FeatureSpec, store=None):
-        from diffusers import DDPMScheduler
-
-        from streetsynth.generators.attention_maps import AttentionStore
-
-        self.pipe, self.spec = pipe, spec
-        self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        spec.check(self.scheduler.config.num_train_timesteps, len(pipe.unet.up_blocks))
-        if store is None:
-            store = AttentionStore()
-            store.install(pipe.unet)
-        self.store = store
-        self.captured: dict[int, torch.Tensor] = {}
-        n = len(pipe.unet.up_blocks)
-        self.blocks = [b % n for b in spec.blocks]
-        for b in self.blocks:
-            pipe.unet.up_blocks[b].register_forward_hook(self._hook(b))
-
-    def _hook(self, index: int):
-        def keep(module, inputs, output):
-            if self.store.tokens is not None and getattr(self, "active", False):
-                self.captured[index] = output[0] if isinstance(output, tuple) else output
-        return keep
-
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray, text: str, objects: list[list[int]], key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(attention (K, T, h, w), features (T, C, h, w)) float32 on the CPU for an (H, W, 3) uint8 image."""
-        pipe, device = self.pipe, self.pipe.device
-        vae, unet = pipe.vae, pipe.unet
-        pixels = torch.from_numpy(np.array(image, np.uint8)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
-        ids = pipe.tokenizer(text, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(device)
-        text_emb = pipe.text_encoder(ids)[0]
-        hw = tuple(latents.shape[-2:])
-        flat = [t for group in objects for t in group]
-        attention, features = [], []
-        self.active = True
-        try:
-            for t in self.spec.timesteps:
-                gen = torch.Generator().manual_seed(derive_seed(self.spec.seed, key, t))
-                noise = torch.randn(latents.shape, generator=gen).to(device, latents.dtype)
-                timestep = torch.tensor([t], device=device)
-                noisy = self.scheduler.add_noise(latents, noise, timestep)
-                self.store.reset(flat, conditional_half=False)
-                self.captured = {}
-                unet(noisy, timestep, text_emb)
-                maps = torch.from_numpy(self.store.maps(hw, hw)[0])
-                per_object, pos = [], 0
-                for group in objects:
-                    per_object.append(maps[pos:pos + len(group)].amax(dim=0))
-                    pos += len(group)
-                attention.append(torch.stack(per_object) if per_object else torch.zeros(0, *hw))
-                features.append(torch.cat([F.interpolate(self.captured[b].float(), size=hw, mode="bilinear")[0]
-                                           for b in self.blocks]).cpu())
-        finally:
-            self.active = False
-            self.store.tokens = None
-        return torch.stack(attention, dim=1), torch.stack(features)
 
 
 def target_masks(masks: np.ndarray | None, classes, objects: dict[int, list[int]], size: tuple[int, int],
