@@ -249,4 +249,7 @@ def run_ground(cfg: GroundConfig) -> MethodResult:
 
     info = {"model": {"id": model.model_id, "revision": model.revision}, "settings": settings, "counts": counts,
             "grounding": grounding}
-    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)
+    card = CARD if grounder is None else CARD + (
+        f" Here the coarse map of each class word is not thresholded attention but the mask of a learned grounding "
+        f"head ({grounding}) reading the UNet's attention and features of the finished image.")
+    return finish_pairs(run, info, card, version_rows(run, manifest, cfg.sheet_samples), pair)
