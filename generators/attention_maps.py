@@ -14,12 +14,17 @@ pass with the prompt, the objects' attention and the chosen up blocks' outputs o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from streetsynth.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from streetsynth.models.grounding_head import FeatureSpec
 
 
 class StoringProcessor:
@@ -125,6 +130,7 @@ class FeatureExtractor:
             store.install(pipe.unet)
         self.store = store
         self.captured: dict[int, torch.Tensor] = {}
+        self.active = False  # hooks record only inside __call__
         n = len(pipe.unet.up_blocks)
         self.blocks = [b % n for b in spec.blocks]
         for b in self.blocks:
@@ -132,7 +138,7 @@ class FeatureExtractor:
 
     def _hook(self, index: int):
         def keep(module, inputs, output):
-            if self.store.tokens is not None and getattr(self, "active", False):
+            if self.active:
                 self.captured[index] = output[0] if isinstance(output, tuple) else output
         return keep
 

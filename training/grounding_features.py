@@ -123,12 +123,12 @@ def load_row(folder: str | Path, sid: str) -> dict[str, torch.Tensor]:
     return load_file(str(Path(folder) / ROWS_DIR / f"{sid}.safetensors"))
 
 
-def cache_rows(data: str | Path, folder: str | Path, spec: FeatureSpec, model, max_rows: int | None = None,
+def cache_rows(data: str | Path, folder: str | Path, spec: FeatureSpec, load_model, max_rows: int | None = None,
                progress: bool = False) -> list[str]:
     """Cache every row of a synthetic version with masks (resuming); the ids cached, sorted.
 
-    ``model`` is a :class:`streetsynth.models.inpaint.LoadedModel`-like object with ``pipeline``,
-    ``model_id`` and ``revision``, or a callable returning one (called only when a row is missing).
+    ``load_model()`` returns the text-to-image model (a ``LoadedModel``); it is called only when a row
+    is missing, so a complete cache trains without the diffusion model.
     """
     from tqdm.auto import tqdm
 
@@ -148,8 +148,7 @@ def cache_rows(data: str | Path, folder: str | Path, spec: FeatureSpec, model, m
             skipped += 1
             continue
         if extractor is None:
-            loaded = model() if callable(model) and not hasattr(model, "pipeline") else model
-            extractor = FeatureExtractor(loaded.pipeline, spec)
+            extractor = FeatureExtractor(load_model().pipeline, spec)
         text, objects = prompt_objects(extractor.pipe.tokenizer, row["generation"]["prompt"] or "", inst.classes)
         image = np.asarray(row["image"].convert("RGB"))
         if image.shape[0] % 8 or image.shape[1] % 8:
