@@ -143,7 +143,8 @@ class FeatureExtractor:
         return keep
 
     @torch.no_grad()
-    def __call__(self, image: np.ndarray, text: str, objects: list[list[int]], key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: np.ndarray, text: str, objects: list[list[int]],
+                 key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(attention (K, T, h, w), features (T, C, h, w)) float32 on the CPU for an (H, W, 3) uint8 image."""
         pipe, device = self.pipe, self.pipe.device
         vae, unet = pipe.vae, pipe.unet

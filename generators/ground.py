@@ -171,7 +171,8 @@ def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: 
     image = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
     if grounder is None:
         scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-        maps, threshold, source = class_maps(store, tokens, (h // scale, w // scale), (h, w)), cfg.threshold, "attention"
+        maps = class_maps(store, tokens, (h // scale, w // scale), (h, w))
+        threshold, source = cfg.threshold, "attention"
     else:
         maps, threshold, source = head_maps(grounder, image, prompt, tokens, sid), 0.5, "head"
     masks, classes = [], []

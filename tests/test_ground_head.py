@@ -96,7 +96,8 @@ def _planted(folder: Path, rows: int, seed: int = 0) -> list[str]:
         k = int(rng.integers(1, 4))
         masks = np.zeros((k, 2 * h, 2 * w), np.uint8)
         for j in range(k):
-            cy, cx, ry, rx = rng.integers(6, 2 * h - 6), rng.integers(8, 2 * w - 8), rng.integers(3, 8), rng.integers(3, 10)
+            cy, cx = rng.integers(6, 2 * h - 6), rng.integers(8, 2 * w - 8)
+            ry, rx = rng.integers(3, 8), rng.integers(3, 10)
             masks[j] = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
         low = masks.reshape(k, h, 2, w, 2).mean(axis=(2, 4))
         att = 0.5 * low + ramp + rng.normal(0, 0.1, (k, h, w))
@@ -166,7 +167,8 @@ def test_killed_training_resumes_with_nothing_lost(version, features, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _steps(out) == list(range(1, total + 1))
     assert json.loads((latest_checkpoint(out) / "trainer.json").read_text())["step"] == total
-    a, b = load_file(str(tmp_path / "clean" / "head" / "head.safetensors")), load_file(str(out / "head" / "head.safetensors"))
+    a = load_file(str(tmp_path / "clean" / "head" / "head.safetensors"))
+    b = load_file(str(out / "head" / "head.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

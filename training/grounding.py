@@ -1,8 +1,9 @@
 """Train a grounding head: masks of prompt objects from the denoiser's attention and features.
 
-The head (:class:`~streetsynth.models.grounding_head.GroundingHead`) is a small convolutional decoder. For one object of one image
-it reads that object's cross-attention maps and the UNet's block outputs at the cached timesteps
-(on the latent grid), upsamples, and predicts the object's mask at the image size / ``mask_stride``.
+The head (:class:`~streetsynth.models.grounding_head.GroundingHead`) is a small convolutional
+decoder. For one object of one image it reads that object's cross-attention maps and the UNet's
+block outputs at the cached timesteps (on the latent grid), upsamples, and predicts the object's
+mask at the image size / ``mask_stride``.
 It learns from a synthetic version whose rows carry masks (the labeler's, or ground truth in an
 oracle version); features come from the cache of :mod:`.grounding_features`, so training never
 runs the diffusion model once the cache is complete. Several objects per image, many epochs,
@@ -242,7 +243,8 @@ def train_grounding(cfg: GroundingConfig) -> GroundingResult:
     return train_head(cfg, folder, ids, {"mask_sources": _mask_sources(settings["data"])})
 
 
-def train_head(cfg: GroundingConfig, folder: Path, ids: list[str], meta: dict[str, Any] | None = None) -> GroundingResult:
+def train_head(cfg: GroundingConfig, folder: Path, ids: list[str],
+               meta: dict[str, Any] | None = None) -> GroundingResult:
     """Train (or resume) the head on cached rows ``ids`` of ``folder``; hold out, compare, save."""
     from tqdm.auto import tqdm
 

@@ -96,7 +96,8 @@ class LoadedHead:
         """(K, H, W) probabilities of the objects of one image, from its extracted features."""
         if features.shape[1] != self.head.shape["channels"]:
             raise ValueError(f"the head reads {self.head.shape['channels']} feature channels but the model gives "
-                             f"{features.shape[1]}: use the model it was trained with ({self.meta['features']['model']})")
+                             f"{features.shape[1]}: use the model it was trained with "
+                             f"({self.meta['features']['model']})")
         device = next(self.head.parameters()).device
         k = attention.shape[0]
         feats = features.flatten(0, 1)[None].expand(k, -1, -1, -1).to(device)
