@@ -6,14 +6,25 @@ its softmax probabilities for the watched tokens, averaged over heads, to a runn
 spatial resolution; self-attention passes straight through. :func:`aggregate` turns the sums into
 one map per token at the image size (each resolution upsampled, resolutions averaged), and
 :func:`coarse_masks` thresholds and splits them into connected components.
+
+:class:`FeatureExtractor` reads a finished image the way the grounding head learns from it: VAE
+latents noised to each timestep of a :class:`~streetsynth.models.grounding_head.FeatureSpec`, one UNet
+pass with the prompt, the objects' attention and the chosen up blocks' outputs on the latent grid.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from streetsynth.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from streetsynth.models.grounding_head import FeatureSpec
 
 
 class StoringProcessor:
@@ -103,3 +114,67 @@ def coarse_masks(attention: np.ndarray, threshold: float = 0.5, min_area: int = 
     keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     return labels[None] == np.asarray(keep, np.int32)[:, None, None] if keep else \
         np.zeros((0, *attention.shape), bool)
+
+
+class FeatureExtractor:
+    """Attention of object tokens and UNet block outputs of one image at the spec's timesteps."""
+
+    def __init__(self, pipe, spec: FeatureSpec, store=None):
+        from diffusers import DDPMScheduler
+
+        self.pipe, self.spec = pipe, spec
+        self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        spec.check(self.scheduler.config.num_train_timesteps, len(pipe.unet.up_blocks))
+        if store is None:
+            store = AttentionStore()
+            store.install(pipe.unet)
+        self.store = store
+        self.captured: dict[int, torch.Tensor] = {}
+        self.active = False  # hooks record only inside __call__
+        n = len(pipe.unet.up_blocks)
+        self.blocks = [b % n for b in spec.blocks]
+        for b in self.blocks:
+            pipe.unet.up_blocks[b].register_forward_hook(self._hook(b))
+
+    def _hook(self, index: int):
+        def keep(module, inputs, output):
+            if self.active:
+                self.captured[index] = output[0] if isinstance(output, tuple) else output
+        return keep
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, text: str, objects: list[list[int]],
+                 key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(attention (K, T, h, w), features (T, C, h, w)) float32 on the CPU for an (H, W, 3) uint8 image."""
+        pipe, device = self.pipe, self.pipe.device
+        vae, unet = pipe.vae, pipe.unet
+        pixels = torch.from_numpy(np.array(image, np.uint8)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
+        ids = pipe.tokenizer(text, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(device)
+        text_emb = pipe.text_encoder(ids)[0]
+        hw = tuple(latents.shape[-2:])
+        flat = [t for group in objects for t in group]
+        attention, features = [], []
+        self.active = True
+        try:
+            for t in self.spec.timesteps:
+                gen = torch.Generator().manual_seed(derive_seed(self.spec.seed, key, t))
+                noise = torch.randn(latents.shape, generator=gen).to(device, latents.dtype)
+                timestep = torch.tensor([t], device=device)
+                noisy = self.scheduler.add_noise(latents, noise, timestep)
+                self.store.reset(flat, conditional_half=False)
+                self.captured = {}
+                unet(noisy, timestep, text_emb)
+                maps = torch.from_numpy(self.store.maps(hw, hw)[0])
+                per_object, pos = [], 0
+                for group in objects:
+                    per_object.append(maps[pos:pos + len(group)].amax(dim=0))
+                    pos += len(group)
+                attention.append(torch.stack(per_object) if per_object else torch.zeros(0, *hw))
+                features.append(torch.cat([F.interpolate(self.captured[b].float(), size=hw, mode="bilinear")[0]
+                                           for b in self.blocks]).cpu())
+        finally:
+            self.active = False
+            self.store.tokens = None
+        return torch.stack(attention, dim=1), torch.stack(features)

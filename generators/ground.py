@@ -6,6 +6,11 @@ cross-attention, averaged over steps and layers, gives a coarse map per class; i
 components are the instances; SAM prompted with each component's box sharpens them (cut to the
 component's dilated area); an instance is kept when Mask R-CNN's best mask of its class agrees
 (IoU >= a threshold). Rows with no kept instance are dropped.
+
+With ``head`` (a grounding head trained by ``streetsynth train grounding``) the coarse map of each
+class is the head's mask probability instead of thresholded raw attention: the finished image is
+re-noised at the head's timesteps and its attention and UNet features are read exactly as in
+training. Rows record which (``method_details.grounding``: ``head:<digest>`` or ``attention-threshold``).
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class GroundConfig(MethodRunOptions):
     iou_threshold: float = 0.5  # Mask R-CNN agreement needed to keep an instance
     detector: str = "tiny"
     sam: str | None = "tiny"  # None: keep the coarse attention masks
+    head: str | None = None  # trained grounding head (folder or head.safetensors); None: threshold attention
     verifier: Callable | None = field(default=None, repr=False)
     sam_model: Any = field(default=None, repr=False)
 
@@ -121,7 +127,30 @@ def check_config(cfg: GroundConfig) -> None:
     check_version(cfg.version)
 
 
-def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: str, prompt: str):
+def class_maps(store: AttentionStore, tokens: dict[int, list[int]], latent_hw, size) -> list[np.ndarray]:
+    """Per class of ``tokens``, the (H, W) maximum of its tokens' aggregated attention."""
+    maps = store.maps(latent_hw, size)[0]
+    out, pos = [], 0
+    for ts in tokens.values():
+        out.append(maps[pos:pos + len(ts)].max(axis=0))
+        pos += len(ts)
+    return out
+
+
+def head_maps(grounder, image: np.ndarray, prompt: str, tokens: dict[int, list[int]], sid: str) -> list[np.ndarray]:
+    """Per class of ``tokens``, the (H, W) mask probability of the grounding head."""
+    import torch
+    import torch.nn.functional as F
+
+    extractor, loaded = grounder
+    attention, features = extractor(image, prompt, list(tokens.values()), sid)
+    h, w = image.shape[:2]
+    stride = loaded.spec.mask_stride
+    probs = torch.from_numpy(loaded.predict(attention, features, (h // stride, w // stride)))
+    return list(F.interpolate(probs[None], size=(h, w), mode="bilinear", align_corners=False)[0].numpy())
+
+
+def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: str, prompt: str, grounder=None):
     """One sample: (image, candidate instances, class tokens, seed)."""
     import torch
 
@@ -129,7 +158,10 @@ def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: 
     tokens = class_tokens(pipe.tokenizer, prompt)
     if not tokens:
         raise ValueError(f"prompt {prompt!r} names none of our classes ({', '.join(sorted(CLASS_WORDS))})")
-    store.reset([t for ts in tokens.values() for t in ts], conditional_half=cfg.guidance > 1.0)
+    if grounder is None:
+        store.reset([t for ts in tokens.values() for t in ts], conditional_half=cfg.guidance > 1.0)
+    else:
+        store.tokens = None
     seed = derive_seed(cfg.seed, sid, 0)
     gen = torch.Generator(device=pipe.device).manual_seed(seed)
     with torch.inference_mode():
@@ -137,18 +169,32 @@ def _ground_one(cfg: GroundConfig, pipe, store: AttentionStore, predictor, sid: 
                    num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, generator=gen,
                    output_type="np").images[0]
     image = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
-    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    maps = store.maps((h // scale, w // scale), (h, w))[0]
-    masks, classes, pos = [], [], 0
-    for cls, ts in tokens.items():
-        class_map = maps[pos:pos + len(ts)].max(axis=0)
-        pos += len(ts)
-        found = refine_with_sam(predictor, image, coarse_masks(class_map, cfg.threshold, cfg.min_area))
+    if grounder is None:
+        scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        maps = class_maps(store, tokens, (h // scale, w // scale), (h, w))
+        threshold, source = cfg.threshold, "attention"
+    else:
+        maps, threshold, source = head_maps(grounder, image, prompt, tokens, sid), 0.5, "head"
+    masks, classes = [], []
+    for cls, class_map in zip(tokens, maps):
+        found = refine_with_sam(predictor, image, coarse_masks(class_map, threshold, cfg.min_area))
         masks += list(found)
         classes += [cls] * len(found)
     inst = Instances.from_masks(np.stack(masks) if masks else np.zeros((0, h, w), bool), classes,
-                                sources=["attention+sam" if predictor else "attention"] * len(masks))
+                                sources=[f"{source}+sam" if predictor else source] * len(masks))
     return image, inst, tokens, seed
+
+
+def load_grounder(cfg: GroundConfig, pipe, store: AttentionStore):
+    """(feature extractor, loaded head) for ``cfg.head``, or None to threshold attention."""
+    if cfg.head is None:
+        return None
+    from streetsynth.models.grounding_head import load_head
+
+    from .attention_maps import FeatureExtractor
+
+    loaded = load_head(cfg.head, cfg.device)
+    return FeatureExtractor(pipe, loaded.spec, store), loaded
 
 
 def run_ground(cfg: GroundConfig) -> MethodResult:
@@ -163,20 +209,23 @@ def run_ground(cfg: GroundConfig) -> MethodResult:
 
         sam = load("sam", ModelSpec(cfg.sam, device=cfg.device, model=cfg.sam_model))
         predictor, sam_desc = SamPredictor(sam.pipeline), sam.model_id
-    settings = {k: v for k, v in asdict(cfg).items()
-                if k not in ("out", "device", "dtype", "version", "pipeline", "verifier", "sam_model", "sheet_samples")}
-    fp = method_fingerprint(METHOD, {"model": [model.model_id, model.revision], "sam": sam_desc,
-                                     "verifier": getattr(verifier, "description", "injected"), "settings": settings})
-    run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in
+                ("out", "device", "dtype", "version", "pipeline", "verifier", "sam_model", "sheet_samples", "head")}
     store = AttentionStore()
     store.install(pipe.unet)
+    grounder = load_grounder(cfg, pipe, store)
+    grounding = grounder[1].description if grounder else "attention-threshold"
+    fp = method_fingerprint(METHOD, {"model": [model.model_id, model.revision], "sam": sam_desc,
+                                     "verifier": getattr(verifier, "description", "injected"), "settings": settings,
+                                     **({"grounding": grounding} if grounder else {})})
+    run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
     done = run.done()
     for i in range(cfg.num):
         sid = f"ground-{i:05d}"
         if sid in done:
             continue
         prompt = cfg.prompts[i % len(cfg.prompts)]
-        image, inst, tokens, seed = _ground_one(cfg, pipe, store, predictor, sid, prompt)
+        image, inst, tokens, seed = _ground_one(cfg, pipe, store, predictor, sid, prompt, grounder)
         iou = agreement(inst, *verifier(image))
         keep = iou >= cfg.iou_threshold
         if not keep.any():
@@ -184,11 +233,12 @@ def run_ground(cfg: GroundConfig) -> MethodResult:
             continue
         details = {"seed": seed, "class_tokens": {CLASS_NAMES[c]: t for c, t in tokens.items()},
                    "candidates": len(inst), "agreement": [round(float(v), 6) for v in iou],
-                   "threshold": cfg.threshold, "iou_threshold": cfg.iou_threshold}
+                   "threshold": cfg.threshold, "iou_threshold": cfg.iou_threshold, "grounding": grounding}
         gen_row = {"model_id": model.model_id, "model_revision": model.revision, "prompt": prompt,
                    "negative_prompt": cfg.negative_prompt, "seed": seed, "steps": cfg.steps,
                    "guidance_scale": cfg.guidance, "attempts": 1,
-                   "labeler": f"cross-attention+{sam_desc or 'none'}+agreement"}
+                   "labeler": f"{'grounding-' + grounding if grounder else 'cross-attention'}+{sam_desc or 'none'}"
+                              "+agreement"}
         run.writer.add(sid, synthetic_row(sid, image, inst.select(keep), gen_row, METHOD, details, predictor=predictor),
                        attempts=1, rejected=0)
     manifest, counts = finish_counts(run, f"no instance of any sample reached --iou-threshold {cfg.iou_threshold}")
@@ -198,5 +248,9 @@ def run_ground(cfg: GroundConfig) -> MethodResult:
         plain = row_tile(written, f"{written['id']}: {d['candidates']} candidates")
         return Tile(plain.image, plain.title), row_tile(written, f"{written['id']} kept")
 
-    info = {"model": {"id": model.model_id, "revision": model.revision}, "settings": settings, "counts": counts}
-    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)
+    info = {"model": {"id": model.model_id, "revision": model.revision}, "settings": settings, "counts": counts,
+            "grounding": grounding}
+    card = CARD if grounder is None else CARD + (
+        f" Here the coarse map of each class word is not thresholded attention but the mask of a learned grounding "
+        f"head ({grounding}) reading the UNet's attention and features of the finished image.")
+    return finish_pairs(run, info, card, version_rows(run, manifest, cfg.sheet_samples), pair)

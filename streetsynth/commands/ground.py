@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iou-threshold", type=float, default=None, help="Mask R-CNN agreement to keep an instance (default 0.5)")
     p.add_argument("--detector", default=None, help="detector spec for agreement (default tiny)")
     p.add_argument("--sam", default=None, help="SAM spec for refinement, or 'none' (default tiny)")
+    p.add_argument("--head", default=None,
+                   help="grounding head trained by `streetsynth train grounding` (its OUT, OUT/head or "
+                   "head.safetensors): masks from the head instead of thresholded attention; rows record its digest")
     add_version_run_options(p)
     p.set_defaults(func=run)
 
