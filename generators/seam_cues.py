@@ -18,17 +18,29 @@ marks, cars) stay. The cues (:data:`CUES`):
   them) and unsmoothed Laplacian energy of the first invented columns against the last known ones,
   per third (:func:`_gradients`): a strong blur, inpainting streaks, a flat or a noise fill stop or
   replace the structures that run through the known part; a slight softness or grain does not count.
+- ``crossing``: structures that cross the edge (a facade's foot, a box top, a window row, a lane
+  mark) continue in position and angle (:func:`_crossing`): per row block, the vertical-gradient
+  profile of the last known columns is matched to that of the first invented ones, in gray and in
+  two colour-opponent channels (the boundary between a facade and the road is a colour edge that
+  texture barely touches), and the best offset is compared with what the structure's own slope
+  (structure tensor on each side) predicts. Blocks that land off their line count for a seam,
+  blocks that land on it against; a vertical shift moves every crossing structure.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-CUES = ("level", "log_level", "lag", "content", "blur", "streak", "rough")
-#: Smallest scale of each cue (its unit: levels, log-levels x 100, share, ratio, log ratios): below
-#: these a cue is no evidence, whatever the calibration set's good continuations happen to reach.
-CUE_FLOORS = (3.0, 3.0, 0.1, 1.5, 0.3, 0.5, 0.7)
+CUES = ("level", "log_level", "lag", "content", "blur", "streak", "rough", "crossing")
+#: Smallest scale of each cue (its unit: levels, log-levels x 100, share, ratio, log ratios, row
+#: blocks): below these a cue is no evidence, whatever the calibration set's good continuations reach.
+CUE_FLOORS = (3.0, 3.0, 0.1, 1.5, 0.3, 0.5, 0.7, 1.0)
+#: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
+#: structure tensor, least vertical gradient in it (Sobel units), and the offset (rows) off its line
+#: beyond which a block counts as displaced.
+CROSS_MATCH, CROSS_COHERENCE, CROSS_GRADIENT, CROSS_TOL = 0.75, 0.5, 8.0, 1.25
 
 
 def window_width(w: int) -> int:
@@ -123,6 +135,68 @@ def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float,
     return float(min(blur)), float(min(streak)), float(min(rough))
 
 
+#: Rows: gray, red minus blue, green minus the mean of red and blue (colour-opponent channels).
+OPPONENT = np.array([[0.299, 0.587, 0.114], [1.0, 0.0, -1.0], [-0.5, 1.0, -0.5]], np.float32)
+
+
+def _block_offsets(b: np.ndarray, c: np.ndarray, starts: np.ndarray, p: int, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, correlation), each (blocks, channels): where rows ``start..start+p`` of profile ``b``
+    match ``c`` best within +-``lag`` rows (normalised cross-correlation, parabolic sub-row peak)."""
+    t = b[starts[:, None] + np.arange(p)]  # (n, p, ch)
+    t = t - t.mean(axis=1, keepdims=True)
+    seg = c[starts[:, None] + np.arange(-lag, p + lag)]  # (n, p + 2 lag, ch)
+    num = np.einsum("npc,nlcp->ncl", t, sliding_window_view(seg, p, axis=1))
+    cs = np.concatenate([np.zeros_like(seg[:, :1]), np.cumsum(seg, axis=1)], axis=1)
+    cs2 = np.concatenate([np.zeros_like(seg[:, :1]), np.cumsum(seg * seg, axis=1)], axis=1)
+    win, win2 = cs[:, p:] - cs[:, :-p], cs2[:, p:] - cs2[:, :-p]  # (n, 2 lag + 1, ch)
+    var = np.maximum(win2 - win * win / p, 0.0).transpose(0, 2, 1)
+    ncc = num / np.sqrt((t * t).sum(axis=1)[..., None] * var + 1e-6)  # (n, ch, 2 lag + 1)
+    i = ncc.argmax(-1)[..., None]
+    top = np.take_along_axis(ncc, i, -1)[..., 0]
+    lo = np.take_along_axis(ncc, np.clip(i - 1, 0, 2 * lag), -1)[..., 0]
+    hi = np.take_along_axis(ncc, np.clip(i + 1, 0, 2 * lag), -1)[..., 0]
+    curv = lo - 2 * top + hi
+    inner = (curv < 0) & (i[..., 0] > 0) & (i[..., 0] < 2 * lag)
+    sub = np.where(inner, 0.5 * (lo - hi) / np.where(inner, curv, -1.0), 0.0)
+    return i[..., 0] + sub - lag, top
+
+
+def _block_slopes(tensor: np.ndarray, starts: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(slope in rows per column, whether the structure is a coherent line more horizontal than
+    vertical), each (blocks, channels), from ``tensor`` (rows, 3 components, channels: the structure
+    tensor's gx^2, gy^2, gx gy summed over a side's columns) summed over each block's rows."""
+    cs = np.concatenate([np.zeros((1,) + tensor.shape[1:], np.float32), np.cumsum(tensor, axis=0)])
+    jxx, jyy, jxy = (cs[starts + p] - cs[starts]).transpose(1, 0, 2)
+    coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / (jxx + jyy + 1e-6)
+    return -jxy / (jyy + 1e-6), (coherence >= CROSS_COHERENCE) & (jyy > jxx)
+
+
+def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
+    """Row blocks (height / 8, at least 24 rows, half overlapping) whose crossing structure lands off
+    its line, less those that land on it (module docstring), each counted -1..1 by how far off."""
+    h = img.shape[0]
+    lag, p = max(4, min(24, h // 8)), max(24, h // 8)
+    starts = np.arange(lag, h - lag - p + 1, p // 2)
+    if not len(starts):
+        return 0.0
+    strip = np.ascontiguousarray(img[:, e - 2 * k:e + gap + 2 * k]).astype(np.float32)
+    strip = strip if strip.ndim == 3 else np.repeat(strip[..., None], 3, axis=2)
+    sm = cv2.GaussianBlur(cv2.transform(strip, OPPONENT), (0, 0), 1.0)
+    gx, gy = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
+    b = np.ascontiguousarray(gy[:, k:2 * k].mean(axis=1))
+    c = np.ascontiguousarray(gy[:, 2 * k + gap:3 * k + gap].mean(axis=1))
+    offset, match = _block_offsets(b, c, starts, p, lag)
+    sides = [slice(0, 2 * k), slice(2 * k + gap, None)]
+    (s_known, ok_known), (s_inv, ok_inv) = (_block_slopes(np.stack(
+        [np.einsum("hwc,hwc->hc", u[:, cols], v[:, cols]) for u, v in ((gx, gx), (gy, gy), (gx, gy))], axis=1),
+        starts, p) for cols in sides)
+    strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
+    ok = strong & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
+    slope, dist = 0.5 * (s_known + s_inv), k + gap
+    off = np.abs(offset - slope * dist) / (1.0 + 0.25 * np.abs(slope) * dist)
+    return float(np.clip((off[ok] - CROSS_TOL) / CROSS_TOL, -1.0, 1.0).sum())
+
+
 def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     """The cues (module docstring) of the edge at column ``e``, invented side right; None if it is too near a border."""
     k = window_width(img.shape[1])
@@ -137,4 +211,4 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     blur, streak, rough = _gradients(img, e, gap, k)
     return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "lag": _lag_gain(p, lag),
             "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak,
-            "rough": rough}
+            "rough": rough, "crossing": _crossing(img, e, gap, k)}

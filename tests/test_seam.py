@@ -12,6 +12,7 @@ from seam_scenes import raycast_pairs, sample_pairs
 
 from streetsynth.generators.seam import DEFAULT_THRESHOLD, SeamGate, mask_edges, seam_score
 from streetsynth.generators.seam_calibration import cue_table, leave_one_kind_out, roc_table, threshold_for_far
+from streetsynth.generators.seam_cues import edge_cues
 from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS, composites,
                                                 edge_mask)
 from streetsynth.generators.seam_plausibility import plausibility_score
@@ -54,33 +55,51 @@ def test_a_step_away_from_the_mask_edge_is_not_scored(family):
 
 
 def test_held_out_rates_per_kind(family):
-    # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written:
-    # false accept 0.210, false reject 0.075 overall; passed: shift-2 0.75, shift-4 0.63, shift-8 0.69,
-    # shift-16 0.19, colour cast 0.19, other scene, blur, Telea inpainting 0.13, step-16, NS inpainting 0.06,
-    # step-8, step-32, flat, noise 0; rejected: true, grain 0.13-0.19, half-res 0.06, JPEG q75, smoothed 0.
-    # Far from the goal (<= 2 % at <= 3 %): small vertical shifts of textured content pass (RESULTS.md).
+    # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written
+    # (96x192, 8 + 8 scenes): false accept 0.192, false reject 0.087 overall; passed: shift-2 0.75, shift-8 0.56,
+    # shift-4 0.50, shift-16, colour cast 0.19, other scene, blur, Telea inpainting 0.13, step-16, NS inpainting
+    # 0.06, step-8, step-32, flat, noise 0; rejected: grain 0.19, true 0.13, JPEG q75, half-res 0.06, smoothed 0.
+    # Far from the goal (<= 2 % at <= 3 %); at 256x512 and 512x1024 see benchmarks/RESULTS.md.
     tables = {k: cue_table(v, EDGE) for k, v in family.items()}
     r = leave_one_kind_out(tables, SEAM_KINDS, GOOD_KINDS)
-    assert r["false_accept"] <= 0.21 and r["false_reject"] <= 0.075
+    assert r["false_accept"] <= 0.2 and r["false_reject"] <= 0.09
     assert max(r[k] for k in ("step-8", "step-32", "flat", "noise")) == 0.0
-    assert max(r[k] for k in ("step-16", "inpaint-ns", "jpeg-75", "smooth-1")) <= 0.07
-    assert max(r[k] for k in ("other-scene", "blur", "inpaint-telea", "shift-16", "colour-cast")) <= 0.19
+    assert max(r[k] for k in ("step-16", "inpaint-ns", "jpeg-75", "smooth-1", "half-res")) <= 0.07
+    assert max(r[k] for k in ("other-scene", "blur", "inpaint-telea", "true")) <= 0.13
+    assert max(r[k] for k in ("shift-16", "colour-cast", "grain")) <= 0.19
     assert max(r[k] for k in ("shift-2", "shift-4", "shift-8")) <= 0.75
 
 
+def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
+    """The crossing cue: a fill moved up or down by 4 or 8 px puts the structures that cross the edge
+    (a facade's foot, box tops, window rows) off their line; the true, recompressed and smoothed
+    continuations keep them on it."""
+    pairs = raycast_pairs(range(20, 26), 256, 512) + sample_pairs(range(20, 26), 256, 512)
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "shift-4", "shift-8")}
+    fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
+    cue = {k: np.array([edge_cues(i, 341)["crossing"] for i in v]) for k, v in fam.items()}
+    # measured: good kinds at most 1.0 (one JPEG q75 scene), 0 or below elsewhere; shifts 1-8 on 8 of 12 scenes
+    assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1")) <= 1.0
+    for k in ("shift-4", "shift-8"):
+        assert (cue[k] >= 1.0).sum() >= 7
+        assert (cue[k] >= cue["true"]).all()
+
+
 def test_the_default_gate_at_a_generator_size():
-    """The shipped scales and threshold (fitted at 256x512 and 512x1024 on other scenes) on new ones:
-    steps of 32 levels, flat and noise fills are rejected, most true continuations pass."""
+    """The shipped scales and threshold (fitted at 256x512 and 512x1024 on scenes 100-129) on new ones:
+    steps of 32 levels, flat and noise fills and most 8-px shifts are rejected, true continuations pass."""
     pairs = sample_pairs(range(20, 23), 256, 512) + raycast_pairs(range(20, 23), 256, 512)
-    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise")}
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise", "shift-8")}
     family = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
     assert not any(passed["step-32"] + passed["flat"] + passed["noise"])
-    # measured: true 4 of 6, JPEG q75 4 of 6, smoothed 5 of 6 pass (a sample scene's pole, the blur cue at
-    # 1.03 x its scale; a ray-cast facade's window column at the edge, the level cue); on 30 + 30 scenes the
-    # held-out false reject of these kinds is 3-7 % (benchmarks/RESULTS.md)
-    assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 13
+    # measured: 5 of 6 shifts rejected (scores 7.0, 8.0, 2.4, 2.5, 1.29; one ray-cast scene with no structure
+    # crossing the edge 0.36); true, JPEG q75 and smoothed continuations all pass, the highest (a ray-cast facade's
+    # window column at the edge) at 1.18-1.24 against the threshold 1.26; on 30 + 30 other scenes the default
+    # gate rejects 5-6 % of good continuations (benchmarks/RESULTS.md)
+    assert sum(passed["shift-8"]) <= 2
+    assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
 
 
 def test_plausibility_tells_copies_from_new_content(family):
@@ -123,5 +142,5 @@ def test_calibrate_scenes_reports_every_kind_and_a_threshold_for_the_target(fami
     r = calibrate_scenes([p[0] for p in pairs], EDGE, [p[1] for p in pairs], target_fr=0.0)
     assert set(r["held_out"]) == set(SEAM_KINDS) | set(GOOD_KINDS) | {"false_accept", "false_reject"}
     good = np.concatenate([r["scores"][k] for k in GOOD_KINDS])
-    assert r["threshold"] == pytest.approx(good.max()) and len(r["scales"]) == 7
+    assert r["threshold"] == pytest.approx(good.max()) and len(r["scales"]) == 8
     assert (r["scores"]["step-32"] > r["threshold"]).all() and (r["scores"]["noise"] > r["threshold"]).all()
