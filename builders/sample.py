@@ -267,10 +267,13 @@ def segment_name(seed: int, index: int) -> str:
 
 def make_sample(out_dir: str | Path, segments: int = 2, frames: int = 3, seed: int = 0,
                 view_size: tuple[int, int] = (320, 480), fmt: str = "v1", panoptic_every: int = 2,
-                distortion: bool = True, offsets: bool = True, tilt: bool = True, exposure: bool = True) -> list[Path]:
+                distortion: bool = True, offsets: bool = True, tilt: bool = True, exposure: bool = True,
+                validation_segments: int = 1) -> list[Path]:
     """Write ``segments`` Waymo segments of ``frames`` frames each under ``out_dir``.
 
-    The last segment goes to ``validation/`` (when there are two or more), the rest to ``training/``.
+    The last ``validation_segments`` segments go to ``validation/`` (when more segments than that are
+    written; one segment alone goes to ``training/``), the rest to ``training/``. More validation
+    segments make every AP measured on the sample less noisy.
     ``fmt="v1"`` writes ``segment-<name>_with_camera_labels.tfrecord`` files; ``"v2"`` writes the
     v2 Parquet component folders. Every ``panoptic_every``-th frame carries panoptic labels.
     ``distortion``, ``offsets``, ``tilt`` and ``exposure`` switch off the parts of the real camera
@@ -280,11 +283,14 @@ def make_sample(out_dir: str | Path, segments: int = 2, frames: int = 3, seed: i
         raise ValueError(f"format must be 'v1' or 'v2', got {fmt!r}")
     if segments < 1 or frames < 1:
         raise ValueError("segments and frames must be at least 1")
+    if segments > 1 and not 1 <= validation_segments < segments:
+        raise ValueError(f"validation_segments must be in [1, {segments - 1}] for {segments} segments, "
+                         f"got {validation_segments}")
     out_dir = Path(out_dir)
     written = []
     for s in range(segments):
         name = segment_name(seed, s)
-        split = "validation" if segments > 1 and s == segments - 1 else "training"
+        split = "validation" if segments > 1 and s >= segments - validation_segments else "training"
         frame_list = []
         for f in range(frames):
             scene = render_scene(derive_seed(seed, name, f), view_size, distortion=distortion, offsets=offsets,

@@ -48,3 +48,19 @@ def test_oracle_keeps_each_scene_s_labels_and_noise_gives_it_another_s(tmp_path)
     for spec in specs:  # both are labelled versions training accepts
         check_synthetic_labelled(spec.synthetic[0])
         assert repo.read_info(spec.synthetic[0])["source"]["name"] == "real"
+
+
+def test_the_control_s_sample_can_hold_several_validation_segments(tmp_path, capsys):
+    """One validation segment makes every AP of the control a handful of images; make-sample can give more,
+    the last ones, and refuses a split that would leave no training segment."""
+    from streetsynth.builders.sample import make_sample, segment_name
+    from streetsynth.cli import main
+
+    assert main(["make-sample", "--out", str(tmp_path / "s"), "--segments", "4", "--validation-segments", "2",
+                 "--frames", "1", "--size", "48x64", "--panoptic-every", "0"]) == 0
+    capsys.readouterr()
+    split_of = {p.name: p.parent.name for p in (tmp_path / "s").glob("*/*.tfrecord")}
+    assert split_of == {f"segment-{segment_name(0, i)}_with_camera_labels.tfrecord": split
+                        for i, split in enumerate(["training", "training", "validation", "validation"])}
+    with pytest.raises(ValueError, match="validation_segments must be in"):
+        make_sample(tmp_path / "t", segments=3, frames=1, view_size=(48, 64), validation_segments=3)

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(v1 TFRecords of Frame protos, or v2 Parquet): FRONT and FRONT_RIGHT views with "
                        "calibrations, 2D boxes and panoptic labels. Deterministic from --seed.")
     p.add_argument("--out", required=True, help="folder to write training/ and validation/ into")
-    p.add_argument("--segments", type=int, default=2, help="number of segments (the last goes to validation)")
+    p.add_argument("--segments", type=int, default=2, help="number of segments (the last --validation-segments go to validation)")
+    p.add_argument("--validation-segments", type=int, default=1,
+                   help="how many of the segments (the last ones) go to validation; more make AP less noisy")
     p.add_argument("--frames", type=int, default=3, help="frames per segment")
     p.add_argument("--seed", type=int, default=0, help="everything follows from this seed")
     p.add_argument("--size", type=parse_size, default=(320, 480), help="per-view HxW (1280x1920 is Waymo's)")
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = make_sample(args.out, args.segments, args.frames, args.seed, args.size, args.format, args.panoptic_every,
                         distortion=not args.no_distortion, offsets=not args.no_offsets, tilt=not args.no_tilt,
-                        exposure=not args.no_exposure)
+                        exposure=not args.no_exposure,
+                        validation_segments=args.validation_segments)
     for p in paths:
         print(p)
     print(f"wrote {args.segments} segment(s) x {args.frames} frame(s) at {args.size[0]}x{args.size[1]} ({args.format})")
