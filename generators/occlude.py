@@ -355,7 +355,8 @@ def variant_stats(run, manifest: dict[str, Any], max_attempts: int) -> dict[str,
         for gen in pq.read_table(run.folder / shard["path"], columns=["generation"]).column(0).to_pylist():
             d = json.loads(gen["method_details"])
             s = stats[d.get("variant", "plain")]
-            s["samples"], s["accepted"], s["attempts"] = s["samples"] + 1, s["accepted"] + 1, s["attempts"] + gen["attempts"]
+            s["samples"], s["accepted"] = s["samples"] + 1, s["accepted"] + 1
+            s["attempts"] += gen["attempts"]
             if d.get("target_agreement") is not None:
                 s["agreement"].append(d["target_agreement"])
     out = {}
@@ -408,8 +409,8 @@ def run_occlude(cfg: OccludeConfig) -> MethodResult:
     verifier_desc = None if verifier is None else getattr(verifier, "description", "injected")
     source = load_split(cfg.real, STITCHED, cfg.split)
     real_info = read_info(cfg.real)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("real", "out", "device", "dtype", "version", "pipeline",
-                                                                  "sam_model", "verifier", "sheet_samples")}
+    injected_or_local = ("real", "out", "device", "dtype", "version", "pipeline", "sam_model", "verifier", "sheet_samples")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in injected_or_local}
     fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
                                      "model": [model.model_id, model.revision], "sam": sam_desc,
                                      "verifier": verifier_desc, "settings": settings})

@@ -188,7 +188,8 @@ def test_refined_variant_repaints_the_object_in_its_mask_and_the_card_compares_t
     n = len(plain)
     for variant in ("plain", "refined"):
         v = info["variants"][variant]
-        assert (v["samples"], v["accepted"], v["attempts"], v["acceptance_rate"], v["measured"]) == (n, n, 2 * n, 1.0, n)
+        assert (v["samples"], v["accepted"], v["attempts"]) == (n, n, 2 * n)
+        assert v["acceptance_rate"] == 1.0 and v["measured"] == n
         agree = [json.loads(r["generation"]["method_details"])["target_agreement"] for i, r in rows.items()
                  if i.endswith("+refined") == (variant == "refined")]
         assert v["mean_agreement"] == pytest.approx(np.mean(agree))

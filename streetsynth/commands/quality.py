@@ -12,9 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quality", help="FID/KID and CLIP score of a synthetic version against the real scenes",
                        description="Compare a synthetic version with the real scenes: FID and KID on Inception-v3 "
                        "features and the CLIP score of images against their prompts, on whole images and on the "
-                       "invented region alone (vs the same columns of the real scenes), and LPIPS diversity (mean pairwise LPIPS among "
-                       "samples of one source row and across rows, real scenes for scale). The result goes into the "
-                       "version's meta/info.json as a 'quality' block; re-render the card to show it.")
+                       "invented region alone (vs the same columns of the real scenes), and LPIPS diversity "
+                       "(mean pairwise LPIPS among samples of one source row and across rows, real scenes for "
+                       "scale). The result goes into the version's meta/info.json as a 'quality' block; re-render "
+                       "the card to show it.")
     p.add_argument("--real", required=True, help="real dataset repo folder (config 'stitched')")
     p.add_argument("--synthetic", required=True, help="synthetic version folder STORE/vX.Y.Z (or a store: newest)")
     p.add_argument("--split", default=None, help="split of the real scenes (default train)")
