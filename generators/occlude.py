@@ -9,11 +9,20 @@ The occluder's mask is found inside the region (SAM prompted with the region's b
 difference to the real image), subtracted from every object's mask, objects left with less than
 ``drop_below`` of their pixels are dropped, and the occluder becomes an instance itself when its
 prompt names one of our classes. Backends: a ``StableDiffusionGLIGENPipeline`` (box-grounded
-inpainting through ``gligen_inpaint_image``), or any diffusers inpainting pipeline with a box mask.
+inpainting through ``gligen_inpaint_image``), or an SD or SDXL inpainting pipeline (read through the
+family registry, :mod:`streetsynth.models.inpaint`) with a box mask.
+
+LOCO's *refined* variant first inpaints the object itself ("a pedestrian") inside its own mask, so a
+new object fills the labelled silhouette and every pixel outside it stays real, then adds the
+occluder on top. Rows record their variant; ``refine="both"`` makes both variants of every object.
+With a detector, each sample's *agreement* is the IoU of the detector's best mask of the occluded
+object's class with its written mask; a sample below ``iou_threshold`` is retried with the next
+seed, up to ``max_attempts``. The card compares the variants' acceptance and agreement.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,27 +31,38 @@ import numpy as np
 from PIL import Image
 
 from streetsynth import codec
+from streetsynth.config import check_fraction
 from streetsynth.instances import Instances
 from streetsynth.models.load import ModelSpec, load
 from streetsynth.schema import CLASS_NAMES, STITCHED
 from streetsynth.seeds import derive_seed
+from streetsynth.text import percent
 from streetsynth.versions import check_out_outside, check_version
 
 from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
                          open_run, source_record, synthetic_row, version_rows)
+from .rerender import agreement
 
 METHOD = "occlude"
 PLACEMENTS = ("bottom", "side", "random")
 MASK_MODES = ("sam", "diff")
+#: ``refine`` setting -> the variants made of every chosen object.
+REFINE = {"off": ("plain",), "on": ("refined",), "both": ("plain", "refined")}
+#: Sample id suffix of a variant (the plain variant keeps the id it always had).
+VARIANT_SUFFIX = {"plain": "", "refined": "+refined"}
+#: Inpainting families the occluder call fits (SD-style arguments with a negative prompt and strength).
+FAMILIES = ("sd-inpaint", "sdxl-inpaint")
 #: Occluder prompts; ``text=class`` makes the occluder an instance of that class.
 DEFAULT_OCCLUDERS = ("a parked bicycle", "a green trash bin", "a stack of cardboard boxes",
                      "a road sign on a pole=sign", "a pedestrian walking=pedestrian")
 DEFAULT_NEGATIVE = "cartoon, drawing, distorted, blurry"
 GLIGEN_MODEL = "masterful/gligen-1-4-inpainting-text-box"
 CARD = ("Each row is a real scene with an occluder inpainted over part of one object's box "
-        "(box-grounded GLIGEN inpainting, or SD inpainting with a box mask). Pixels outside the occluder "
+        "(box-grounded GLIGEN inpainting, or SD / SDXL inpainting with a box mask). Pixels outside the occluder "
         "region are the real ones, bit for bit. The occluder's mask is cut out of every object's mask; "
-        "objects left mostly hidden are dropped; an occluder of one of our classes is labelled too.")
+        "objects left mostly hidden are dropped; an occluder of one of our classes is labelled too. In the "
+        "*refined* variant the object itself is first inpainted inside its own mask (a new object in the "
+        "labelled silhouette), then occluded; `method_details.variant` says which.")
 
 
 def parse_occluder(text: str) -> tuple[str, int | None]:
@@ -89,16 +109,18 @@ def is_gligen(pipe) -> bool:
 
 
 def model_size(pipe, requested: int | None) -> int:
-    """Side of the square the model works on: GLIGEN's own sample size (it centre-crops to it), else ``requested``."""
+    """Side of the square the model works on: GLIGEN's own sample size (it centre-crops to it), else
+    ``requested``, else the UNet's own (512 for SD, 1024 for SDXL)."""
     if is_gligen(pipe):
         return int(pipe.vae.config.sample_size)
-    return int(requested or 512)
+    return int(requested or pipe.unet.config.sample_size * pipe.vae_scale_factor)
 
 
 def inpaint_region(pipe, image: np.ndarray, box: np.ndarray, region: tuple[int, ...], prompt: str,
                    negative: str, seed: int, steps: int, guidance: float, size: int | None = None,
-                   context: float = 2.0) -> np.ndarray:
-    """``image`` with only ``region`` replaced by the model's occluder; every other pixel is untouched."""
+                   context: float = 2.0, mask: np.ndarray | None = None) -> np.ndarray:
+    """``image`` with only ``region`` (or the pixels of ``mask`` inside it) replaced by the model's painting;
+    every other pixel is untouched."""
     import torch
 
     h, w = image.shape[:2]
@@ -108,6 +130,8 @@ def inpaint_region(pipe, image: np.ndarray, box: np.ndarray, region: tuple[int, 
     s = n / side
     rx0, ry0, rx1, ry1 = region
     r = [(rx0 - x) * s, (ry0 - y) * s, (rx1 - x) * s, (ry1 - y) * s]
+    paint = region_mask(region, h, w) if mask is None else mask & region_mask(region, h, w)
+    window = paint[y:y + side, x:x + side]
     device = getattr(pipe, "device", torch.device("cpu"))
     gen = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(int(seed))
     common = dict(prompt=prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance,
@@ -117,14 +141,14 @@ def inpaint_region(pipe, image: np.ndarray, box: np.ndarray, region: tuple[int, 
             out = pipe(gligen_phrases=[prompt], gligen_boxes=[[v / n for v in r]],
                        gligen_inpaint_image=Image.fromarray(crop), **common).images[0]
         else:
-            mask = np.zeros((n, n), np.uint8)
-            mask[int(np.floor(r[1])):int(np.ceil(r[3])), int(np.floor(r[0])):int(np.ceil(r[2]))] = 255
-            out = pipe(image=Image.fromarray(crop), mask_image=Image.fromarray(mask), strength=1.0,
-                       **common).images[0]
+            # every model pixel that touches a painted image pixel is masked (a superset, never fewer)
+            model_mask = (cv2.resize(window.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA) > 0)
+            out = pipe(image=Image.fromarray(crop), mask_image=Image.fromarray(model_mask.astype(np.uint8) * 255),
+                       strength=1.0, **common).images[0]
     out = (np.asarray(out, np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
     back = cv2.resize(out, (side, side), interpolation=cv2.INTER_CUBIC if side > n else cv2.INTER_AREA)
     result = image.copy()
-    result[ry0:ry1, rx0:rx1] = back[ry0 - y:ry1 - y, rx0 - x:rx1 - x]
+    result[y:y + side, x:x + side][window] = back[window]
     return result
 
 
@@ -203,12 +227,18 @@ class OccludeConfig(MethodRunOptions):
     mask_mode: str = "diff"  # how the occluder's mask is found: diff or sam
     diff_threshold: int = 24
     drop_below: float = 0.2  # objects keeping less than this share of their pixels are dropped
-    size: int = 512  # model working size (square) for inpainting pipelines
+    size: int | None = None  # model working size (square) of inpainting pipelines (default: the UNet's own)
     context: float = 2.0  # window side over the box's longer side
     steps: int = 30
     guidance: float = 7.5
     sam: str = "tiny"  # SAM spec for mask_mode "sam"
+    refine: str = "off"  # LOCO's refined variant: off (plain only), on (refined only), both
+    refine_prompt: str = "a {name}"  # prompt that repaints the object in its mask; {name} = its class
+    detector: str | None = None  # Mask R-CNN spec measuring agreement (None: not measured, every sample kept)
+    iou_threshold: float = 0.0  # a sample is kept when the occluded object's agreement reaches this
+    max_attempts: int = 1  # seeds tried per sample before it is dropped
     sam_model: Any = field(default=None, repr=False)
+    verifier: Any = field(default=None, repr=False)  # injected image -> (masks, classes); ``.description``
 
 
 def load_occluder_pipeline(model: str, revision: str | None, device: str, dtype: str | None):
@@ -218,8 +248,9 @@ def load_occluder_pipeline(model: str, revision: str | None, device: str, dtype:
     return loaded.pipeline, loaded.model_id, loaded.revision
 
 
-def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:
-    """``(row index, object index, sample id)`` of every sample, derived from the run seed only."""
+def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str, str]]:
+    """``(row index, object index, sample id, variant)`` of every sample, derived from the run seed only; the
+    variants of one object are adjacent."""
     wanted = {CLASS_NAMES.index(c) for c in cfg.classes}
     plan = []
     for r, row in enumerate(rows):
@@ -233,7 +264,7 @@ def plan_samples(rows, cfg: OccludeConfig) -> list[tuple[int, int, str]]:
               and visible_fraction(inst.masks[i], inst.boxes[i]) >= cfg.min_visible]
         rng = np.random.default_rng(derive_seed(cfg.seed, row["id"], 0))
         for i in rng.permutation(ok)[:cfg.per_row] if ok else []:
-            plan.append((r, int(i), f"{row['id']}#o{int(inst.ids[i])}"))
+            plan += [(r, int(i), f"{row['id']}#o{int(inst.ids[i])}{VARIANT_SUFFIX[v]}", v) for v in REFINE[cfg.refine]]
     return plan[:cfg.num] if cfg.num is not None else plan
 
 
@@ -243,9 +274,16 @@ def check_config(cfg: OccludeConfig) -> None:
         raise ValueError(f"unknown placement {cfg.placement!r}; known: {', '.join(PLACEMENTS)}, any")
     if cfg.mask_mode not in MASK_MODES:
         raise ValueError(f"unknown mask mode {cfg.mask_mode!r}; known: {', '.join(MASK_MODES)}")
+    if cfg.refine not in REFINE:
+        raise ValueError(f"unknown refine setting {cfg.refine!r}; known: {', '.join(REFINE)}")
+    if "{name}" not in cfg.refine_prompt:
+        raise ValueError(f"--refine-prompt {cfg.refine_prompt!r} must contain {{name}} (the object's class)")
+    check_fraction(cfg.iou_threshold, "--iou-threshold")
+    if cfg.iou_threshold > 0 and cfg.detector is None and cfg.verifier is None:
+        raise ValueError("--iou-threshold needs --detector (agreement is measured by a detector)")
     if not 0.0 < cfg.share <= 1.0:
         raise ValueError(f"share must lie in (0, 1], got {cfg.share}")
-    for name in ("per_row", "num", "rows_per_shard"):
+    for name in ("per_row", "num", "rows_per_shard", "max_attempts"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -253,16 +291,28 @@ def check_config(cfg: OccludeConfig) -> None:
     check_out_outside(cfg.out, cfg.real)
 
 
-def _occlude_one(cfg: OccludeConfig, row: dict[str, Any], obj: int, sid: str, pipe, predictor, occluders,
-                 backend: str) -> tuple[np.ndarray, Instances, dict[str, Any], str]:
-    """One sample: the occluded image, its instances, the method details and the prompt used."""
-    image = codec.to_rgb(row["image"], row["id"])
+def _refine(cfg: OccludeConfig, image: np.ndarray, inst: Instances, obj: int, sid: str, attempt: int, pipe
+            ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The object repainted inside its own mask (its box is the model's region); what was done."""
+    x0, y0, x1, y1 = (int(v) for v in np.round(inst.boxes[obj]))
+    seed = derive_seed(cfg.seed, sid + "/refine", attempt)
+    prompt = cfg.refine_prompt.format(name=CLASS_NAMES[inst.classes[obj]])
+    out = inpaint_region(pipe, image, inst.boxes[obj], (x0, y0, x1, y1), prompt, cfg.negative_prompt, seed,
+                         cfg.steps, cfg.guidance, cfg.size, cfg.context, mask=inst.masks[obj])
+    return out, {"refine_prompt": prompt, "refine_seed": seed, "refined_pixels": int(inst.masks[obj].sum())}
+
+
+def _occlude_one(cfg: OccludeConfig, row: dict[str, Any], obj: int, sid: str, variant: str, attempt: int, pipe,
+                 predictor, occluders, backend: str) -> tuple[np.ndarray, Instances, dict[str, Any], str]:
+    """One attempt at a sample: the occluded image, its instances, the method details and the prompt used."""
+    real = codec.to_rgb(row["image"], row["id"])
     inst = Instances.from_row(row)
-    seed = derive_seed(cfg.seed, sid, 0)
+    seed = derive_seed(cfg.seed, sid, attempt)
     rng = np.random.default_rng(seed)
     placement = cfg.placement if cfg.placement != "any" else PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
     region = choose_region(inst.boxes[obj], placement, cfg.share, rng)
     prompt, occ_class = occluders[int(rng.integers(len(occluders)))]
+    image, refined = _refine(cfg, real, inst, obj, sid, attempt, pipe) if variant == "refined" else (real, {})
     after = inpaint_region(pipe, image, inst.boxes[obj], region, prompt, cfg.negative_prompt, seed,
                            cfg.steps, cfg.guidance, cfg.size, cfg.context)
     occ = occluder_mask(image, after, region, cfg.mask_mode, cfg.diff_threshold, predictor)
@@ -271,14 +321,66 @@ def _occlude_one(cfg: OccludeConfig, row: dict[str, Any], obj: int, sid: str, pi
     kept = new.masks[new.ids == target]
     details = {
         "source_id": row["id"], "object_id": target, "object_class": CLASS_NAMES[inst.classes[obj]],
-        "region": list(region), "placement": placement, "share": cfg.share, "backend": backend,
+        "variant": variant, "region": list(region), "placement": placement, "share": cfg.share, "backend": backend,
         "prompt": prompt, "occluder_class": None if occ_class is None else CLASS_NAMES[occ_class],
-        "seed": seed, "mask_mode": cfg.mask_mode, "occluder_pixels": int(occ.sum()),
+        "seed": seed, "attempt": attempt, "mask_mode": cfg.mask_mode, "occluder_pixels": int(occ.sum()),
         "visible_before": visible_fraction(inst.masks[obj], inst.boxes[obj]),
         "visible_after": visible_fraction(kept[0], inst.boxes[obj]) if len(kept) else 0.0,
-        "kept_share": shares, "dropped_ids": sorted(set(map(int, inst.ids)) - set(map(int, new.ids))),
+        "kept_share": shares, "dropped_ids": sorted(set(map(int, inst.ids)) - set(map(int, new.ids))), **refined,
     }
     return after, new, details, prompt
+
+
+def measure_agreement(details: dict[str, Any], image: np.ndarray, inst: Instances, verifier) -> bool:
+    """Record the detector's agreement with every written object and the occluded one's in ``details``;
+    whether the occluded one is verified (a hidden, dropped object has nothing to disagree with)."""
+    iou = agreement(inst, *verifier(image))
+    details["agreement"] = {str(int(i)): round(float(v), 6) for i, v in zip(inst.ids, iou)}
+    target = details["agreement"].get(str(details["object_id"]))
+    details["target_agreement"] = target
+    return target is None or target >= details["iou_threshold"]
+
+
+def variant_stats(run, manifest: dict[str, Any], max_attempts: int) -> dict[str, dict[str, Any]]:
+    """Per variant, over the whole version: samples, accepted, attempts, acceptance and mean agreement."""
+    import pyarrow.parquet as pq
+
+    stats = {v: {"samples": 0, "accepted": 0, "attempts": 0, "agreement": []} for v in VARIANT_SUFFIX}
+    for shard in manifest.get("shards", []):
+        for sid in shard["failed"]:
+            s = stats["refined" if sid.endswith(VARIANT_SUFFIX["refined"]) else "plain"]
+            s["samples"], s["attempts"] = s["samples"] + 1, s["attempts"] + max_attempts
+        if not shard["path"]:
+            continue
+        for gen in pq.read_table(run.folder / shard["path"], columns=["generation"]).column(0).to_pylist():
+            d = json.loads(gen["method_details"])
+            s = stats[d.get("variant", "plain")]
+            s["samples"], s["accepted"] = s["samples"] + 1, s["accepted"] + 1
+            s["attempts"] += gen["attempts"]
+            if d.get("target_agreement") is not None:
+                s["agreement"].append(d["target_agreement"])
+    out = {}
+    for variant, s in stats.items():
+        if s["samples"]:
+            agree = s.pop("agreement")
+            out[variant] = {**s, "acceptance_rate": s["accepted"] / s["samples"],
+                            "mean_agreement": float(np.mean(agree)) if agree else None, "measured": len(agree)}
+    return out
+
+
+def variants_card(stats: dict[str, dict[str, Any]], verifier: str | None, threshold: float) -> str:
+    """The card's comparison of the variants."""
+    how = (f"agreement is the IoU of `{verifier}`'s best mask of the occluded object's class with its written "
+           f"mask; samples below {threshold:g} were retried with new seeds" if verifier else
+           "no detector measured agreement (pass --detector), so every sample was kept")
+    lines = [f"### Variants\n\nPer variant over the whole version; {how}.\n",
+             "| variant | samples | accepted | attempts | acceptance | mean agreement (measured) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for variant, s in stats.items():
+        agree = "n/a" if s["mean_agreement"] is None else f"{s['mean_agreement']:.3f}"
+        lines.append(f"| {variant} | {s['samples']} | {s['accepted']} | {s['attempts']} | "
+                     f"{percent(s['acceptance_rate'])} | {agree} ({s['measured']}) |")
+    return "\n".join(lines)
 
 
 def run_occlude(cfg: OccludeConfig) -> MethodResult:
@@ -289,38 +391,61 @@ def run_occlude(cfg: OccludeConfig) -> MethodResult:
     occluders = [parse_occluder(t) for t in cfg.occluders]
     model = load("occluder", ModelSpec(cfg.model, cfg.revision, cfg.device, cfg.dtype, model=cfg.pipeline))
     pipe = model.pipeline
-    backend = "gligen" if is_gligen(pipe) else "inpaint"
+    if not is_gligen(pipe) and model.family.name not in FAMILIES:
+        raise ValueError(f"{model.model_id}: occlude runs GLIGEN or the {', '.join(FAMILIES)} families, not "
+                         f"{model.family.name}")
+    backend = "gligen" if is_gligen(pipe) else model.family.name
     predictor, sam_desc = None, None
     if cfg.mask_mode == "sam":
         from segment_anything import SamPredictor
 
         sam = load("sam", ModelSpec(cfg.sam, device=cfg.device, model=cfg.sam_model))
         predictor, sam_desc = SamPredictor(sam.pipeline), sam.model_id
+    verifier = cfg.verifier
+    if verifier is None and cfg.detector is not None:
+        from .rerender import MaskDetector
+
+        verifier = MaskDetector(cfg.detector, cfg.device)
+    verifier_desc = None if verifier is None else getattr(verifier, "description", "injected")
     source = load_split(cfg.real, STITCHED, cfg.split)
     real_info = read_info(cfg.real)
-    settings = {k: v for k, v in asdict(cfg).items()
-                if k not in ("real", "out", "device", "dtype", "version", "pipeline", "sam_model", "sheet_samples")}
+    injected_or_local = ("real", "out", "device", "dtype", "version", "pipeline", "sam_model", "verifier", "sheet_samples")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in injected_or_local}
     fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
-                                     "model": [model.model_id, model.revision], "sam": sam_desc, "settings": settings})
+                                     "model": [model.model_id, model.revision], "sam": sam_desc,
+                                     "verifier": verifier_desc, "settings": settings})
     plan = plan_samples(source, cfg)
     if not plan:
         raise ValueError(f"{cfg.real}: no object to occlude (classes {', '.join(cfg.classes)}, --min-size "
                          f"{cfg.min_size}, --min-visible {cfg.min_visible}, rows with instance masks only)")
     run = open_run(METHOD, cfg.out, fp, cfg.version, cfg.rows_per_shard)
     done = run.done()
-    for r, obj, sid in plan:
+    for r, obj, sid, variant in plan:
         if sid in done:
             continue
         row = source[r]
-        after, new, details, prompt = _occlude_one(cfg, row, obj, sid, pipe, predictor, occluders, backend)
+        for attempt in range(cfg.max_attempts):
+            after, new, details, prompt = _occlude_one(cfg, row, obj, sid, variant, attempt, pipe, predictor,
+                                                       occluders, backend)
+            details["iou_threshold"] = cfg.iou_threshold
+            if verifier is None or measure_agreement(details, after, new, verifier):
+                break
+        else:
+            run.writer.add(sid, None, attempts=cfg.max_attempts, rejected=cfg.max_attempts)
+            continue
         gen = {"source_id": row["id"], "model_id": model.model_id, "model_revision": model.revision,
                "prompt": prompt, "negative_prompt": cfg.negative_prompt, "seed": details["seed"], "steps": cfg.steps,
-               "guidance_scale": cfg.guidance, "strength": 1.0, "attempts": 1,
+               "guidance_scale": cfg.guidance, "strength": 1.0, "attempts": attempt + 1,
                "labeler": f"source-labels-minus-occluder:{cfg.mask_mode}"}
-        run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row, predictor=predictor), attempts=1, rejected=0)
-    manifest, counts = finish_counts(run, "no sample planned")
-    pair = before_after(source, "before", lambda row, d: f"{row['id']}: {d['prompt']} ({d['placement']})")
+        run.writer.add(sid, synthetic_row(sid, after, new, gen, METHOD, details, row, predictor=predictor),
+                       attempts=attempt + 1, rejected=attempt)
+    manifest, counts = finish_counts(run, f"no sample's occluded object reached --iou-threshold {cfg.iou_threshold} "
+                                          f"in {cfg.max_attempts} attempts")
+    variants = variant_stats(run, manifest, cfg.max_attempts)
+    pair = before_after(source, "before", lambda row, d: f"{row['id']}: {d['prompt']} ({d['placement']}, "
+                                                         f"{d.get('variant', 'plain')})")
     info = {"source": source_record(cfg.real, real_info, split=cfg.split),
             "model": {"id": model.model_id, "revision": model.revision, "backend": backend},
-            "settings": settings, "counts": counts}
-    return finish_pairs(run, info, CARD, version_rows(run, manifest, cfg.sheet_samples), pair)
+            "verifier": verifier_desc, "variants": variants, "settings": settings, "counts": counts}
+    card = CARD + "\n\n" + variants_card(variants, verifier_desc, cfg.iou_threshold)
+    return finish_pairs(run, info, card, version_rows(run, manifest, cfg.sheet_samples), pair)

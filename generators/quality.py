@@ -1,11 +1,15 @@
-"""How real a synthetic version looks: FID/KID against the real scenes and CLIP score to its prompts.
+"""How real a synthetic version looks: FID/KID against the real scenes, CLIP score to its prompts, and how
+diverse it is: LPIPS between samples of the same source row and across rows.
 
 Every metric is computed twice: on whole images, and on the *invented region* only (the synthetic
 columns right of ``generation.known_width`` against the same columns, right of
 ``stitch.front_x1``, of the real scenes), so a user sees whether the outpaint, not the kept part,
 looks real. Features are extracted once per image set by an injected feature extractor (the
 Inception-v3 of torch-fidelity, through torchmetrics, by default) and fed to torchmetrics'
-FID and KID; the CLIP score comes from a transformers CLIP model named by id or path.
+FID and KID; the CLIP score comes from a transformers CLIP model named by id or path. Diversity is the
+mean pairwise LPIPS (:mod:`streetsynth.models.lpips`) among the samples made from one source row (a
+generator that ignores its seed scores 0) and among samples of different rows, with the real scenes'
+across-row figure beside it for scale.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from streetsynth import codec
 from streetsynth.config import check_size
 from streetsynth.models.features import inception_extractor
 from streetsynth.models.load import model_name
+from streetsynth.models.lpips import load_lpips, pairwise
 from streetsynth.repo import atomic_write_text, load_split, read_info, source_record, write_info
 from streetsynth.schema import ROW_SCORES_PATH, STITCHED, SYNTHETIC, SYNTHETIC_SPLIT
 
@@ -41,7 +46,13 @@ class QualityConfig:
     max_images: int | None = None  # at most this many images per set (the first ones)
     batch_size: int = 16
     device: str = "cpu"
+    lpips: str | None = "alex"  # LPIPS backbone for diversity: alex or vgg; None skips diversity
+    lpips_backbone: str | None = None  # torchvision backbone weights (default: torch hub's checkpoints/)
+    lpips_linear: str | None = None  # LPIPS v0.1 linear layers file (default: the copy torchmetrics ships)
+    lpips_size: tuple[int, int] = (128, 256)  # (H, W) images and regions are resized to for LPIPS
+    lpips_max_rows: int = 64  # source rows (one sample each) whose pairs give the across-row figures
     feature: Any = field(default=None, repr=False)  # injected extractor: uint8 (N,3,H,W) -> (N,D); .description
+    lpips_model: Any = field(default=None, repr=False)  # injected LPIPS (``.embed``, ``.description``)
 
 
 class _Features(torch.nn.Module):
@@ -169,14 +180,54 @@ def clip_score(items: Iterator[tuple[tuple[np.ndarray, ...], str]], clip, batch_
     return tuple(t / count for t in totals)
 
 
+def _mean(pairs: list[torch.Tensor]) -> tuple[float | None, int]:
+    values = torch.cat(pairs) if pairs else torch.zeros(0)
+    return (float(values.mean()) if len(values) else None), len(values)
+
+
+def diversity(synth, real, lpips, cfg: QualityConfig) -> dict[str, Any]:
+    """Mean pairwise LPIPS per view (whole image, invented region): among samples of one source row, among
+    first samples of different rows, and among real scenes (at most ``lpips_max_rows`` each)."""
+    groups: dict[str, list[int]] = {}
+    for i, gen in enumerate(synth["generation"]):
+        groups.setdefault(gen["source_id"], []).append(i)
+
+    def embed(rows, region) -> tuple[torch.Tensor, ...]:
+        views = ((img, region(r, img)) for r in rows for img in [codec.to_rgb(r["image"], r["id"])])
+        return features(views, lpips.embed, cfg.lpips_size, cfg.batch_size, cfg.device)
+
+    within: list[list[torch.Tensor]] = [[], []]
+    repeated = [idx for idx in groups.values() if len(idx) >= 2]
+    for idx in repeated:
+        for k, emb in enumerate(embed(synth.select(idx), synthetic_region)):
+            within[k].append(pairwise(emb))
+    firsts = [idx[0] for idx in groups.values()][:cfg.lpips_max_rows]
+    across = embed(synth.select(firsts), synthetic_region) if len(firsts) >= 2 else (None, None)
+    n_real = min(len(real), cfg.lpips_max_rows)
+    real_emb = embed(real.select(range(n_real)), real_region) if n_real >= 2 else (None, None)
+    views = {}
+    for k, view in enumerate(("images", "invented_region")):
+        w, a, r = _mean(within[k]), _mean([pairwise(across[k])] if across[k] is not None else []), \
+            _mean([pairwise(real_emb[k])] if real_emb[k] is not None else [])
+        views[view] = {"within_rows": w[0], "within_pairs": w[1], "across_rows": a[0], "across_pairs": a[1],
+                       "real_across_rows": r[0], "real_pairs": r[1]}
+    return {"model": getattr(lpips, "description", type(lpips).__name__), "image_size": list(cfg.lpips_size),
+            "source_rows_with_several_samples": len(repeated), **views}
+
+
 def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
     """The quality block of a synthetic version against the real scenes it came from."""
     check_size(cfg.size)
-    for name in ("batch_size", "max_images"):
+    if min(check_size(cfg.lpips_size, what="--lpips-size")) < 32:
+        raise ValueError(f"--lpips-size {cfg.lpips_size[0]}x{cfg.lpips_size[1]}: LPIPS needs sides of at least 32")
+    for name in ("batch_size", "max_images", "lpips_max_rows"):
         if (getattr(cfg, name) or 1) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     extractor = cfg.feature if cfg.feature is not None else inception_extractor(cfg.inception).to(cfg.device)
     clip = load_clip(cfg.clip_model, cfg.device) if cfg.clip_model else None
+    lpips = cfg.lpips_model if cfg.lpips_model is not None or cfg.lpips is None else \
+        load_lpips(cfg.lpips, cfg.lpips_backbone, cfg.lpips_linear)
+    lpips = lpips.to(cfg.device) if lpips is not None else None
     synth = load_split(cfg.synthetic, SYNTHETIC, SYNTHETIC_SPLIT)
     real = load_split(cfg.real, STITCHED, cfg.split)
     if cfg.max_images is not None:
@@ -193,6 +244,8 @@ def measure_quality(cfg: QualityConfig) -> dict[str, Any]:
         "images": fid_kid(feats["real"], feats["synthetic"]),
         "invented_region": fid_kid(feats["real_region"], feats["synthetic_region"]),
     }
+    if lpips is not None:
+        block["lpips"] = diversity(synth, real, lpips, cfg)
     if clip is not None:
         real_index = {rid: i for i, rid in enumerate(real["id"])}
         synth_views = ((img, synthetic_region(r, img)) for r in synth for img in [codec.to_rgb(r["image"], r["id"])])
@@ -238,7 +291,16 @@ def format_quality(block: dict[str, Any]) -> str:
     if clip:
         real = "n/a" if clip["real_region"] is None else f"{clip['real_region']:.2f}"
         line += f", CLIP {clip['images']:.2f} (invented region {clip['invented_region']:.2f}, real region {real})"
+    lp = block.get("lpips")
+    if lp:
+        reg = lp["invented_region"]
+        line += (f", LPIPS diversity of the invented region {_num(reg['within_rows'])} within rows, "
+                 f"{_num(reg['across_rows'])} across rows (real {_num(reg['real_across_rows'])})")
     return line + f"; {block['counts']['synthetic']} synthetic vs {block['counts']['real']} real images"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def quality_lines(folders: list[str | Path]) -> list[str]:

@@ -28,6 +28,8 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     assert repo.read_info(out / "synthetic" / "v0.1.0")["source"]["fingerprint"] == masked["fingerprint"]
     # The outpaint version's image quality against the real scenes is measured and on its card.
     assert "FID (invented region)" in page and "quality" in repo.read_info(out / "synthetic" / "v0.1.0")
+    assert "LPIPS diversity across rows (invented region)" in page  # diversity beside realism (issue 27)
+    assert "Diversity (LPIPS)" in (out / "synthetic" / "v0.1.0" / "README.md").read_text()
     # The comparison is mean ± std over seeds at equal compute, and says the AP is on rendered scenes.
     assert "±" in page and "AP is measured on RENDERED scenes" in page and "AP is measured on RENDERED" in printed
     assert 'src="train/delta.png"' in page

@@ -100,3 +100,19 @@ def test_train_inpaint_loads_through_the_registry_and_refuses_families_its_loss_
         load_pipeline(str(tmp_path / "flux"))
     save_tiny_inpaint_pipeline(tmp_path / "sd")
     assert load_pipeline(str(tmp_path / "sd")).unet.config.in_channels == 9
+
+
+def test_the_occluder_kind_reads_an_sdxl_inpainting_folder_as_the_sdxl_family(tmp_path):
+    """``occlude --model FOLDER`` with an SDXL inpainting folder runs the SDXL backend, named by folder and hash."""
+    from streetsynth.models.inpaint import build_tiny
+    from streetsynth.models.load import ModelSpec, declare
+    from streetsynth.models.load import load as load_kind
+
+    build_tiny("sdxl-inpaint").pipeline.save_pretrained(tmp_path / "xl", safe_serialization=True)
+    model = load_kind("occluder", ModelSpec(str(tmp_path / "xl")))
+    assert (model.family.name, model.model_id) == ("sdxl-inpaint", "xl") and model.revision.startswith("sha256:")
+    assert type(model.pipeline).__name__ == "StableDiffusionXLInpaintPipeline"
+    assert model.pipeline.text_encoder_2 is not None and model.denoiser.config.addition_embed_type == "text_time"
+    assert load_kind("occluder", ModelSpec("tiny:sdxl-inpaint")).family.name == "sdxl-inpaint"
+    injected_xl = declare(build_tiny("sdxl-inpaint").pipeline, "org/xl", "abc123")
+    assert load_kind("occluder", ModelSpec(model=injected_xl)).family.name == "sdxl-inpaint"

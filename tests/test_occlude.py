@@ -10,8 +10,9 @@ import factories_producers as producers
 from factories_generate import make_real_repo
 
 from streetsynth.generators.occlude import (OccludeConfig, apply_occluder, choose_region, occluder_mask,
-                                            parse_occluder, run_occlude)
+                                            parse_occluder, plan_samples, run_occlude)
 from streetsynth.instances import Instances
+from streetsynth.models.inpaint import build_tiny
 from streetsynth.models.load import declare
 from streetsynth.models.tiny_gligen import build_tiny_gligen_pipeline
 from streetsynth.models.tiny_inpaint import build_tiny_inpaint_pipeline
@@ -29,6 +30,11 @@ def pipe():
 @pytest.fixture(scope="module")
 def gligen():
     return declare(build_tiny_gligen_pipeline(seed=0), "streetsynth/tiny-random-gligen", "seed-0")
+
+
+@pytest.fixture(scope="module")
+def sdxl():
+    return build_tiny("sdxl-inpaint")  # the SDXL backend, through the family registry
 
 
 def _cfg(tmp_path, pipe, **kw):
@@ -49,10 +55,10 @@ def _pedestrians(inst: Instances) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("backend", ["inpaint", "gligen"])
-def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, backend, request):
+@pytest.mark.parametrize("backend, fixture", [("sd-inpaint", "pipe"), ("gligen", "gligen"), ("sdxl-inpaint", "sdxl")])
+def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, backend, fixture, request):
     real = make_real_repo(tmp_path / "real", rows=2)
-    res = run_occlude(_cfg(tmp_path, request.getfixturevalue("pipe" if backend == "inpaint" else "gligen")))
+    res = run_occlude(_cfg(tmp_path, request.getfixturevalue(fixture)))
     rows = {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
     src = {r["id"]: r for r in load_split(real, "stitched", "train")}
     # one sample per source frame with masks and a choosable pedestrian, named after it
@@ -85,6 +91,7 @@ def test_occluder_over_lower_third_of_a_pedestrian(tmp_path, backend, request):
             if i in new.ids and i != d["object_id"]:
                 assert np.array_equal(new.masks[new.ids == i][0], m & ~occ)
         assert g["method"] == "occlude" and d["backend"] == backend and d["prompt"] == g["prompt"]
+        assert d["variant"] == "plain" and "agreement" not in d  # no detector: agreement not measured
         area = (x1 - x0) * (y1 - y0)
         assert d["visible_before"] == ped[y0:y1, x0:x1].sum() / area
         assert d["visible_after"] == pytest.approx(new_ped[y0:y1, x0:x1].sum() / area)
@@ -129,3 +136,77 @@ def test_sam_mask_stays_inside_the_region():
     after[10:20, 5:15] = 0
     occ = occluder_mask(before, after, (5, 10, 15, 20), "sam", predictor=SamPredictor(build_tiny_sam()))
     assert not occ[:10].any() and not occ[20:].any() and not occ[:, :5].any() and not occ[:, 15:].any()
+
+
+class _SecondLook:
+    """A detector with known answers: nothing on every odd call, one pedestrian covering the whole image on every
+    even one. The occluded object's agreement is then 0, then its mask area over the image area."""
+
+    description = "second-look (test)"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, image):
+        self.calls += 1
+        if self.calls % 2:
+            return np.zeros((0,) + image.shape[:2], bool), np.zeros(0, np.int64)
+        return np.ones((1,) + image.shape[:2], bool), np.array([PEDESTRIAN])
+
+
+def test_refined_variant_repaints_the_object_in_its_mask_and_the_card_compares_the_variants(tmp_path, pipe):
+    real = make_real_repo(tmp_path / "real", rows=2)
+    res = run_occlude(_cfg(tmp_path, pipe, refine="both", verifier=_SecondLook(), iou_threshold=1e-6,
+                           max_attempts=3))
+    rows = {r["id"]: r for r in load_split(res["folder"], "synthetic", "synthetic")}
+    src = {r["id"]: r for r in load_split(real, "stitched", "train")}
+    plain = {i for i in rows if not i.endswith("+refined")}
+    assert plain and {i + "+refined" for i in plain} == set(rows) - plain  # both variants of every object
+    for sid, row in rows.items():
+        g, d = row["generation"], json.loads(row["generation"]["method_details"])
+        s = src[g["source_id"]]
+        before, after = np.asarray(s["image"]), np.asarray(row["image"])
+        old, new = Instances.from_row(s), Instances.from_row(row)
+        ped = old.masks[int(np.flatnonzero(old.ids == d["object_id"])[0])]
+        x0, y0, x1, y1 = d["region"]
+        region = np.zeros(ped.shape, bool)
+        region[y0:y1, x0:x1] = True
+        changed = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 0
+        assert d["variant"] == ("refined" if sid.endswith("+refined") else "plain")
+        if d["variant"] == "refined":
+            # the object repainted inside its own silhouette, the occluder over it; nothing else touched
+            assert d["refine_prompt"] == "a pedestrian" and d["refined_pixels"] == ped.sum()
+            assert not (changed & ~(ped | region)).any() and (changed & ped & ~region).any()
+        else:
+            assert not (changed & ~region).any()
+        new_ped = new.masks[new.ids == d["object_id"]][0]
+        assert not (new_ped & ~ped).any()  # the label keeps the silhouette, less the occluder
+        # first attempt: the detector saw nothing; second: a whole-image pedestrian, IoU = mask area / image area
+        assert g["attempts"] == 2 and d["attempt"] == 1
+        assert d["target_agreement"] == round(new_ped.sum() / new_ped.size, 6)
+    info = json.loads((res["folder"] / "meta" / "info.json").read_text())
+    n = len(plain)
+    for variant in ("plain", "refined"):
+        v = info["variants"][variant]
+        assert (v["samples"], v["accepted"], v["attempts"]) == (n, n, 2 * n)
+        assert v["acceptance_rate"] == 1.0 and v["measured"] == n
+        agree = [json.loads(r["generation"]["method_details"])["target_agreement"] for i, r in rows.items()
+                 if i.endswith("+refined") == (variant == "refined")]
+        assert v["mean_agreement"] == pytest.approx(np.mean(agree))
+    assert info["counts"]["attempts"] == 4 * n and info["counts"]["rejected_attempts"] == 2 * n
+    card = (res["folder"] / "README.md").read_text()
+    assert "### Variants" in card and "second-look (test)" in card
+    assert f"| refined | {n} | {n} | {2 * n} | 100" in card
+
+
+def test_a_sample_the_detector_never_confirms_is_dropped_after_its_attempts(tmp_path, pipe):
+    real = make_real_repo(tmp_path / "real", rows=2)
+    blind = lambda image: (np.zeros((0,) + image.shape[:2], bool), np.zeros(0, np.int64))  # noqa: E731
+    cfg = _cfg(tmp_path, pipe, verifier=blind, iou_threshold=0.5, max_attempts=2)
+    n = len(plan_samples(load_split(real, "stitched", "train"), cfg))
+    with pytest.raises(ValueError, match=f"0 rows accepted from {2 * n} attempts .*--iou-threshold 0.5 in 2 attempts"):
+        run_occlude(cfg)
+    with pytest.raises(ValueError, match="--iou-threshold needs --detector"):
+        run_occlude(_cfg(tmp_path, pipe, iou_threshold=0.5))
+    with pytest.raises(ValueError, match="unknown refine setting 'twice'"):
+        run_occlude(_cfg(tmp_path, pipe, refine="twice"))

@@ -225,15 +225,20 @@ def _measure_quality(cfg: DemoConfig, real: Path, folder: Path) -> dict[str, str
     in the version's info (so its card shows it) and returned as report counts."""
     from streetsynth.generators.quality import QualityConfig, format_quality, measure_quality, record_quality
     from streetsynth.models.features import TinyFeatures
+    from streetsynth.models.lpips import tiny_lpips
 
     tiny = cfg.model == "tiny"
-    # Offline with tiny models: a tiny random feature net stands in for Inception (the numbers mean nothing).
-    block = measure_quality(QualityConfig(real=str(real), synthetic=str(folder),
-                                          **({"size": (64, 64), "feature": TinyFeatures()} if tiny else {})))
+    # Offline with tiny models: tiny random nets stand in for Inception and LPIPS (the numbers mean nothing).
+    block = measure_quality(QualityConfig(real=str(real), synthetic=str(folder), **(
+        {"size": (64, 64), "feature": TinyFeatures(), "lpips_size": (64, 128), "lpips_model": tiny_lpips()}
+        if tiny else {})))
     record_quality(folder, block)
     print(format_quality(block), flush=True)
+    lpips = block["lpips"]["invented_region"]
     return {f"{name} ({where.replace('_', ' ')})": f"{block[where][key]:.3g}"
-            for where in ("images", "invented_region") for name, key in (("FID", "fid"), ("KID", "kid_mean"))}
+            for where in ("images", "invented_region") for name, key in (("FID", "fid"), ("KID", "kid_mean"))} | {
+        f"LPIPS diversity {name} (invented region)": "n/a" if lpips[key] is None else f"{lpips[key]:.3g}"
+        for name, key in (("within rows", "within_rows"), ("across rows", "across_rows"))}
 
 
 def _method_stages(cfg: DemoConfig, real: Path, out: Path) -> list[Stage]:

@@ -51,8 +51,8 @@ def declared(model: Any, kind: str) -> LoadedModel:
     if ident is None:
         raise ValueError(f"an injected {kind} model must declare its id and revision: pass "
                          "streetsynth.models.load.declare(model, model_id, revision)")
-    if kind == "inpaint":
-        return injected(model, *ident)
+    if kind == "inpaint" or (kind == "occluder" and not type(model).__name__.startswith("StableDiffusionGLIGEN")):
+        return injected(model, *ident)  # an inpainting pipeline: its family comes with it
     return LoadedModel(model, None, *ident)
 
 
@@ -130,7 +130,8 @@ def _inpaint(spec: ModelSpec) -> LoadedModel:
 
 
 def _occluder(spec: ModelSpec) -> LoadedModel:
-    """GLIGEN box-grounded inpainting when the name says so, else an inpainting pipeline."""
+    """GLIGEN box-grounded inpainting when the name says so, else an inpainting pipeline of its family
+    (``tiny:sdxl-inpaint`` or an SDXL inpainting id/folder gives the SDXL backend)."""
     if "gligen" not in spec.name.lower():
         return _inpaint(spec)
     from diffusers import StableDiffusionGLIGENPipeline
