@@ -41,6 +41,7 @@ from .method_run import (CONTACT_SHEET_PATH, MethodResult, MethodRun, finish_cou
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import SeamGate
 from .seam_plausibility import plausibility_score
+from .style_reference import IP_ADAPTER, StyleImages, load_ip_adapter, weight_for
 
 __all__ = ["CONTACT_SHEET_PATH", "GenerateConfig", "GenerateResult", "run_generation"]
 
@@ -83,6 +84,10 @@ class GenerateConfig:
     rows_per_shard: int = 64  # rows per Parquet shard
     detector: str | None = None  # detector spec for the labeler (with sam)
     sam: str | None = None  # SAM spec for the labeler (with detector)
+    style_image: str | None = None  # a reference image, or a folder of them (one drawn per row), via IP-Adapter
+    style_scale: float = 0.6  # IP-Adapter scale: how strongly the reference steers the invented part
+    ip_adapter: str = IP_ADAPTER  # IP-Adapter Hub id or local folder
+    ip_adapter_weight: str | None = None  # its weight file inside (default: the model family's)
     sheet_samples: int = 6  # accepted samples on the contact sheet
     keep_rejected: int = 6  # rejected attempts kept as thumbnails per process
     progress: bool = True  # show a tqdm bar
@@ -145,8 +150,10 @@ def _with_mask_sources(inst: Instances, source_row: dict[str, Any]) -> dict[str,
 class _Sample:
     """One sample in flight: its source row, canvas, prompt and attempt history."""
 
-    def __init__(self, index: int, sample_id: str, row: dict[str, Any], canvas: Canvas, prompt: str) -> None:
+    def __init__(self, index: int, sample_id: str, row: dict[str, Any], canvas: Canvas, prompt: str,
+                 style=None) -> None:
         self.index, self.id, self.row, self.canvas, self.prompt = index, sample_id, row, canvas, prompt
+        self.style = style  # its StyleReference under --style-image
         self.attempt = 0
         self.rejected = 0
 
@@ -200,6 +207,7 @@ class _Plan:
     labeler_desc: str
     settings: dict[str, Any]
     real_info: dict[str, Any]
+    styles: StyleImages | None = None
 
     def fingerprint(self) -> str:
         m = self.model
@@ -211,7 +219,8 @@ class _Plan:
         cfg, row = self.cfg, self.source[i % len(self.source)]
         canvas = make_canvas(row, cfg.size, cfg.invent_fraction, self.model.family.size_multiple)
         prompt = (row.get("caption") or cfg.prompt) if cfg.prompt_source == "caption" else cfg.prompt
-        return _Sample(i, self.ids[i], row, canvas, prompt)
+        style = None if self.styles is None else self.styles.pick(cfg.seed, self.ids[i])
+        return _Sample(i, self.ids[i], row, canvas, prompt, style)
 
     def row(self, s: _Sample, image: np.ndarray, score: float, seed: int, plausibility: float) -> dict[str, Any]:
         """The synthetic row of an accepted attempt: carried ground truth in the known part, the labeler's
@@ -228,7 +237,8 @@ class _Plan:
                "seam_score": score, "seam_threshold": cfg.seam_threshold, "plausibility_score": plausibility,
                "attempts": s.attempt + 1,
                "labeler": self.labeler_desc}
-        return synthetic_row(s.id, image, _with_mask_sources(inst, s.row), gen, METHOD, source=s.row,
+        details = None if s.style is None else {"style": s.style.record}
+        return synthetic_row(s.id, image, _with_mask_sources(inst, s.row), gen, METHOD, details, source=s.row,
                              known_width=s.canvas.known_width, predictor=getattr(self.labeler, "predictor", None))
 
 
@@ -243,7 +253,11 @@ def plan_generation(config: GenerateConfig) -> _Plan:
     if len(source) == 0:
         raise ValueError(f"{cfg.real}: split {cfg.split!r} of {STITCHED!r} has no rows")
     num = len(source) if cfg.num is None else cfg.num
+    styles = StyleImages(cfg.style_image, cfg.style_scale) if cfg.style_image else None
     model = _loaded(cfg)
+    if styles is not None:
+        cfg = replace(cfg, ip_adapter_weight=weight_for(model.family.name, cfg.ip_adapter_weight))
+        load_ip_adapter(model.pipeline, cfg.ip_adapter, cfg.ip_adapter_weight, cfg.style_scale)
     guidance = model.family.default_guidance if cfg.guidance is None else cfg.guidance
     negative_prompt = _negative_prompt(cfg, model.family)
     labeler = cfg.labeler
@@ -253,10 +267,14 @@ def plan_generation(config: GenerateConfig) -> _Plan:
         labeler = build_labeler(detector=cfg.detector, sam=cfg.sam, device=cfg.device)
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ("real", "out", "device", "dtype", "attention", "compile", "version", "progress",
-                             "pipeline", "labeler", "model", "revision", "sheet_samples", "keep_rejected")}
+                             "pipeline", "labeler", "model", "revision", "sheet_samples", "keep_rejected",
+                             "style_image", "style_scale", "ip_adapter", "ip_adapter_weight")}
     settings.update(num=num, guidance=guidance, negative_prompt=negative_prompt)
+    if styles is not None:  # recorded by digest and name, never by local path
+        settings.update(style_image=styles.record(), ip_adapter_weight=cfg.ip_adapter_weight,
+                        ip_adapter=Path(cfg.ip_adapter).name if Path(cfg.ip_adapter).is_dir() else cfg.ip_adapter)
     return _Plan(cfg, source, sample_ids(list(source["id"]), num), model, guidance, negative_prompt, labeler,
-                 labeler.description if labeler is not None else CARRIED_LABELER, settings, real_info)
+                 labeler.description if labeler is not None else CARRIED_LABELER, settings, real_info, styles)
 
 
 def run_generation(config: GenerateConfig) -> MethodResult:
@@ -343,7 +361,8 @@ class _AttemptLoop:
         negative = None if plan.negative_prompt is None else [plan.negative_prompt] * len(group)
         images = outpaint_batch(plan.model.pipeline, [s.canvas for s in group], [s.prompt for s in group], negative,
                                 seeds, cfg.steps, plan.guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
-                                max_sequence_length=plan.model.family.max_sequence_length, allow_drop=cfg.allow_drop)
+                                max_sequence_length=plan.model.family.max_sequence_length, allow_drop=cfg.allow_drop,
+                                styles=None if plan.styles is None else [s.style.image for s in group])
         for s, image, seed in zip(group, images, seeds):
             score, plaus = self.gate.score(image, s.canvas.mask), plausibility_score(image, s.canvas.mask)
             self.stats["attempts"] += 1

@@ -22,6 +22,8 @@ from streetsynth.seeds import derive_seed
 
 IP_ADAPTER = "h94/IP-Adapter"
 IP_ADAPTER_WEIGHT = "models/ip-adapter_sd15.safetensors"
+#: The adapter weight file per inpainting family with a UNet (``h94/IP-Adapter``'s layout).
+FAMILY_WEIGHTS = {"sd-inpaint": IP_ADAPTER_WEIGHT, "sdxl-inpaint": "sdxl_models/ip-adapter_sdxl.safetensors"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
@@ -86,3 +88,13 @@ def load_ip_adapter(pipe, adapter: str = IP_ADAPTER, weight: str = IP_ADAPTER_WE
             f"not cached and the Hub is unreachable or offline (HF_HUB_OFFLINE); download it once or pass a local "
             f"folder with --ip-adapter ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from exc
     pipe.set_ip_adapter_scale(scale)
+
+
+def weight_for(family: str, weight: str | None) -> str:
+    """The adapter weight file for an inpainting ``family``: ``weight`` if given, else the family's; a family
+    without an IP-Adapter (a transformer denoiser) is an error naming the ones that have one."""
+    if family not in FAMILY_WEIGHTS:
+        raise ValueError(f"--style-image: the {family} family takes no IP-Adapter here; use one of "
+                         f"{', '.join(FAMILY_WEIGHTS)}")
+    return weight or FAMILY_WEIGHTS[family]
+

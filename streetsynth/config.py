@@ -92,4 +92,4 @@ def add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ip-adapter", default=None, help="IP-Adapter Hub id or local folder (default h94/IP-Adapter)")
     p.add_argument("--ip-adapter-weight", default=None,
                    help="weight file inside --ip-adapter, image_encoder/ beside it "
-                   "(default models/ip-adapter_sd15.safetensors)")
+                   "(default models/ip-adapter_sd15.safetensors; generate with an SDXL model: sdxl_models/ip-adapter_sdxl.safetensors)")

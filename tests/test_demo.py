@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+
 from streetsynth.training.demo import DemoConfig, run_demo
 from streetsynth import repo
 
 
 TRAIN_STEPS = 80
+SWEEP_STEPS = 8
 
 
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     report = run_demo(DemoConfig(out=out, segments=4, frames=2, num=6, steps=2, train_steps=TRAIN_STEPS, seeds=1,
-                                 jobs=1, panoptic_every=2))
+                                 jobs=1, panoptic_every=2, sweep_steps=SWEEP_STEPS))
     printed = capsys.readouterr().out
     assert "Tiny RANDOM models" in printed  # said plainly
     page = report.read_text()
     for stage in ("Sample", "Real dataset", "Masks for every real object v0.1.0", "Synthetic v0.1.0", "Occluders in boxes v0.1.0",
-                  "Layout-preserving re-rendering v0.1.0", "Grounded generation v0.1.0", "Training"):
+                  "Layout-preserving re-rendering v0.1.0", "Grounded generation v0.1.0", "Training", "Filter sweep"):
         assert f"{stage}</h2>" in page
     # Every real object has a mask before generation and training (SAM from its box where no panoptic label).
     masked = repo.read_info(out / "real-masks" / "v0.1.0")
@@ -50,3 +53,16 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     # The recipe learns: the oracle (the real scenes with their true labels) scores above zero in 80 steps
     # (its mask AP is still about 0 that early: the box head learns first, so only box AP is asserted).
     assert results["runs"][2]["box_AP"] > 0
+    # The filter sweep ran on the version's own seam scores: its thresholds are their thirds, and each filtered
+    # mix read exactly the rows at or below its threshold.
+    seam = np.array([g["seam_score"] for g in rows["generation"]])
+    sweep = json.loads((out / "sweep" / "results.json").read_text())
+    cuts = sweep["sweep"]["thresholds"]
+    assert sweep["sweep"]["filter"] == "max_seam_score"
+    assert np.allclose(cuts, np.quantile(seam, [1 / 3, 2 / 3]), rtol=1e-3)
+    filtered = [r for r in sweep["runs"] if r.get("filter")]
+    assert [r["filter"] for r in filtered] == [f"max-seam-score={c:g}" for c in cuts]
+    for run, cut in zip(filtered, cuts):
+        assert run["steps"] == SWEEP_STEPS
+        assert run["seeds"][0]["synthetic_filter"]["rows_dropped"] == int((seam > cut).sum()) > 0
+    assert 'src="sweep/delta.png"' in page and "max-seam-score" in page

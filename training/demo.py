@@ -4,8 +4,9 @@ Makes a Waymo-format sample (or reads real segments with ``source``), builds the
 gives every real object a mask (SAM prompted with its ground-truth box where the frame has no
 panoptic label), generates a synthetic version with seam gating, labels it, trains Mask R-CNN on
 real-only, real+synthetic and an oracle control (the real scenes with their true labels, written
-as a synthetic version) with the full recipe, renders the dataset cards, and writes
-``out/report.html`` with the Δ picture. With tiny random models the machinery is real, the
+as a synthetic version) with the full recipe, sweeps a load-time filter of the synthetic rows
+(``train compare --sweep``), renders the dataset cards, and writes ``out/report.html`` with the
+Δ pictures. With tiny random models the machinery is real, the
 pictures are not; the AP is measured on rendered scenes, and says so.
 
 It lives in training/ because training is the last stage it reaches and no stage imports
@@ -48,6 +49,8 @@ class DemoConfig:
     real_fraction: float = 0.34  # share of the real train segments every mix trains on (one of three)
     seeds: int = 2  # training seeds per mix (the comparison reports their spread)
     jobs: int = 2  # training runs at once, one process each
+    sweep: str | None = "auto"  # a `train compare --sweep` spec; "auto": thirds of the version's seam scores; None: skip
+    sweep_steps: int | None = None  # optimizer steps of each sweep run (default train_steps)
     methods: bool = True  # also run occlude, rerender and ground once each
     base_model: str = "tiny"  # text-to-image SD 1.5 base for rerender (with its ControlNet) and ground
     device: str = "cpu"  # torch device for generation and labeling
@@ -91,6 +94,8 @@ def run_demo(cfg: DemoConfig) -> Path:
         _banner(5, "three more methods: occluders in boxes, layout-preserving re-rendering, grounded generation")
         stages.extend(_method_stages(cfg, real, out))
     stages.append(_train(cfg, real, synthetic, out))
+    if cfg.sweep:
+        stages.extend(_sweep(cfg, real, synthetic, out))
     report = write_report(out / "report.html", "streetsynth demo", stages,
                           notes=([TINY_NOTE] if cfg.tiny else []) + [RENDERED_NOTE] * (cfg.source is None))
     print(f"\nreport: {report}")
@@ -278,3 +283,54 @@ def _method_stages(cfg: DemoConfig, real: Path, out: Path) -> list[Stage]:
         stages.append(Stage(f"{name} {res['tag']}", dict(res["counts"]), text=text,
                             images=[(sheet, f"{name}: before and after, with masks")] if sheet.exists() else []))
     return stages
+
+
+def auto_sweep(synthetic: Path) -> str | None:
+    """``max-seam-score=A,B`` at the thirds of the version's seam scores (keep the best two thirds, the best
+    third), or None when the scores do not split the rows (fewer than 3 rows, or ties)."""
+    import numpy as np
+
+    from streetsynth.repo import load_split
+
+    scores = [g["seam_score"] for g in load_split(synthetic, "synthetic", "synthetic")["generation"]
+              if g.get("seam_score") is not None]
+    if len(scores) < 3:
+        return None
+    cuts = sorted({float(f"{q:.4g}") for q in np.quantile(scores, [1 / 3, 2 / 3])})
+    kept = [sum(v <= c for v in scores) for c in cuts]
+    if len(cuts) < 2 or len(set(kept)) < 2 or min(kept) == 0 or max(kept) == len(scores):
+        return None
+    return "max-seam-score=" + ",".join(f"{c:g}" for c in cuts)
+
+
+def _sweep(cfg: DemoConfig, real: Path, synthetic: Path, out: Path) -> list[Stage]:
+    """The filter sweep (``train compare --sweep``): real-only, the unfiltered mix and one mix per threshold at
+    equal steps, paired by seed; a report stage with its table, what each filter dropped and the Δ picture."""
+    from streetsynth.cards.report import Stage
+    from streetsynth.training.compare import (DELTA_FILE, comparison_table, format_comparison, format_sweep_drops,
+                                              parse_sweep, sweep_filters)
+    from streetsynth.training.maskrcnn import TrainConfig
+
+    spec = auto_sweep(synthetic) if cfg.sweep == "auto" else cfg.sweep
+    if spec is None:
+        print("filter sweep skipped: the version's seam scores do not split its rows into thirds", flush=True)
+        return []
+    name, thresholds = parse_sweep(spec)
+    steps = cfg.sweep_steps or cfg.train_steps
+    _banner(7, f"filter sweep {spec}: which threshold of the synthetic rows trains best ({cfg.seeds} seeds, "
+               f"{steps} steps each)")
+    base = TrainConfig(real=str(real), out=str(out / "sweep"), synthetic=[str(synthetic)], arch=cfg.train_arch,
+                       batch_size=2, seed=cfg.seed, norm_images=8, progress=False)
+    rows = sweep_filters(base, spec, out / "sweep", seeds=cfg.seeds, steps=steps, jobs=cfg.jobs)
+    drops = format_sweep_drops(rows)
+    print(format_comparison(rows) + "\n" + drops, flush=True)
+    text = (f"The synthetic rows filtered when they are read ({name.replace('_', '-')} at "
+            f"{', '.join(f'{v:g}' for v in thresholds)}"
+            + (", the thirds of this version's seam scores" if cfg.sweep == "auto" else "")
+            + "), each filtered mix trained at the same steps as the unfiltered one and real-only, paired by seed: "
+            "the threshold to use is measured, not guessed (`streetsynth train compare --sweep`). "
+            + drops.replace("\n", "; ") + ". " + RENDERED_NOTE)
+    images = [(out / "sweep" / DELTA_FILE, "Δ AP against real-only with 95 % intervals, per filter threshold")]
+    return [Stage("Filter sweep", {"filter": name.replace("_", "-"), "thresholds": len(thresholds),
+                                   "seeds per mix": cfg.seeds, "steps per run": steps},
+                  tables=[comparison_table(rows)], text=text, images=[i for i in images if i[0].exists()])]

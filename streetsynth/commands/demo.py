@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the pipeline end to end and write report.html",
                        description="Make a Waymo-format sample (or read --source), build the real dataset, "
                        "generate and label a synthetic version, train Mask R-CNN on real-only, real+synthetic and "
-                       "an oracle control, and write DIR/report.html. Offline; tiny random models stand in unless "
+                       "an oracle control, sweep a filter of the synthetic rows, and write DIR/report.html. Offline; tiny random models stand in unless "
                        "real ones are named.")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
     p.add_argument("--source", type=Path, default=None, help="real Waymo segments (v1 or v2) instead of a sample")
@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-arch", default=None, choices=("tiny", "mobilenet", "v1", "v2"),
                    help="Mask R-CNN architecture for the training runs (v2 is the real recipe; tiny is fast on CPU)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds per mix (default 2)")
+    p.add_argument("--sweep", default=None, metavar="FILTER=V1,V2",
+                   help="filter sweep of the synthetic rows, as `train compare --sweep` takes it (default auto: "
+                   "max-seam-score at the thirds of the version's seam scores)")
+    p.add_argument("--no-sweep", dest="sweep", action="store_const", const="", help="skip the filter sweep")
     p.add_argument("--no-methods", dest="methods", action="store_false", default=None,
                    help="skip the occlude, rerender and ground stages")
     p.add_argument("--base-model", default=None, help="SD 1.5 text-to-image base for rerender and ground "

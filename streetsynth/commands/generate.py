@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streetsynth.config import config_from_args, parse_size
+from streetsynth.config import add_style_options, config_from_args, parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet shard (default 64)")
     p.add_argument("--detector", default=None, help="detector spec for labeling (with --sam)")
     p.add_argument("--sam", default=None, help="SAM spec for labeling (with --detector)")
+    add_style_options(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
