@@ -258,6 +258,12 @@ def plan_generation(config: GenerateConfig) -> _Plan:
     if styles is not None:
         cfg = replace(cfg, ip_adapter_weight=weight_for(model.family.name, cfg.ip_adapter_weight))
         load_ip_adapter(model.pipeline, cfg.ip_adapter, cfg.ip_adapter_weight, cfg.style_scale)
+        if len(styles.files) > 1 and cfg.batch_size > 1:
+            # diffusers gives one call one reference: samples drawing different ones would each need a
+            # call padded to the batch (batch-size times the work); one sample per call costs about one batch.
+            print(f"--style-image {styles.path.name}: {len(styles.files)} references, so one sample per pipeline "
+                  f"call (--batch-size {cfg.batch_size} -> 1)")
+            cfg = replace(cfg, batch_size=1)
     guidance = model.family.default_guidance if cfg.guidance is None else cfg.guidance
     negative_prompt = _negative_prompt(cfg, model.family)
     labeler = cfg.labeler

@@ -14,6 +14,8 @@ from PIL import Image
 
 from streetsynth.digest import file_digest
 from streetsynth.generators.generate import GenerateConfig, run_generation
+from streetsynth.generators.outpaint import Canvas, outpaint_batch
+from streetsynth.generators.style_reference import load_ip_adapter
 from streetsynth.models.inpaint import build_tiny
 from streetsynth.models.tiny_ip_adapter import WEIGHT, write_tiny_ip_adapter
 from streetsynth.repo import load_split, read_info
@@ -31,10 +33,10 @@ def world(tmp_path_factory):
     return root, real, adapter, styles
 
 
-def _generate(world, store, style):
+def _generate(world, store, style, batch_size=3):
     root, real, adapter, _ = world
     res = run_generation(GenerateConfig(
-        real=str(real), out=str(root / store), model="tiny", steps=2, batch_size=3, seed=5, seam_threshold=1e9,
+        real=str(real), out=str(root / store), model="tiny", steps=2, batch_size=batch_size, seed=5, seam_threshold=1e9,
         progress=False, style_image=None if style is None else str(style), style_scale=1.0, ip_adapter=str(adapter),
         ip_adapter_weight=WEIGHT))
     return res.folder, {r["id"]: r for r in load_split(res.folder, "synthetic", "synthetic")}
@@ -59,13 +61,34 @@ def test_each_sample_is_steered_by_its_own_reference_and_records_its_digest(worl
         single = root / f"only-{name}"
         single.mkdir()
         shutil.copy(styles / name, single / name)
-        _, alone = _generate(world, f"only-{name}", single / name)
+        _, alone = _generate(world, f"only-{name}", single / name, batch_size=1)
         for sid, p in picked.items():
             if p["name"] == name:
                 assert np.array_equal(np.asarray(alone[sid]["image"]), np.asarray(rows[sid]["image"]))
     info = read_info(folder)
     assert info["settings"]["style_image"]["name"] == "styles" and info["settings"]["style_image"]["images"] == 2
     assert info["settings"]["ip_adapter"] == "adapter" and str(root) not in json.dumps(info)
+    assert info["settings"]["batch_size"] == 1  # several references: one sample per pipeline call
+
+
+def test_one_call_gives_each_sample_its_own_reference(world):
+    """diffusers repeats one reference over a call; outpaint_batch splits the call by reference, so a sample's
+    pixels do not change when only its neighbour's reference does."""
+    root, _, adapter, styles = world
+    pipe = build_tiny("sd-inpaint").pipeline
+    load_ip_adapter(pipe, str(adapter), WEIGHT, 1.0)
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 128), np.uint8)
+    mask[:, 80:] = 255
+    canvases = [Canvas(rng.integers(0, 255, (64, 128, 3), np.uint8), mask, 80, 1.0) for _ in range(2)]
+    red, blue = (Image.open(styles / n).convert("RGB") for n in ("red.png", "blue.png"))
+
+    def run(refs):
+        return outpaint_batch(pipe, canvases, ["a street"] * 2, ["cartoon"] * 2, [1, 2], steps=2, styles=refs)
+
+    mixed, same = run([red, blue]), run([red, red])
+    assert np.array_equal(mixed[0], same[0])  # sample 0 keeps its pixels
+    assert np.abs(mixed[1].astype(int) - same[1]).max() > 10  # sample 1 follows its own reference
 
 
 def test_a_family_without_an_ip_adapter_is_refused_by_name(world):

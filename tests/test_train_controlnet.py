@@ -149,3 +149,21 @@ def test_cli_trains_a_tiny_controlnet(tmp_path, capsys):
     record = json.loads((tmp_path / "cn" / "training.json").read_text())
     assert record["steps"] == 2 and record["palette"] == "streetsynth-layout-v1" and not record["config"]["lora"]
     assert isinstance(ControlNetModel.from_pretrained(tmp_path / "cn"), ControlNetModel)
+
+
+def test_a_base_saved_to_a_local_folder_trains_through_the_real_loading_path(tmp_path, capsys):
+    """``--model FOLDER``: the base loads with ``StableDiffusionPipeline.from_pretrained`` (as a Hub model would),
+    the ControlNet starts as a copy of its UNet's encoder, and the result loads back."""
+    from streetsynth.cli import main
+    from streetsynth.models.tiny_controlnet import build_tiny_text2img_pipeline
+
+    real = make_real_repo(tmp_path / "real", rows=2)
+    build_tiny_text2img_pipeline(0).save_pretrained(tmp_path / "base", safe_serialization=True)
+    assert main(["train", "controlnet", "--real", str(real), "--model", str(tmp_path / "base"), "--out",
+                 str(tmp_path / "cn"), "--steps", "1", "--resolution", "64x128", "--no-progress", "--cpu"]) == 0
+    trained = ControlNetModel.from_pretrained(tmp_path / "cn")
+    start = ControlNetModel.from_unet(build_tiny_text2img_pipeline(0).unet)
+    assert tuple(trained.config.block_out_channels) == tuple(start.config.block_out_channels)
+    moved = [not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), start.state_dict().values())]
+    assert any(moved)  # it trained from the base UNet's encoder
+    assert json.loads((tmp_path / "cn" / "training.json").read_text())["steps"] == 1

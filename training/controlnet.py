@@ -158,7 +158,7 @@ def load_base(config: ControlNetConfig):
         return pipe, pipe.controlnet if config.init is None else ControlNetModel.from_pretrained(config.init)
     from streetsynth.models.load import ModelSpec, from_pretrained, load
 
-    pipe = load("text2img", ModelSpec(config.model, None, "cpu", "float32")).pipeline
+    pipe = load("text2img", ModelSpec(config.model, None, "cpu", "fp32")).pipeline
     if config.init is None:
         return pipe, ControlNetModel.from_unet(pipe.unet)
     return pipe, from_pretrained(ControlNetModel, config.init, None, dtype=torch.float32)

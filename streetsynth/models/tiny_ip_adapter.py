@@ -26,8 +26,10 @@ def _hidden_size(unet, name: str) -> int:
     return list(reversed(channels))[block] if name.startswith("up_blocks") else channels[block]
 
 
-def write_tiny_ip_adapter(folder: str | Path, unet, seed: int = 0, embed_dim: int = 16) -> Path:
-    """Write a random IP-Adapter fitting ``unet`` under ``folder``; returns ``folder``."""
+def write_tiny_ip_adapter(folder: str | Path, unet, seed: int = 0, embed_dim: int = 16,
+                          vision: dict | None = None) -> Path:
+    """Write a random IP-Adapter fitting ``unet`` under ``folder``; returns ``folder``. ``vision`` replaces the
+    small image encoder's ``CLIPVisionConfig`` (benchmarks: ViT-H/14 for h94/IP-Adapter's real size)."""
     from safetensors.torch import save_file
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -48,8 +50,8 @@ def write_tiny_ip_adapter(folder: str | Path, unet, seed: int = 0, embed_dim: in
     (folder / WEIGHT).parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / WEIGHT))
     torch.manual_seed(seed)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, projection_dim=embed_dim, num_hidden_layers=2, num_attention_heads=4,
-        image_size=32, patch_size=8))
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**(vision or dict(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+        patch_size=8)), projection_dim=embed_dim))
     encoder.save_pretrained(folder / "models" / "image_encoder")
     return folder
