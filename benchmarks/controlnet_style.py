@@ -60,6 +60,7 @@ def reference_loop(real: str, base: str, out: str, steps: int, height: int, widt
                    device: str = "cpu") -> None:
     """A plain ControlNet training loop on diffusers, as one would write it: no accelerate, no checkpoints
     (bf16 autocast on a GPU, as ``train controlnet`` runs there)."""
+    import cv2
     import torch.nn.functional as F
     from diffusers import ControlNetModel, DDPMScheduler, StableDiffusionPipeline
 
@@ -75,8 +76,6 @@ def reference_loop(real: str, base: str, out: str, steps: int, height: int, widt
     opt = torch.optim.AdamW(controlnet.parameters(), lr=lr)
     rows = load_split(real, "stitched", "train")
     rng = np.random.default_rng(0)
-    import cv2
-
     for _ in range(steps):
         picks = [rows[int(i)] for i in rng.integers(len(rows), size=batch)]
         px = torch.stack([torch.from_numpy(np.asarray(r["image"].convert("RGB").resize((width, height)))).permute(2, 0, 1)
@@ -145,18 +144,17 @@ def bench_style(work: Path, args) -> None:
     canvases = [Canvas(rng.integers(0, 255, (h, w, 3), np.uint8), mask, 2 * w // 3, 1.0) for _ in range(args.batch)]
     refs = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), np.uint8)) for _ in range(args.batch)]
 
-    def call(styles, part=range(args.batch), pad=args.batch):
+    def call(style, part=range(args.batch), pad=args.batch):
         start = time.perf_counter()
         outpaint_batch(pipe, [canvases[i] for i in part], ["a street"] * len(part), ["cartoon"] * len(part),
-                       list(part), steps=args.steps, styles=None if styles is None else [styles[i] for i in part],
-                       pad_to=pad)
+                       list(part), steps=args.steps, style=style, pad_to=pad)
         return time.perf_counter() - start
 
     plain = min(call(None) for _ in range(2))
     load_ip_adapter(pipe, str(work / "ip-adapter"), WEIGHT, 0.6)
-    one = min(call([refs[0]] * args.batch) for _ in range(2))
-    padded = min(call(refs) for _ in range(2))  # one call per reference, each padded to the batch
-    alone = min(sum(call(refs, [i], 1) for i in range(args.batch)) for _ in range(2))  # generate's choice
+    one = min(call(refs[0]) for _ in range(2))
+    padded = min(sum(call(refs[i], [i]) for i in range(args.batch)) for _ in range(2))  # a padded call per reference
+    alone = min(sum(call(refs[i], [i], 1) for i in range(args.batch)) for _ in range(2))  # generate's choice
     print(f"outpaint of {args.batch} canvases, {args.steps} steps at {h}x{w}: no reference, one call {plain:.2f} s; "
           f"one reference, one call {one:.2f} s ({one / plain:.2f}x); a reference per sample, one call per sample "
           f"{alone:.2f} s ({alone / plain:.2f}x; what generate does), padded calls per reference {padded:.2f} s "

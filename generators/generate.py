@@ -29,7 +29,7 @@ import streetsynth
 from streetsynth.config import MAX_SIDE, Size, check_size  # noqa: F401 - MAX_SIDE: its old home
 from streetsynth.contact_sheet import Tile
 from streetsynth.instances import Instances
-from streetsynth.models.inpaint import LoadedModel, injected, load
+from streetsynth.models.inpaint import LoadedModel, injected, load, spec_family
 from streetsynth.repo import load_split, read_info
 from streetsynth.schema import STITCHED
 from streetsynth.seeds import derive_seed
@@ -41,7 +41,7 @@ from .method_run import (CONTACT_SHEET_PATH, MethodResult, MethodRun, finish_cou
 from .outpaint import DEFAULT_NEGATIVE, DEFAULT_PROMPT, Canvas, make_canvas, outpaint_batch
 from .seam import SeamGate
 from .seam_plausibility import plausibility_score
-from .style_reference import IP_ADAPTER, StyleImages, load_ip_adapter, weight_for
+from .style_reference import IP_ADAPTER, StyleImages, adapter_name, load_ip_adapter, weight_for
 
 __all__ = ["CONTACT_SHEET_PATH", "GenerateConfig", "GenerateResult", "run_generation"]
 
@@ -254,16 +254,17 @@ def plan_generation(config: GenerateConfig) -> _Plan:
         raise ValueError(f"{cfg.real}: split {cfg.split!r} of {STITCHED!r} has no rows")
     num = len(source) if cfg.num is None else cfg.num
     styles = StyleImages(cfg.style_image, cfg.style_scale) if cfg.style_image else None
-    model = _loaded(cfg)
-    if styles is not None:
-        cfg = replace(cfg, ip_adapter_weight=weight_for(model.family.name, cfg.ip_adapter_weight))
-        load_ip_adapter(model.pipeline, cfg.ip_adapter, cfg.ip_adapter_weight, cfg.style_scale)
+    if styles is not None:  # refused before a model is loaded
+        cfg = replace(cfg, ip_adapter_weight=weight_for(_family(cfg).name, cfg.ip_adapter_weight))
         if len(styles.files) > 1 and cfg.batch_size > 1:
             # diffusers gives one call one reference: samples drawing different ones would each need a
             # call padded to the batch (batch-size times the work); one sample per call costs about one batch.
             print(f"--style-image {styles.path.name}: {len(styles.files)} references, so one sample per pipeline "
                   f"call (--batch-size {cfg.batch_size} -> 1)")
             cfg = replace(cfg, batch_size=1)
+    model = _loaded(cfg)
+    if styles is not None:
+        load_ip_adapter(model.pipeline, cfg.ip_adapter, cfg.ip_adapter_weight, cfg.style_scale)
     guidance = model.family.default_guidance if cfg.guidance is None else cfg.guidance
     negative_prompt = _negative_prompt(cfg, model.family)
     labeler = cfg.labeler
@@ -278,7 +279,7 @@ def plan_generation(config: GenerateConfig) -> _Plan:
     settings.update(num=num, guidance=guidance, negative_prompt=negative_prompt)
     if styles is not None:  # recorded by digest and name, never by local path
         settings.update(style_image=styles.record(), ip_adapter_weight=cfg.ip_adapter_weight,
-                        ip_adapter=Path(cfg.ip_adapter).name if Path(cfg.ip_adapter).is_dir() else cfg.ip_adapter)
+                        ip_adapter=adapter_name(cfg.ip_adapter))
     return _Plan(cfg, source, sample_ids(list(source["id"]), num), model, guidance, negative_prompt, labeler,
                  labeler.description if labeler is not None else CARRIED_LABELER, settings, real_info, styles)
 
@@ -368,7 +369,7 @@ class _AttemptLoop:
         images = outpaint_batch(plan.model.pipeline, [s.canvas for s in group], [s.prompt for s in group], negative,
                                 seeds, cfg.steps, plan.guidance, cfg.strength, cfg.feather, pad_to=cfg.batch_size,
                                 max_sequence_length=plan.model.family.max_sequence_length, allow_drop=cfg.allow_drop,
-                                styles=None if plan.styles is None else [s.style.image for s in group])
+                                style=None if plan.styles is None else group[0].style.image)
         for s, image, seed in zip(group, images, seeds):
             score, plaus = self.gate.score(image, s.canvas.mask), plausibility_score(image, s.canvas.mask)
             self.stats["attempts"] += 1
@@ -412,6 +413,11 @@ def _loaded(cfg: GenerateConfig) -> LoadedModel:
         raise ValueError("an injected pipeline must declare its id and revision: pass "
                          "streetsynth.models.inpaint.injected(pipeline, model_id, revision)")
     return injected(cfg.pipeline, *declared)
+
+
+def _family(cfg: GenerateConfig):
+    """The model's family without loading it (an injected pipeline's is its own)."""
+    return _loaded(cfg).family if cfg.pipeline is not None else spec_family(cfg.model, cfg.revision)
 
 
 def _negative_prompt(cfg: GenerateConfig, family) -> str | None:

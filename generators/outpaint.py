@@ -11,7 +11,6 @@ zero: the paste leaves no step.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -103,32 +102,19 @@ def paste_known(generated: np.ndarray, canvas: Canvas, feather: int = 8) -> np.n
 def outpaint_batch(pipe, canvases: list[Canvas], prompts: list[str], negative_prompts: list[str] | None,
                    seeds: list[int], steps: int = 30, guidance_scale: float = 7.5, strength: float | None = 1.0,
                    feather: int = 8, pad_to: int | None = None, max_sequence_length: int | None = None,
-                   allow_drop: Collection[str] = (), styles: list[Image.Image] | None = None) -> list[np.ndarray]:
+                   allow_drop: Collection[str] = (), style: Image.Image | None = None) -> list[np.ndarray]:
     """Outpaint same-sized canvases in ONE pipeline call; returns RGB uint8 composites.
 
     ``pad_to`` repeats the last canvas so every call has the same batch size: a sample's pixels
     then do not depend on how many others share its call (matmul kernels vary with batch shape).
     An argument the pipeline does not take (FLUX Fill has no negative prompt) is an error unless
-    it is ``None`` or named in ``allow_drop``. ``styles`` (one reference image per canvas) steer each
-    sample through the IP-Adapter loaded into ``pipe``; diffusers gives one call's samples one reference,
-    so canvases with different references go in separate calls (each padded, so pixels do not change).
+    it is ``None`` or named in ``allow_drop``. ``style`` steers every sample of the call through the
+    IP-Adapter loaded into ``pipe`` (diffusers repeats one reference over a call's batch, so samples with
+    different references need separate calls).
     """
     n = len(canvases)
     if n == 0:
         return []
-    if styles is not None:
-        keys = [hashlib.sha1(s.tobytes()).hexdigest() + str(s.size) for s in styles]
-        if len(set(keys)) > 1:
-            out: list[np.ndarray] = [np.empty(0, np.uint8)] * n
-            for key in dict.fromkeys(keys):
-                part = [i for i in range(n) if keys[i] == key]
-                made = outpaint_batch(pipe, [canvases[i] for i in part], [prompts[i] for i in part],
-                                      None if negative_prompts is None else [negative_prompts[i] for i in part],
-                                      [seeds[i] for i in part], steps, guidance_scale, strength, feather,
-                                      pad_to or n, max_sequence_length, allow_drop, [styles[i] for i in part])
-                for i, image in zip(part, made):
-                    out[i] = image
-            return out
     shapes = {c.image.shape for c in canvases}
     if len(shapes) != 1:
         raise ValueError(f"outpaint_batch needs canvases of one size, got {sorted(shapes)}")
@@ -145,7 +131,7 @@ def outpaint_batch(pipe, canvases: list[Canvas], prompts: list[str], negative_pr
         mask_image=[Image.fromarray(canvases[i].mask) for i in idx],
         height=h, width=w, num_inference_steps=steps, guidance_scale=guidance_scale, strength=strength,
         generator=generators, output_type="np", max_sequence_length=max_sequence_length,
-        ip_adapter_image=None if styles is None else styles[0],
+        ip_adapter_image=style,
     )
     with torch.inference_mode():
         images = pipe(**call_kwargs(pipe, kwargs, allow_drop)).images

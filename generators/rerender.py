@@ -32,7 +32,7 @@ from streetsynth.seeds import derive_seed
 from streetsynth.versions import check_out_outside, check_version
 
 from .layout_palette import PALETTE_FILE, PALETTE_NAME, draw_layout, row_semantic
-from .style_reference import IP_ADAPTER, IP_ADAPTER_WEIGHT, StyleImages, load_ip_adapter
+from .style_reference import IP_ADAPTER, IP_ADAPTER_WEIGHT, StyleImages, adapter_name, load_ip_adapter
 from .method_run import (MethodResult, MethodRunOptions, before_after, finish_counts, finish_pairs, method_fingerprint,
                          open_run, source_record, synthetic_row, version_rows)
 
@@ -295,7 +295,7 @@ def run_rerender(cfg: RerenderConfig) -> MethodResult:
                 if k not in ("real", "out", "device", "dtype", "version", "pipeline", "verifier", "sheet_samples")}
     settings["controlnet"] = cn["name"]  # a folder's name, never the machine's path
     settings["style_image"] = None if styles is None else styles.record()
-    settings["ip_adapter"] = Path(cfg.ip_adapter).name if Path(cfg.ip_adapter).is_dir() else cfg.ip_adapter
+    settings["ip_adapter"] = adapter_name(cfg.ip_adapter)
     fp = method_fingerprint(METHOD, {"source_fingerprint": real_info.get("fingerprint"), "split": cfg.split,
                                      "model": [model.model_id, model.revision], "verifier": verifier_desc,
                                      "controlnet": cn, "settings": settings})

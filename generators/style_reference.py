@@ -11,6 +11,7 @@ rerun picks the same one, and the row records the reference's file name and dige
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ class StyleImages:
             raise ValueError(f"--style-scale must lie in [0, 2], got {scale}")
         self.path, self.scale = path, scale
         self.digests = [file_digest(p) for p in self.files]
+        self._image = lru_cache(maxsize=64)(self._decode)  # each reference decoded once, shared by its samples
+
+    def _decode(self, k: int) -> Image.Image:
+        return Image.open(self.files[k]).convert("RGB")
 
     def record(self) -> dict[str, Any]:
         """The set as a version records it: its name, size and a digest of its members (no local path)."""
@@ -63,8 +68,7 @@ class StyleImages:
     def pick(self, run_seed: int, sample_id: str) -> StyleReference:
         """The reference of one sample, drawn with a seed derived from (run seed, sample id)."""
         k = int(np.random.default_rng(derive_seed(run_seed, f"{sample_id}/style", 0)).integers(len(self.files)))
-        image = Image.open(self.files[k]).convert("RGB")
-        return StyleReference(image, {"name": self.files[k].name, "digest": self.digests[k], "scale": self.scale})
+        return StyleReference(self._image(k), {"name": self.files[k].name, "digest": self.digests[k], "scale": self.scale})
 
 
 def load_ip_adapter(pipe, adapter: str = IP_ADAPTER, weight: str = IP_ADAPTER_WEIGHT, scale: float = 0.6) -> None:
@@ -88,6 +92,11 @@ def load_ip_adapter(pipe, adapter: str = IP_ADAPTER, weight: str = IP_ADAPTER_WE
             f"not cached and the Hub is unreachable or offline (HF_HUB_OFFLINE); download it once or pass a local "
             f"folder with --ip-adapter ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from exc
     pipe.set_ip_adapter_scale(scale)
+
+
+def adapter_name(adapter: str) -> str:
+    """How a version records ``--ip-adapter``: a local folder by its name (never the machine's path), a Hub id as is."""
+    return Path(adapter).name if Path(adapter).is_dir() else adapter
 
 
 def weight_for(family: str, weight: str | None) -> str:

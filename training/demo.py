@@ -179,12 +179,10 @@ def _train(cfg: DemoConfig, real: Path, synthetic: Path, out: Path) -> Stage:
     from streetsynth.cards.report import Stage
     from streetsynth.training.compare import (CURVES_FILE, DELTA_FILE, compare_mixes, comparison_table,
                                               control_specs, format_comparison)
-    from streetsynth.training.maskrcnn import TrainConfig
 
     _banner(6, f"training Mask R-CNN: real only, real + synthetic and an oracle control at real fraction "
                f"{cfg.real_fraction:g} ({cfg.seeds} seeds each, equal compute, plus real-only for twice the steps)")
-    base = TrainConfig(real=str(real), out=str(out / "train"), synthetic=[str(synthetic)], arch=cfg.train_arch,
-                       batch_size=2, seed=cfg.seed, norm_images=8, progress=False)
+    base = _train_config(cfg, real, synthetic, out / "train")
     mixes = ["real=1", "real=1,synthetic=0.5"] + control_specs(real, ["oracle"], out / "controls", cfg.seed)
     rows = compare_mixes(base, mixes, out / "train", seeds=cfg.seeds, steps=cfg.train_steps,
                          real_fractions=[cfg.real_fraction], jobs=cfg.jobs)
@@ -198,6 +196,14 @@ def _train(cfg: DemoConfig, real: Path, synthetic: Path, out: Path) -> Stage:
               (out / "train" / CURVES_FILE, "Learning curves (band: spread over seeds)")]
     return Stage("Training", {"mixes": len(rows), "seeds per mix": cfg.seeds, "real fraction": cfg.real_fraction},
                  tables=[comparison_table(rows)], text=text, images=[i for i in images if i[0].exists()])
+
+
+def _train_config(cfg: DemoConfig, real: Path, synthetic: Path, out: Path):
+    """The recipe every demo training run shares (batch 2, batch-norm statistics recomputed on 8 images)."""
+    from streetsynth.training.maskrcnn import TrainConfig
+
+    return TrainConfig(real=str(real), out=str(out), synthetic=[str(synthetic)], arch=cfg.train_arch, batch_size=2,
+                       seed=cfg.seed, norm_images=8, progress=False)
 
 
 def _mask_every_object(cfg: DemoConfig, real: Path, out: Path, labeler, stages: list[Stage]) -> Path:
@@ -298,7 +304,7 @@ def auto_sweep(synthetic: Path) -> str | None:
         return None
     cuts = sorted({float(f"{q:.4g}") for q in np.quantile(scores, [1 / 3, 2 / 3])})
     kept = [sum(v <= c for v in scores) for c in cuts]
-    if len(cuts) < 2 or len(set(kept)) < 2 or min(kept) == 0 or max(kept) == len(scores):
+    if len(set(kept)) < 2 or min(kept) == 0 or max(kept) == len(scores):
         return None
     return "max-seam-score=" + ",".join(f"{c:g}" for c in cuts)
 
@@ -309,7 +315,6 @@ def _sweep(cfg: DemoConfig, real: Path, synthetic: Path, out: Path) -> list[Stag
     from streetsynth.cards.report import Stage
     from streetsynth.training.compare import (DELTA_FILE, comparison_table, format_comparison, format_sweep_drops,
                                               parse_sweep, sweep_filters)
-    from streetsynth.training.maskrcnn import TrainConfig
 
     spec = auto_sweep(synthetic) if cfg.sweep == "auto" else cfg.sweep
     if spec is None:
@@ -319,8 +324,7 @@ def _sweep(cfg: DemoConfig, real: Path, synthetic: Path, out: Path) -> list[Stag
     steps = cfg.sweep_steps or cfg.train_steps
     _banner(7, f"filter sweep {spec}: which threshold of the synthetic rows trains best ({cfg.seeds} seeds, "
                f"{steps} steps each)")
-    base = TrainConfig(real=str(real), out=str(out / "sweep"), synthetic=[str(synthetic)], arch=cfg.train_arch,
-                       batch_size=2, seed=cfg.seed, norm_images=8, progress=False)
+    base = _train_config(cfg, real, synthetic, out / "sweep")
     rows = sweep_filters(base, spec, out / "sweep", seeds=cfg.seeds, steps=steps, jobs=cfg.jobs)
     drops = format_sweep_drops(rows)
     print(format_comparison(rows) + "\n" + drops, flush=True)

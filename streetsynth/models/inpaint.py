@@ -179,6 +179,13 @@ def read_family(spec: str, revision: str | None = None) -> Family:
     return family_of(class_name, spec)
 
 
+def spec_family(spec: str, revision: str | None = None) -> Family:
+    """The family a model spec names, without loading weights: ``tiny[:family]``'s, or its model_index.json's."""
+    if spec == TINY_MODEL or spec.startswith(TINY_PREFIX):
+        return family_named(spec[len(TINY_PREFIX):] if spec != TINY_MODEL else "sd-inpaint")
+    return read_family(spec, revision)
+
+
 def build_tiny(family: str = "sd-inpaint", seed: int = 0) -> LoadedModel:
     """The tiny random pipeline of ``family`` (tests, benchmarks, ``--model tiny[:family]``)."""
     from . import tiny_inpaint
@@ -199,7 +206,7 @@ def load(spec: str, device: str = "cpu", dtype: str | None = None, revision: str
 
     torch_dtype = resolve_dtype(dtype, device)
     if spec == TINY_MODEL or spec.startswith(TINY_PREFIX):
-        model = build_tiny(spec[len(TINY_PREFIX):] if spec != TINY_MODEL else "sd-inpaint", seed=0)
+        model = build_tiny(spec_family(spec).name, seed=0)
     else:
         import diffusers
 
