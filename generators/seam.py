@@ -2,17 +2,19 @@
 
 The score measures continuity across the known edge, not texture (:mod:`.seam_cues`): per-row
 profiles of column windows either side of the edge (texture, grain and compression averaged away)
-are compared with what the two sides' own steps predict, for a brightness or colour step through
-the whole height, a vertical offset, rows that do not continue, and structure that stops at the edge;
-and the structures that cross the edge (in gray and two colour-opponent channels) must land where
-their own slope on each side puts them, which a vertically shifted fill breaks.
+are compared with what the two sides' own steps predict, for a brightness step through the whole
+height (also against the steps the same image takes at nearby columns), a step in chromaticity (a
+colour cast), a vertical offset, rows that do not continue, structure that stops at the edge and a
+fill without a sharp edge left; and the structures that cross the edge (in gray and two
+colour-opponent channels) must land where their own slope on each side puts them, which a
+vertically shifted fill breaks.
 Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on good
 continuations -- true, JPEG-recompressed, smoothed, grainy and half-resolution ones from the sample
 maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor,
 :data:`~.seam_cues.CUE_FLOORS`), and the score is the largest quotient; :data:`DEFAULT_THRESHOLD`
-rejects 3 % of those good continuations. Fitted on scenes 100-129 of both renderers
+rejects 3 % of those good continuations. Fitted on scenes 100-199 of both renderers
 (``tests/seam_scenes.py``), which the benchmark and the tests do not use; no seam kind entered this fit.
-Held-out rates per kind of fill: ``benchmarks/seam_gate.py`` and benchmarks/RESULTS.md;
+Rates per kind of fill on other scenes: ``benchmarks/seam_gate.py`` and benchmarks/RESULTS.md;
 calibrate on your own data with ``streetsynth seam-calibrate``.
 """
 
@@ -25,9 +27,9 @@ import numpy as np
 from .seam_cues import CUES, edge_cues
 
 #: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (6.38, 4.72, 0.308, 1.8, 0.721, 0.665, 0.7, 1.0)
+CUE_SCALES = (6.12, 4.29, 1.31, 1.19, 1.14, 0.289, 6.91, 0.755, 1.44, 0.7, 1.11, 1.07)
 #: Default rejection threshold: a score above it rejects.
-DEFAULT_THRESHOLD = 1.26
+DEFAULT_THRESHOLD = 1.31
 
 
 def _columns(mask: np.ndarray) -> np.ndarray:

@@ -10,6 +10,13 @@ marks, cars) stay. The cues (:data:`CUES`):
 - ``level`` / ``log_level``: the step ``C - B`` shared by most rows (:func:`_shorth`) of every third
   of the height, per channel, in levels and in log levels: a brightness step or a colour cast
   moves every third; content at the edge (a pole, a car, a facade's window column) only some.
+- ``local_level`` / ``local_log_level``: the same step over wider windows, divided by what it
+  reaches at nearby columns of the same image where no edge is (:func:`_local_levels`): a facade of
+  coarse, contrasty texture steps by several levels between any two columns, a smooth one by
+  none, so a step of 8 levels is told from the image's own texture instead of every image's.
+- ``chroma``: the same shared step in log chromaticity (red over green, blue over green, red over
+  blue): a colour cast moves the channels apart, while texture, shading and exposure move them
+  together, so chromaticity barely steps across a true continuation even on a contrasty facade.
 - ``lag``: how much better ``C`` continues ``B`` when moved up or down than in place, beyond the same
   gain between ``A`` and ``B`` and between ``C`` and ``D`` (slanted lines gain alike on both).
 - ``content``: the spread over rows of the residual step ``(C - B) - ((B - A) + (D - C)) / 2``
@@ -18,6 +25,11 @@ marks, cars) stay. The cues (:data:`CUES`):
   them) and unsmoothed Laplacian energy of the first invented columns against the last known ones,
   per third (:func:`_gradients`): a strong blur, inpainting streaks, a flat or a noise fill stop or
   replace the structures that run through the known part; a slight softness or grain does not count.
+- ``sharpness``: how much wider the sharpest edge of the first invented columns is than the sharpest
+  edge of the last known ones (:func:`_sharpness`): an edge's width is the contrast of a row block
+  over its steepest step between rows, so it depends on the blur alone, not on what the edge is;
+  a fill blurred or smeared everywhere (a strong blur, OpenCV's inpainting) has no sharp edge left,
+  while a fill whose content merely differs (a building ending at the edge) keeps its own.
 - ``crossing``: structures that cross the edge (a facade's foot, a box top, a window row, a lane
   mark) continue in position and angle (:func:`_crossing`): per row block, the vertical-gradient
   profile of the last known columns is matched to that of the first invented ones, in gray and in
@@ -33,14 +45,23 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-CUES = ("level", "log_level", "lag", "content", "blur", "streak", "rough", "crossing")
+CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "content", "blur", "streak", "rough", "sharpness", "crossing")
 #: Smallest scale of each cue (its unit: levels, log-levels x 100, share, ratio, log ratios, row
 #: blocks): below these a cue is no evidence, whatever the calibration set's good continuations reach.
-CUE_FLOORS = (3.0, 3.0, 0.1, 1.5, 0.3, 0.5, 0.7, 1.0)
+CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 1.5, 0.3, 0.5, 0.7, 0.5, 1.0)
 #: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
 #: structure tensor, least vertical gradient in it (Sobel units), and the offset (rows) off its line
 #: beyond which a block counts as displaced.
 CROSS_MATCH, CROSS_COHERENCE, CROSS_GRADIENT, CROSS_TOL = 0.75, 0.5, 8.0, 1.25
+#: ``crossing``: a matched block counts only if its rows' colours either side differ by at most this
+#: share of the block's own contrast (summed over channels): the same structure, not another object
+#: that happens to begin at the edge at another height.
+CROSS_SAME = 0.3
+#: ``sharpness``: least contrast (gray levels) of a row block whose edge width counts.
+SHARP_CONTRAST = 16.0
+#: ``local_level``: nearby positions on each side of the edge, and the floor (levels or log levels x
+#: 100) added to their typical step so that a textureless image does not turn any step into a seam.
+LOCAL_POSITIONS, LOCAL_FLOOR = 6, 2.0
 
 
 def window_width(w: int) -> int:
@@ -84,8 +105,47 @@ def _level(r: np.ndarray) -> float:
     """Per channel, the step that most rows of every third share (:func:`_shorth` of the residual in
     each third, agreeing in sign), the weakest third; the largest channel. Content at the edge steps
     some rows or some thirds, a seam steps all of them."""
-    thirds = np.stack([_shorth(t) for t in np.array_split(r, 3)])  # (3, 3)
-    return float(np.abs(thirds).min(axis=0).max())
+    return float(_thirds_levels(r)[0])
+
+
+def _chromaticity(log_rgb: np.ndarray) -> np.ndarray:
+    """(rows, 3) log red over green, blue over green, red over blue, from (rows, 3) log channels."""
+    return log_rgb[:, [0, 2, 0]] - log_rgb[:, [1, 1, 2]]
+
+
+def _thirds_levels(d: np.ndarray) -> np.ndarray:
+    """:func:`_level` of each group of three channel columns of ``d`` (rows, groups x 3)."""
+    thirds = np.stack([_shorth(t) for t in np.array_split(d, 3)])  # (3, positions x 3)
+    return np.abs(thirds).min(axis=0).reshape(-1, 3).max(axis=1)
+
+
+#: 100 log(v + 16) of every 8-bit level: the log levels of :func:`_local_levels` by lookup.
+_LOG_LEVELS = (100.0 * np.log(np.arange(256, dtype=np.float32) + 16.0)).astype(np.float32)
+
+
+def _local_levels(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float]:
+    """(level, log level) of the step across the edge between windows of ``2 k`` columns (the right
+    one after the ``gap``), each over the 75th percentile of the same step at :data:`LOCAL_POSITIONS`
+    positions either side (stride ``k``; the known side's wholly left of the edge, the invented
+    side's wholly past the gap) plus :data:`LOCAL_FLOOR`. (0, 0) when fewer than 4 positions fit."""
+    wd, width = 2 * k, img.shape[1]
+    near = [-(wd + gap + 4 + j * k) for j in range(LOCAL_POSITIONS)] + [gap + wd + 4 + j * k for j in range(LOCAL_POSITIONS)]
+    near = [o for o in near if e + o - wd >= 0 and e + o + gap + wd <= width]
+    if len(near) < 4:
+        return 0.0, 0.0
+    lo, hi = e + min(near + [0]) - wd, e + max(near + [0]) + gap + wd
+    strip = np.asarray(img[:, lo:hi])
+    strip = strip if strip.ndim == 3 else np.repeat(strip[..., None], 3, axis=2)
+    at = np.array([e - lo] + [e + o - lo for o in near])
+    sigma = max(1.5, img.shape[0] / 128)
+    out = []
+    logs = cv2.LUT(strip, _LOG_LEVELS) if strip.dtype == np.uint8 else 100.0 * np.log(strip.astype(np.float32) + 16.0)
+    for x in (strip.astype(np.float32), logs):
+        means = cv2.boxFilter(x, -1, (wd, 1), borderType=cv2.BORDER_REPLICATE)  # column x: mean of x - wd/2 .. x + wd/2 - 1
+        step = (means[:, at + gap + wd // 2] - means[:, at - wd // 2]).reshape(len(x), -1)
+        lev = _thirds_levels(cv2.GaussianBlur(step, (1, 0), sigmaX=0.1, sigmaY=sigma))
+        out.append(float(lev[0] / (np.quantile(lev[1:], 0.75) + LOCAL_FLOOR)))
+    return out[0], out[1]
 
 
 def _lag_gain(p: np.ndarray, lag: int) -> float:
@@ -171,6 +231,38 @@ def _block_slopes(tensor: np.ndarray, starts: np.ndarray, p: int) -> tuple[np.nd
     return -jxy / (jyy + 1e-6), (coherence >= CROSS_COHERENCE) & (jyy > jxx)
 
 
+def _same_structure(vb: np.ndarray, vc: np.ndarray, starts: np.ndarray, p: int, offset: np.ndarray,
+                    lag: int) -> np.ndarray:
+    """(blocks, channels): whether the colour profile ``vc`` (rows, channels) moved by the block's offset
+    matches ``vb`` within :data:`CROSS_SAME` of the block's contrast."""
+    rows = starts[:, None] + np.arange(p)
+    moved = np.clip(rows[:, None, :] + np.clip(np.rint(offset), -lag, lag).astype(int)[..., None], 0, len(vc) - 1)
+    known = vb[rows]  # (blocks, p, channels)
+    dist = np.abs(known[:, None] - vc[moved]).sum(axis=-1).mean(axis=-1)
+    return dist <= CROSS_SAME * (known.max(axis=1) - known.min(axis=1)).sum(axis=-1)[:, None]
+
+
+def _sharpness(img: np.ndarray, e: int, gap: int, k: int) -> float:
+    """Log of the sharpest edge width in the first ``k`` invented columns over that in the last ``k``
+    known ones; per row block (height / 8, half overlapping) of contrast at least
+    :data:`SHARP_CONTRAST`, the width is the contrast over the largest step between rows. 0 if either
+    side has no such block."""
+    h = img.shape[0]
+    strip = np.ascontiguousarray(img[:, e - k:e + gap + k])
+    gray = (cv2.cvtColor(strip, cv2.COLOR_RGB2GRAY) if strip.ndim == 3 else strip).astype(np.float32)
+    p = max(16, h // 8)
+    rows = np.arange(0, h - p + 1, p // 2)[:, None] + np.arange(p)
+    widths = []
+    for v in (gray[:, :k].mean(axis=1), gray[:, k + gap:].mean(axis=1)):
+        seg = v[rows]
+        contrast = seg.max(axis=1) - seg.min(axis=1)
+        ok = contrast >= SHARP_CONTRAST
+        if not ok.any():
+            return 0.0
+        widths.append((contrast[ok] / np.abs(np.diff(seg[ok], axis=1)).max(axis=1)).min())
+    return float(np.log(widths[1] / widths[0]))
+
+
 def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
     """Row blocks (height / 8, at least 24 rows, half overlapping) whose crossing structure lands off
     its line, less those that land on it (module docstring), each counted -1..1 by how far off."""
@@ -192,6 +284,7 @@ def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
         starts, p) for cols in sides)
     strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
     ok = strong & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
+    ok &= _same_structure(sm[:, k:2 * k].mean(axis=1), sm[:, 2 * k + gap:3 * k + gap].mean(axis=1), starts, p, offset, lag)
     slope, dist = 0.5 * (s_known + s_inv), k + gap
     off = np.abs(offset - slope * dist) / (1.0 + 0.25 * np.abs(slope) * dist)
     return float(np.clip((off[ok] - CROSS_TOL) / CROSS_TOL, -1.0, 1.0).sum())
@@ -209,6 +302,9 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     spread = np.abs(r - np.median(r, axis=0)).mean()
     ref_spread = np.abs(ref - np.median(ref, axis=0)).mean()
     blur, streak, rough = _gradients(img, e, gap, k)
-    return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "lag": _lag_gain(p, lag),
+    local, local_log = _local_levels(img, e, gap, k)
+    return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "local_level": local,
+            "local_log_level": local_log, "chroma": _level(_chromaticity(lp[2]) - _chromaticity(lp[1])),
+            "lag": _lag_gain(p, lag),
             "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak,
-            "rough": rough, "crossing": _crossing(img, e, gap, k)}
+            "rough": rough, "sharpness": _sharpness(img, e, gap, k), "crossing": _crossing(img, e, gap, k)}

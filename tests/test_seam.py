@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from seam_scenes import raycast_pairs, sample_pairs
 
-from streetsynth.generators.seam import DEFAULT_THRESHOLD, SeamGate, mask_edges, seam_score
+from streetsynth.generators.seam import CUE_SCALES, DEFAULT_THRESHOLD, SeamGate, mask_edges, seam_score
 from streetsynth.generators.seam_calibration import cue_table, leave_one_kind_out, roc_table, threshold_for_far
-from streetsynth.generators.seam_cues import edge_cues
+from streetsynth.generators.seam_cues import CUES, edge_cues
 from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS, composites,
                                                 edge_mask)
 from streetsynth.generators.seam_plausibility import plausibility_score
@@ -56,18 +56,41 @@ def test_a_step_away_from_the_mask_edge_is_not_scored(family):
 
 def test_held_out_rates_per_kind(family):
     # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written
-    # (96x192, 8 + 8 scenes): false accept 0.192, false reject 0.087 overall; passed: shift-2 0.75, shift-8 0.56,
-    # shift-4 0.50, shift-16, colour cast 0.19, other scene, blur, Telea inpainting 0.13, step-16, NS inpainting
-    # 0.06, step-8, step-32, flat, noise 0; rejected: grain 0.19, true 0.13, JPEG q75, half-res 0.06, smoothed 0.
+    # (96x192, 8 + 8 scenes): false accept 0.138, false reject 0.10 overall; passed: shift-2 0.69, shift-4 0.50,
+    # shift-8 0.31, shift-16 0.19, other scene, step-16, colour cast, Telea inpainting 0.06, step-8, step-32, blur,
+    # flat, NS inpainting, noise 0; rejected: grain 0.19, JPEG q75 0.13, true, smoothed, half-res 0.06.
     # Far from the goal (<= 2 % at <= 3 %); at 256x512 and 512x1024 see benchmarks/RESULTS.md.
     tables = {k: cue_table(v, EDGE) for k, v in family.items()}
     r = leave_one_kind_out(tables, SEAM_KINDS, GOOD_KINDS)
-    assert r["false_accept"] <= 0.2 and r["false_reject"] <= 0.09
-    assert max(r[k] for k in ("step-8", "step-32", "flat", "noise")) == 0.0
-    assert max(r[k] for k in ("step-16", "inpaint-ns", "jpeg-75", "smooth-1", "half-res")) <= 0.07
-    assert max(r[k] for k in ("other-scene", "blur", "inpaint-telea", "true")) <= 0.13
-    assert max(r[k] for k in ("shift-16", "colour-cast", "grain")) <= 0.19
-    assert max(r[k] for k in ("shift-2", "shift-4", "shift-8")) <= 0.75
+    assert r["false_accept"] <= 0.14 and r["false_reject"] <= 0.1
+    assert max(r[k] for k in ("step-8", "step-32", "blur", "flat", "inpaint-ns", "noise")) == 0.0
+    assert max(r[k] for k in ("other-scene", "step-16", "colour-cast", "inpaint-telea", "true", "smooth-1",
+                              "half-res")) <= 0.07
+    assert r["jpeg-75"] <= 0.13 and max(r["shift-16"], r["grain"]) <= 0.19
+    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.5 and r["shift-2"] <= 0.69
+
+
+def test_casts_steps_and_blur_stand_out_from_the_image_itself():
+    """Cues judged against the image, not against every image: a colour cast steps the chromaticity,
+    which texture and shading leave alone; an 8-level step stands out from the steps the same image
+    takes at nearby columns; a strong blur leaves the fill no edge as sharp as the known part's."""
+    pairs = raycast_pairs(range(30, 36), 256, 512) + sample_pairs(range(30, 36), 256, 512)
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "half-res", "colour-cast", "blur", "step-8")}
+    fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
+    cue = {k: {c: np.array([edge_cues(i, 341)[c] for i in v]) for c in ("chroma", "local_level", "sharpness")}
+           for k, v in fam.items()}
+    goods = ("true", "jpeg-75", "smooth-1", "half-res")
+    chroma_scale = CUE_SCALES[CUES.index("chroma")]
+    # measured: good kinds' chroma at most 0.98, colour casts 0.99-13.2 (11 of 12 above the shipped scale 1.14)
+    assert max(cue[k]["chroma"].max() for k in goods) <= chroma_scale
+    assert (cue["colour-cast"]["chroma"] > chroma_scale).sum() >= 10
+    # measured: median local level 0.11 for true continuations, 3.3 for 8-level steps, higher on 11 of 12 scenes
+    assert np.median(cue["step-8"]["local_level"]) > 5 * np.median(cue["true"]["local_level"])
+    assert (cue["step-8"]["local_level"] > cue["true"]["local_level"]).sum() >= 11
+    # measured: true and JPEG q75 continuations at most 0.73, blur sigma 4-8 at least 1.29 but on one scene
+    # whose fill has no row block of enough contrast (0)
+    assert max(cue[k]["sharpness"].max() for k in ("true", "jpeg-75")) <= 0.75
+    assert (cue["blur"]["sharpness"] >= 1.25).sum() >= 11
 
 
 def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
@@ -86,19 +109,22 @@ def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
 
 
 def test_the_default_gate_at_a_generator_size():
-    """The shipped scales and threshold (fitted at 256x512 and 512x1024 on scenes 100-129) on new ones:
-    steps of 32 levels, flat and noise fills and most 8-px shifts are rejected, true continuations pass."""
+    """The shipped scales and threshold (fitted at 256x512 and 512x1024 on scenes 100-199) on new ones:
+    steps of 32 levels, flat and noise fills, strong blurs and most 8-px shifts, colour casts and
+    inpainted fills are rejected, true, recompressed and smoothed continuations pass."""
     pairs = sample_pairs(range(20, 23), 256, 512) + raycast_pairs(range(20, 23), 256, 512)
-    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise", "shift-8")}
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise", "blur", "shift-8",
+                                       "colour-cast", "inpaint-telea")}
     family = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
-    assert not any(passed["step-32"] + passed["flat"] + passed["noise"])
-    # measured: 5 of 6 shifts rejected (scores 7.0, 8.0, 2.4, 2.5, 1.29; one ray-cast scene with no structure
-    # crossing the edge 0.36); true, JPEG q75 and smoothed continuations all pass, the highest (a ray-cast facade's
-    # window column at the edge) at 1.18-1.24 against the threshold 1.26; on 30 + 30 other scenes the default
-    # gate rejects 5-6 % of good continuations (benchmarks/RESULTS.md)
-    assert sum(passed["shift-8"]) <= 2
+    assert not any(passed["step-32"] + passed["flat"] + passed["noise"] + passed["blur"])
+    # measured: shifts 6.5, 5.6, 2.5 on the sample maker's scenes, 0.93, 1.04 and 0.63 on the ray-caster's (the
+    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.9-11.1, Telea
+    # inpainting 1.1-2.6, against the threshold 1.31; the highest good continuation (a ray-cast facade's window
+    # column at the edge) 1.15 true, 1.30 recompressed; on 30 + 30 other scenes the default gate rejects
+    # 0.3-1.7 % of good continuations (benchmarks/RESULTS.md)
+    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["colour-cast"]) == 0 and sum(passed["inpaint-telea"]) <= 1
     assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
 
 
@@ -142,5 +168,5 @@ def test_calibrate_scenes_reports_every_kind_and_a_threshold_for_the_target(fami
     r = calibrate_scenes([p[0] for p in pairs], EDGE, [p[1] for p in pairs], target_fr=0.0)
     assert set(r["held_out"]) == set(SEAM_KINDS) | set(GOOD_KINDS) | {"false_accept", "false_reject"}
     good = np.concatenate([r["scores"][k] for k in GOOD_KINDS])
-    assert r["threshold"] == pytest.approx(good.max()) and len(r["scales"]) == 8
+    assert r["threshold"] == pytest.approx(good.max()) and len(r["scales"]) == len(CUES)
     assert (r["scores"]["step-32"] > r["threshold"]).all() and (r["scores"]["noise"] > r["threshold"]).all()
