@@ -27,9 +27,9 @@ import numpy as np
 from .seam_cues import CUES, edge_cues
 
 #: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (6.12, 4.29, 1.31, 1.19, 1.14, 0.289, 6.91, 0.755, 1.44, 0.7, 1.11, 1.07)
+CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 2.96, 0.764, 1.31, 0.7, 1.08, 1.0)
 #: Default rejection threshold: a score above it rejects.
-DEFAULT_THRESHOLD = 1.31
+DEFAULT_THRESHOLD = 1.27
 
 
 def _columns(mask: np.ndarray) -> np.ndarray:

@@ -35,8 +35,9 @@ marks, cars) stay. The cues (:data:`CUES`):
   profile of the last known columns is matched to that of the first invented ones, in gray and in
   two colour-opponent channels (the boundary between a facade and the road is a colour edge that
   texture barely touches), and the best offset is compared with what the structure's own slope
-  (structure tensor on each side) predicts. Blocks that land off their line count for a seam,
-  blocks that land on it against; a vertical shift moves every crossing structure.
+  (structure tensor on each side, the invented side's on the rows the match landed on) predicts.
+  Blocks that land off their line count for a seam, blocks that land on it against; a vertical
+  shift moves every crossing structure.
 """
 
 from __future__ import annotations
@@ -224,9 +225,12 @@ def _block_offsets(b: np.ndarray, c: np.ndarray, starts: np.ndarray, p: int, lag
 def _block_slopes(tensor: np.ndarray, starts: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     """(slope in rows per column, whether the structure is a coherent line more horizontal than
     vertical), each (blocks, channels), from ``tensor`` (rows, 3 components, channels: the structure
-    tensor's gx^2, gy^2, gx gy summed over a side's columns) summed over each block's rows."""
+    tensor's gx^2, gy^2, gx gy summed over a side's columns) summed over each block's rows; ``starts``
+    per block, or per block and channel."""
     cs = np.concatenate([np.zeros((1,) + tensor.shape[1:], np.float32), np.cumsum(tensor, axis=0)])
-    jxx, jyy, jxy = (cs[starts + p] - cs[starts]).transpose(1, 0, 2)
+    ch = np.arange(tensor.shape[2])
+    st = np.broadcast_to(starts.reshape(len(starts), -1), (len(starts), len(ch)))
+    jxx, jyy, jxy = (cs[st + p, :, ch] - cs[st, :, ch]).transpose(2, 0, 1)
     coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / (jxx + jyy + 1e-6)
     return -jxy / (jyy + 1e-6), (coherence >= CROSS_COHERENCE) & (jyy > jxx)
 
@@ -278,10 +282,10 @@ def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
     b = np.ascontiguousarray(gy[:, k:2 * k].mean(axis=1))
     c = np.ascontiguousarray(gy[:, 2 * k + gap:3 * k + gap].mean(axis=1))
     offset, match = _block_offsets(b, c, starts, p, lag)
-    sides = [slice(0, 2 * k), slice(2 * k + gap, None)]
+    moved = np.clip(starts[:, None] + np.rint(offset).astype(int), 0, h - p)  # the invented side's rows that matched
     (s_known, ok_known), (s_inv, ok_inv) = (_block_slopes(np.stack(
         [np.einsum("hwc,hwc->hc", u[:, cols], v[:, cols]) for u, v in ((gx, gx), (gy, gy), (gx, gy))], axis=1),
-        starts, p) for cols in sides)
+        at, p) for cols, at in ((slice(0, 2 * k), starts), (slice(2 * k + gap, None), moved)))
     strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
     ok = strong & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
     ok &= _same_structure(sm[:, k:2 * k].mean(axis=1), sm[:, 2 * k + gap:3 * k + gap].mean(axis=1), starts, p, offset, lag)

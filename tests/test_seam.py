@@ -56,18 +56,18 @@ def test_a_step_away_from_the_mask_edge_is_not_scored(family):
 
 def test_held_out_rates_per_kind(family):
     # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written
-    # (96x192, 8 + 8 scenes): false accept 0.138, false reject 0.10 overall; passed: shift-2 0.69, shift-4 0.50,
+    # (96x192, 8 + 8 scenes): false accept 0.129, false reject 0.10 overall; passed: shift-2 0.63, shift-4 0.44,
     # shift-8 0.31, shift-16 0.19, other scene, step-16, colour cast, Telea inpainting 0.06, step-8, step-32, blur,
     # flat, NS inpainting, noise 0; rejected: grain 0.19, JPEG q75 0.13, true, smoothed, half-res 0.06.
     # Far from the goal (<= 2 % at <= 3 %); at 256x512 and 512x1024 see benchmarks/RESULTS.md.
     tables = {k: cue_table(v, EDGE) for k, v in family.items()}
     r = leave_one_kind_out(tables, SEAM_KINDS, GOOD_KINDS)
-    assert r["false_accept"] <= 0.14 and r["false_reject"] <= 0.1
+    assert r["false_accept"] <= 0.13 and r["false_reject"] <= 0.1
     assert max(r[k] for k in ("step-8", "step-32", "blur", "flat", "inpaint-ns", "noise")) == 0.0
     assert max(r[k] for k in ("other-scene", "step-16", "colour-cast", "inpaint-telea", "true", "smooth-1",
                               "half-res")) <= 0.07
     assert r["jpeg-75"] <= 0.13 and max(r["shift-16"], r["grain"]) <= 0.19
-    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.5 and r["shift-2"] <= 0.69
+    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.44 and r["shift-2"] <= 0.63
 
 
 def test_casts_steps_and_blur_stand_out_from_the_image_itself():
@@ -81,7 +81,7 @@ def test_casts_steps_and_blur_stand_out_from_the_image_itself():
            for k, v in fam.items()}
     goods = ("true", "jpeg-75", "smooth-1", "half-res")
     chroma_scale = CUE_SCALES[CUES.index("chroma")]
-    # measured: good kinds' chroma at most 0.98, colour casts 0.99-13.2 (11 of 12 above the shipped scale 1.14)
+    # measured: good kinds' chroma at most 0.98, colour casts 0.99-13.2 (10 of 12 above the shipped scale 1.23)
     assert max(cue[k]["chroma"].max() for k in goods) <= chroma_scale
     assert (cue["colour-cast"]["chroma"] > chroma_scale).sum() >= 10
     # measured: median local level 0.11 for true continuations, 3.3 for 8-level steps, higher on 11 of 12 scenes
@@ -101,7 +101,7 @@ def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
     kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "shift-4", "shift-8")}
     fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
     cue = {k: np.array([edge_cues(i, 341)["crossing"] for i in v]) for k, v in fam.items()}
-    # measured: good kinds at most 1.0 (one JPEG q75 scene), 0 or below elsewhere; shifts 1-8 on 8 of 12 scenes
+    # measured: good kinds at most 0; shifts 1.4-8 on 7 of 12 scenes, 0 on the other five (no structure qualifies)
     assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1")) <= 1.0
     for k in ("shift-4", "shift-8"):
         assert (cue[k] >= 1.0).sum() >= 7
@@ -119,12 +119,12 @@ def test_the_default_gate_at_a_generator_size():
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
     assert not any(passed["step-32"] + passed["flat"] + passed["noise"] + passed["blur"])
-    # measured: shifts 6.5, 5.6, 2.5 on the sample maker's scenes, 0.93, 1.04 and 0.63 on the ray-caster's (the
-    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.9-11.1, Telea
-    # inpainting 1.1-2.6, against the threshold 1.31; the highest good continuation (a ray-cast facade's window
-    # column at the edge) 1.15 true, 1.30 recompressed; on 30 + 30 other scenes the default gate rejects
-    # 0.3-1.7 % of good continuations (benchmarks/RESULTS.md)
-    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["colour-cast"]) == 0 and sum(passed["inpaint-telea"]) <= 1
+    # measured: shifts 6.0, 7.0, 2.5 on the sample maker's scenes, 2.0, 1.02 and 0.67 on the ray-caster's (the
+    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.8-10.3, Telea
+    # inpainting 1.1-2.6, against the threshold 1.27; the highest good continuation (a ray-cast facade's window
+    # column at the edge) 1.13 true, 1.20 recompressed; on 30 + 30 other scenes the default gate rejects
+    # about 1-2 % of good continuations (benchmarks/RESULTS.md)
+    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["shift-8"]) <= 2 and sum(passed["colour-cast"]) == 0 and sum(passed["inpaint-telea"]) <= 1
     assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
 
 
