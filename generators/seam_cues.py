@@ -46,9 +46,11 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "content", "blur", "streak", "rough", "sharpness", "crossing")
-#: Smallest scale of each cue (its unit: levels, log-levels x 100, share, ratio, log ratios, row
-#: blocks): below these a cue is no evidence, whatever the calibration set's good continuations reach.
+CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "content", "blur", "streak", "rough",
+        "sharpness", "crossing")
+#: Smallest scale of each cue (its unit: levels, log levels x 100, ratios to the nearby steps, log
+#: chromaticity x 100, share, ratio, log ratios, log width ratio, row blocks): below these a cue is no
+#: evidence, whatever the calibration set's good continuations reach.
 CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 1.5, 0.3, 0.5, 0.7, 0.5, 1.0)
 #: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
 #: structure tensor, least vertical gradient in it (Sobel units), and the offset (rows) off its line
@@ -130,8 +132,8 @@ def _local_levels(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, flo
     positions either side (stride ``k``; the known side's wholly left of the edge, the invented
     side's wholly past the gap) plus :data:`LOCAL_FLOOR`. (0, 0) when fewer than 4 positions fit."""
     wd, width = 2 * k, img.shape[1]
-    near = [-(wd + gap + 4 + j * k) for j in range(LOCAL_POSITIONS)] + [gap + wd + 4 + j * k for j in range(LOCAL_POSITIONS)]
-    near = [o for o in near if e + o - wd >= 0 and e + o + gap + wd <= width]
+    reach = [gap + wd + 4 + j * k for j in range(LOCAL_POSITIONS)]
+    near = [o for o in [-r for r in reach] + reach if e + o - wd >= 0 and e + o + gap + wd <= width]
     if len(near) < 4:
         return 0.0, 0.0
     lo, hi = e + min(near + [0]) - wd, e + max(near + [0]) + gap + wd
@@ -142,7 +144,8 @@ def _local_levels(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, flo
     out = []
     logs = cv2.LUT(strip, _LOG_LEVELS) if strip.dtype == np.uint8 else 100.0 * np.log(strip.astype(np.float32) + 16.0)
     for x in (strip.astype(np.float32), logs):
-        means = cv2.boxFilter(x, -1, (wd, 1), borderType=cv2.BORDER_REPLICATE)  # column x: mean of x - wd/2 .. x + wd/2 - 1
+        # means[:, c] is the mean of columns c - wd/2 .. c + wd/2 - 1
+        means = cv2.boxFilter(x, -1, (wd, 1), borderType=cv2.BORDER_REPLICATE)
         step = (means[:, at + gap + wd // 2] - means[:, at - wd // 2]).reshape(len(x), -1)
         lev = _thirds_levels(cv2.GaussianBlur(step, (1, 0), sigmaX=0.1, sigmaY=sigma))
         out.append(float(lev[0] / (np.quantile(lev[1:], 0.75) + LOCAL_FLOOR)))
@@ -288,7 +291,8 @@ def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
         at, p) for cols, at in ((slice(0, 2 * k), starts), (slice(2 * k + gap, None), moved)))
     strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
     ok = strong & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
-    ok &= _same_structure(sm[:, k:2 * k].mean(axis=1), sm[:, 2 * k + gap:3 * k + gap].mean(axis=1), starts, p, offset, lag)
+    colours = sm[:, k:2 * k].mean(axis=1), sm[:, 2 * k + gap:3 * k + gap].mean(axis=1)
+    ok &= _same_structure(*colours, starts, p, offset, lag)
     slope, dist = 0.5 * (s_known + s_inv), k + gap
     off = np.abs(offset - slope * dist) / (1.0 + 0.25 * np.abs(slope) * dist)
     return float(np.clip((off[ok] - CROSS_TOL) / CROSS_TOL, -1.0, 1.0).sum())
