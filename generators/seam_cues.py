@@ -25,6 +25,9 @@ marks, cars) stay. The cues (:data:`CUES`):
   them) and unsmoothed Laplacian energy of the first invented columns against the last known ones,
   per third (:func:`_gradients`): a strong blur, inpainting streaks, a flat or a noise fill stop or
   replace the structures that run through the known part; a slight softness or grain does not count.
+- ``vertical``: the vertical edges (poles, building sides, car sides) of a wide band of the known side
+  against as wide a band of the invented side (:func:`_gradients`): inpainting and smears draw every row
+  on along the edge and leave no vertical edge in the fill, while a true continuation has its own.
 - ``sharpness``: how much wider the sharpest edge of the first invented columns is than the sharpest
   edge of the last known ones (:func:`_sharpness`): an edge's width is the contrast of a row block
   over its steepest step between rows, so it depends on the blur alone, not on what the edge is;
@@ -47,15 +50,17 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "content", "blur", "streak", "rough",
-        "sharpness", "crossing")
+        "vertical", "sharpness", "crossing")
 #: Smallest scale of each cue (its unit: levels, log levels x 100, ratios to the nearby steps, log
 #: chromaticity x 100, share, ratio, log ratios, log width ratio, row blocks): below these a cue is no
 #: evidence, whatever the calibration set's good continuations reach.
-CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 1.5, 0.3, 0.5, 0.7, 0.5, 1.0)
+CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 1.5, 0.3, 0.5, 0.7, 0.3, 0.5, 1.0)
+#: ``vertical``: windows (of the image's window width) either side of the edge whose vertical edges are compared.
+VERTICAL_BAND = 8
 #: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
 #: structure tensor, least vertical gradient in it (Sobel units), and the offset (rows) off its line
 #: beyond which a block counts as displaced.
-CROSS_MATCH, CROSS_COHERENCE, CROSS_GRADIENT, CROSS_TOL = 0.75, 0.5, 8.0, 1.25
+CROSS_MATCH, CROSS_COHERENCE, CROSS_GRADIENT, CROSS_TOL = 0.75, 0.5, 8.0, 1.0
 #: ``crossing``: a matched block counts only if its rows' colours either side differ by at most this
 #: share of the block's own contrast (summed over channels): the same structure, not another object
 #: that happens to begin at the edge at another height.
@@ -173,20 +178,27 @@ def _lag_gain(p: np.ndarray, lag: int) -> float:
     return gain(g[1], g[2]) - max(gain(g[0], g[1]), gain(g[2], g[3]), 0.0)
 
 
-def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float, float]:
-    """(blur, streak, rough): per third of the height, log gradient energy of the known columns over that of the
-    invented ones, and how much more the invented ones' gradients point across rows than along them
+def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float, float, float]:
+    """(blur, streak, rough, vertical): per third of the height, log gradient energy of the known columns over that
+    of the invented ones, and how much more the invented ones' gradients point across rows than along them
     (log gy^2 / gx^2, invented minus known); each the weakest third. Both on a copy smoothed with
     sigma 2, so grain, compression and a slight softness do not count; a strong blur, a flat fill or
     inpainting streaks (structure stopped at the edge) do. ``rough``: log Laplacian energy of the
     invented columns over the known ones, unsmoothed but with a floor (500 levels^2) that grain and
-    compression stay under and a noise fill does not."""
-    x0, x1 = max(0, e - 2 * k - 4), min(img.shape[1], e + gap + 2 * k + 4)
+    compression stay under and a noise fill does not. ``vertical``: log energy of the gradient along
+    rows (the vertical edges of poles, building sides, cars) over :data:`VERTICAL_BAND` windows of the
+    known side against as many of the invented side, whole height, on the smoothed copy."""
+    band = min(VERTICAL_BAND * k, e, img.shape[1] - e - gap)
+    reach = max(band, 2 * k + 4)
+    x0, x1 = max(0, e - reach), min(img.shape[1], e + gap + reach)
     strip = np.ascontiguousarray(img[:, x0:x1])
     gray = cv2.cvtColor(strip, cv2.COLOR_RGB2GRAY) if strip.ndim == 3 else strip
     smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 2.0)
     gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) ** 2, cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) ** 2
-    known, fill = slice(e - x0 - 2 * k, e - x0), slice(e - x0 + gap, e - x0 + gap + 2 * k)
+    at = e - x0
+    known, fill = slice(at - 2 * k, at), slice(at + gap, at + gap + 2 * k)
+    vertical = float(np.log((gx[:, at - band:at].mean() + 1.0) / (gx[:, at + gap:at + gap + band].mean() + 1.0))) \
+        if band >= k else 0.0
     raw = cv2.Laplacian(gray, cv2.CV_32F) ** 2
     h = img.shape[0]
     blur, streak, rough = [], [], []
@@ -196,7 +208,7 @@ def _gradients(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, float,
         blur.append(np.log((kx + ky) / (fx + fy)))
         streak.append(np.log(fy / fx) - np.log(ky / kx))
         rough.append(np.log((raw[rows, fill].mean() + 500.0) / (raw[rows, known].mean() + 500.0)))
-    return float(min(blur)), float(min(streak)), float(min(rough))
+    return float(min(blur)), float(min(streak)), float(min(rough)), vertical
 
 
 #: Rows: gray, red minus blue, green minus the mean of red and blue (colour-opponent channels).
@@ -214,7 +226,9 @@ def _block_offsets(b: np.ndarray, c: np.ndarray, starts: np.ndarray, p: int, lag
     cs2 = np.concatenate([np.zeros_like(seg[:, :1]), np.cumsum(seg * seg, axis=1)], axis=1)
     win, win2 = cs[:, p:] - cs[:, :-p], cs2[:, p:] - cs2[:, :-p]  # (n, 2 lag + 1, ch)
     var = np.maximum(win2 - win * win / p, 0.0).transpose(0, 2, 1)
-    ncc = num / np.sqrt((t * t).sum(axis=1)[..., None] * var + 1e-6)  # (n, ch, 2 lag + 1)
+    energy = (t * t).sum(axis=1)[..., None]
+    # a window with almost no variation (a flat fill) matches nothing; float32 sums leave it a little noise
+    ncc = np.where(var > 1e-4 * energy, num / np.sqrt(energy * var + 1e-6), 0.0)  # (n, ch, 2 lag + 1)
     i = ncc.argmax(-1)[..., None]
     top = np.take_along_axis(ncc, i, -1)[..., 0]
     lo = np.take_along_axis(ncc, np.clip(i - 1, 0, 2 * lag), -1)[..., 0]
@@ -309,10 +323,10 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     lag = max(4, min(24, img.shape[0] // 8))
     spread = np.abs(r - np.median(r, axis=0)).mean()
     ref_spread = np.abs(ref - np.median(ref, axis=0)).mean()
-    blur, streak, rough = _gradients(img, e, gap, k)
+    blur, streak, rough, vertical = _gradients(img, e, gap, k)
     local, local_log = _local_levels(img, e, gap, k)
     return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "local_level": local,
             "local_log_level": local_log, "chroma": _level(_chromaticity(lp[2]) - _chromaticity(lp[1])),
-            "lag": _lag_gain(p, lag),
-            "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak,
-            "rough": rough, "sharpness": _sharpness(img, e, gap, k), "crossing": _crossing(img, e, gap, k)}
+            "lag": _lag_gain(p, lag), "content": float(spread / (ref_spread + 2.0)), "blur": blur,
+            "streak": streak, "rough": rough, "vertical": vertical, "sharpness": _sharpness(img, e, gap, k),
+            "crossing": _crossing(img, e, gap, k)}

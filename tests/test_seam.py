@@ -56,18 +56,17 @@ def test_a_step_away_from_the_mask_edge_is_not_scored(family):
 
 def test_held_out_rates_per_kind(family):
     # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written
-    # (96x192, 8 + 8 scenes): false accept 0.129, false reject 0.10 overall; passed: shift-2 0.63, shift-4 0.44,
-    # shift-8 0.31, shift-16 0.19, other scene, step-16, colour cast, Telea inpainting 0.06, step-8, step-32, blur,
-    # flat, NS inpainting, noise 0; rejected: grain 0.19, JPEG q75 0.13, true, smoothed, half-res 0.06.
+    # (96x192, 8 + 8 scenes): false accept 0.116, false reject 0.125 overall; passed: shift-2 0.50, shift-4 0.44,
+    # shift-8 0.31, shift-16 0.19, other scene, step-16, colour cast 0.06, step-8, step-32, blur, flat, both
+    # inpaintings, noise 0; rejected: JPEG q75, grain 0.19, true, smoothed 0.13, half-res 0 (one image is 0.06).
     # Far from the goal (<= 2 % at <= 3 %); at 256x512 and 512x1024 see benchmarks/RESULTS.md.
     tables = {k: cue_table(v, EDGE) for k, v in family.items()}
     r = leave_one_kind_out(tables, SEAM_KINDS, GOOD_KINDS)
-    assert r["false_accept"] <= 0.13 and r["false_reject"] <= 0.1
-    assert max(r[k] for k in ("step-8", "step-32", "blur", "flat", "inpaint-ns", "noise")) == 0.0
-    assert max(r[k] for k in ("other-scene", "step-16", "colour-cast", "inpaint-telea", "true", "smooth-1",
-                              "half-res")) <= 0.07
-    assert r["jpeg-75"] <= 0.13 and max(r["shift-16"], r["grain"]) <= 0.19
-    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.44 and r["shift-2"] <= 0.63
+    assert r["false_accept"] <= 0.12 and r["false_reject"] <= 0.13
+    assert max(r[k] for k in ("step-8", "step-32", "blur", "flat", "inpaint-telea", "inpaint-ns", "noise")) == 0.0
+    assert max(r[k] for k in ("other-scene", "step-16", "colour-cast", "half-res")) <= 0.07
+    assert max(r["true"], r["smooth-1"]) <= 0.13 and max(r["jpeg-75"], r["grain"], r["shift-16"]) <= 0.19
+    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.44 and r["shift-2"] <= 0.5
 
 
 def test_casts_steps_and_blur_stand_out_from_the_image_itself():
@@ -93,6 +92,21 @@ def test_casts_steps_and_blur_stand_out_from_the_image_itself():
     assert (cue["blur"]["sharpness"] >= 1.25).sum() >= 11
 
 
+def test_inpainting_leaves_the_fill_no_vertical_edge():
+    """The vertical cue: OpenCV's inpainting draws every row on along the edge, so poles, building sides
+    and car sides stop at it; true, recompressed, smoothed, grainy and half-resolution continuations keep
+    theirs, whatever the scene puts on either side."""
+    pairs = raycast_pairs(range(40, 46), 256, 512) + sample_pairs(range(40, 46), 256, 512)
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res", "inpaint-telea",
+                                       "inpaint-ns")}
+    fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
+    cue = {k: np.array([edge_cues(i, 341)["vertical"] for i in v]) for k, v in fam.items()}
+    scale = CUE_SCALES[CUES.index("vertical")]
+    # measured: good continuations -0.73..1.43, inpainting 3.59..6.49; the shipped scale is 1.87, threshold 1.3
+    assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res")) < scale
+    assert min(cue[k].min() for k in ("inpaint-telea", "inpaint-ns")) > DEFAULT_THRESHOLD * scale
+
+
 def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
     """The crossing cue: a fill moved up or down by 4 or 8 px puts the structures that cross the edge
     (a facade's foot, box tops, window rows) off their line; the true, recompressed and smoothed
@@ -101,10 +115,10 @@ def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
     kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "shift-4", "shift-8")}
     fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
     cue = {k: np.array([edge_cues(i, 341)["crossing"] for i in v]) for k, v in fam.items()}
-    # measured: good kinds at most 0; shifts 1.4-8 on 7 of 12 scenes, 0 on the other five (no structure qualifies)
+    # measured: good kinds at most 0.1; shifts 2-8 on 7 of 12 scenes, 0 on the other five (no structure qualifies)
     assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1")) <= 1.0
     for k in ("shift-4", "shift-8"):
-        assert (cue[k] >= 1.0).sum() >= 7
+        assert (cue[k] >= 2.0).sum() >= 7
         assert (cue[k] >= cue["true"]).all()
 
 
@@ -114,18 +128,18 @@ def test_the_default_gate_at_a_generator_size():
     inpainted fills are rejected, true, recompressed and smoothed continuations pass."""
     pairs = sample_pairs(range(20, 23), 256, 512) + raycast_pairs(range(20, 23), 256, 512)
     kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise", "blur", "shift-8",
-                                       "colour-cast", "inpaint-telea")}
+                                       "colour-cast", "inpaint-telea", "inpaint-ns")}
     family = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
     assert not any(passed["step-32"] + passed["flat"] + passed["noise"] + passed["blur"])
-    # measured: shifts 6.0, 7.0, 2.5 on the sample maker's scenes, 2.0, 1.02 and 0.67 on the ray-caster's (the
-    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.8-10.3, Telea
-    # inpainting 1.1-2.6, against the threshold 1.27; the highest good continuation (a ray-cast facade's window
+    # measured: shifts 4.6, 5.4, 2.5 on the sample maker's scenes, 1.5, 1.02 and 0.67 on the ray-caster's (the
+    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.8-10.3,
+    # inpainting 2.2-3.5, against the threshold 1.3; the highest good continuation (a ray-cast facade's window
     # column at the edge) 1.13 true, 1.20 recompressed; on 30 + 30 other scenes the default gate rejects
     # about 1-2 % of good continuations (benchmarks/RESULTS.md)
     assert sum(passed["shift-8"][:3]) == 0 and sum(passed["shift-8"]) <= 2
-    assert sum(passed["colour-cast"]) == 0 and sum(passed["inpaint-telea"]) <= 1
+    assert sum(passed["colour-cast"] + passed["inpaint-telea"] + passed["inpaint-ns"]) == 0
     assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
 
 
