@@ -4,10 +4,10 @@ The score measures continuity across the known edge, not texture (:mod:`.seam_cu
 profiles of column windows either side of the edge (texture, grain and compression averaged away)
 are compared with what the two sides' own steps predict, for a brightness step through the whole
 height (also against the steps the same image takes at nearby columns), a step in chromaticity (a
-colour cast), a vertical offset, rows that do not continue, structure that stops at the edge and a
-fill without a sharp edge left; and the structures that cross the edge (in gray and two
-colour-opponent channels) must land where their own slope on each side puts them, which a
-vertically shifted fill breaks.
+colour cast), a vertical offset, rows that do not continue, structure that stops at the edge, a
+fill without a vertical edge or without a sharp edge left; and the structures that cross the edge
+(in gray and two colour-opponent channels) must land where their own slope on each side puts
+them, which a vertically shifted fill breaks.
 Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on good
 continuations -- true, JPEG-recompressed, smoothed, grainy and half-resolution ones from the sample
 maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor,
