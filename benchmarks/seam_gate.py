@@ -38,6 +38,7 @@ from seam_scenes import raycast_pairs, sample_pairs  # noqa: E402
 from streetsynth.config import parse_size  # noqa: E402
 from streetsynth.generators.seam import SeamGate  # noqa: E402
 from streetsynth.generators.seam_calibration import cue_table, held_out_hits  # noqa: E402
+from streetsynth.generators.seam_cues import crossing_blocks  # noqa: E402
 from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS,  # noqa: E402
                                                 composites, edge_mask)
 from streetsynth.generators.seam_plausibility import plausibility_score  # noqa: E402
@@ -121,6 +122,50 @@ def _picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path) -
     print(f"  picture: {path}")
 
 
+def _enlarged(img: np.ndarray, y: int, edge: int, label: str) -> np.ndarray:
+    """48 rows x 64 columns of ``img`` around (``y``, ``edge``), 4x enlarged, the edge ticked in red."""
+    y = int(np.clip(y, 24, img.shape[0] - 24))
+    big = cv2.resize(img[y - 24:y + 24, edge - 32:edge + 32], None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
+    big[:6, 127:129] = big[-6:, 127:129] = (255, 0, 0)
+    cv2.putText(big, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+    return big
+
+
+def _apart_picture(family: dict, edge: int, path: Path) -> None:
+    """Why 2-px shifts are reported apart. Rows 1-2, per source: one scene's true, recompressed, smoothed
+    and 2-px-shifted composites around the strongest horizontal structure that crosses the edge. Row 3:
+    the good continuation whose structure lands furthest off its line (``crossing_blocks``) but by no
+    more than a 2-px shift does (3 rows), beside the same scene shifted by 2 px."""
+    rows = []
+    sep = np.zeros((192, 4, 3), np.uint8)
+    for s in SOURCES:
+        true = family[s]["true"]
+        grad = [np.abs(np.diff(cv2.cvtColor(i, cv2.COLOR_RGB2GRAY)[:, edge - 8:edge].astype(np.float32), axis=0))
+                .mean(axis=1)[24:-24] for i in true]
+        j = int(np.argmax([g.max() for g in grad]))
+        y = int(np.argmax(grad[j])) + 24
+        tiles = [_enlarged(family[s][kind][j], y, edge, kind) for kind in ("true", "jpeg-75", "smooth-1", "shift-2")]
+        rows.append(np.concatenate([t for tile in tiles for t in (tile, sep)][:-1], axis=1))
+    worst = (-np.inf, None)
+    for s in SOURCES:
+        for kind in GOOD_KINDS:
+            for j, img in enumerate(family[s][kind]):
+                starts, p, off, ok = crossing_blocks(img, edge)
+                like = np.where(ok & (off <= 3.0), off, -np.inf)  # displaced by as much as a 2-px shift
+                b = np.unravel_index(np.argmax(like), like.shape) if like.size else None
+                if b is not None and like[b] > worst[0]:
+                    worst = (float(like[b]), (s, kind, j, int(starts[b[0]] + p // 2)))
+    if worst[1] is not None:
+        s, kind, j, y = worst[1]
+        tiles = [_enlarged(family[s][kind][j], y, edge, f"{kind}: {worst[0]:.1f} rows off"),
+                 _enlarged(family[s]["shift-2"][j], y, edge, "same scene, shift-2")]
+        row = np.concatenate([tiles[0], sep, tiles[1]], axis=1)
+        rows.append(np.concatenate([row, np.zeros((192, rows[0].shape[1] - row.shape[1], 3), np.uint8)], axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    print(f"  picture: {path}")
+
+
 def _timing(size: str) -> None:
     h, w = parse_size(size)
     img = sample_pairs([7], h, w)[0][0]
@@ -167,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             _compare(family, edge, args.compare.split(","))
         if args.out:
             _picture(family, shipped, edge, Path(args.out) / f"accepted_{h}x{w}.png")
+            _apart_picture(family, edge, Path(args.out) / f"shift2_apart_{h}x{w}.png")
     _timing(args.time_size)
     return 0
 

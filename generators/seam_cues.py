@@ -34,7 +34,7 @@ marks, cars) stay. The cues (:data:`CUES`):
   a fill blurred or smeared everywhere (a strong blur, OpenCV's inpainting) has no sharp edge left,
   while a fill whose content merely differs (a building ending at the edge) keeps its own.
 - ``crossing``: structures that cross the edge (a facade's foot, a box top, a window row, a lane
-  mark) continue in position and angle (:func:`_crossing`): per row block, the vertical-gradient
+  mark) continue in position and angle (:func:`crossing_blocks`): per row block, the vertical-gradient
   profile of the last known columns is matched to that of the first invented ones, in gray and in
   two colour-opponent channels (the boundary between a facade and the road is a colour edge that
   texture barely touches), and the best offset is compared with what the structure's own slope
@@ -284,14 +284,17 @@ def _sharpness(img: np.ndarray, e: int, gap: int, k: int) -> float:
     return float(np.log(widths[1] / widths[0]))
 
 
-def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
-    """Row blocks (height / 8, at least 24 rows, half overlapping) whose crossing structure lands off
-    its line, less those that land on it (module docstring), each counted -1..1 by how far off."""
+def crossing_blocks(img: np.ndarray, e: int, gap: int = 8) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """(first rows, rows per block, how far off its line, whether it counts): per row block (height / 8, at
+    least 24 rows, half overlapping) and channel (gray, two colour-opponent), where the structure that
+    crosses the edge at column ``e`` lands against its own slope (module docstring), in rows scaled by
+    the slope's uncertainty; the ``crossing`` cue and the benchmark's pictures read it."""
+    k = window_width(img.shape[1])
     h = img.shape[0]
     lag, p = max(4, min(24, h // 8)), max(24, h // 8)
     starts = np.arange(lag, h - lag - p + 1, p // 2)
     if not len(starts):
-        return 0.0
+        return starts, p, np.zeros((0, 3), np.float32), np.zeros((0, 3), bool)
     strip = np.ascontiguousarray(img[:, e - 2 * k:e + gap + 2 * k]).astype(np.float32)
     strip = strip if strip.ndim == 3 else np.repeat(strip[..., None], 3, axis=2)
     sm = cv2.GaussianBlur(cv2.transform(strip, OPPONENT), (0, 0), 1.0)
@@ -309,6 +312,13 @@ def _crossing(img: np.ndarray, e: int, gap: int, k: int) -> float:
     ok &= _same_structure(*colours, starts, p, offset, lag)
     slope, dist = 0.5 * (s_known + s_inv), k + gap
     off = np.abs(offset - slope * dist) / (1.0 + 0.25 * np.abs(slope) * dist)
+    return starts, p, off, ok
+
+
+def _crossing(img: np.ndarray, e: int, gap: int) -> float:
+    """Blocks whose crossing structure lands off its line (:func:`crossing_blocks`), less those that land
+    on it, each counted -1..1 by how far off."""
+    _, _, off, ok = crossing_blocks(img, e, gap)
     return float(np.clip((off[ok] - CROSS_TOL) / CROSS_TOL, -1.0, 1.0).sum())
 
 
@@ -329,4 +339,4 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
             "local_log_level": local_log, "chroma": _level(_chromaticity(lp[2]) - _chromaticity(lp[1])),
             "lag": _lag_gain(p, lag), "content": float(spread / (ref_spread + 2.0)), "blur": blur,
             "streak": streak, "rough": rough, "vertical": vertical, "sharpness": _sharpness(img, e, gap, k),
-            "crossing": _crossing(img, e, gap, k)}
+            "crossing": _crossing(img, e, gap)}
