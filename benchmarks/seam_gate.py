@@ -36,8 +36,8 @@ from seam_methods import SCORES, THRESHOLDS  # noqa: E402
 from seam_scenes import raycast_pairs, sample_pairs  # noqa: E402
 
 from streetsynth.config import parse_size  # noqa: E402
-from streetsynth.generators.seam import SeamGate  # noqa: E402
-from streetsynth.generators.seam_calibration import cue_table, held_out_hits  # noqa: E402
+from streetsynth.generators.seam import CUE_SCALES, DEFAULT_THRESHOLD, SeamGate  # noqa: E402
+from streetsynth.generators.seam_calibration import cue_table, held_out_hits, scores  # noqa: E402
 from streetsynth.generators.seam_cues import crossing_blocks  # noqa: E402
 from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS,  # noqa: E402
                                                 composites, edge_mask)
@@ -55,10 +55,9 @@ def _family(n: int, h: int, w: int, edge: int) -> dict[str, dict[str, list[np.nd
     return out
 
 
-def _held_out(family: dict, edge: int) -> tuple[dict[str, np.ndarray], int]:
-    """Held-out hits per kind over both sources (the sources' images in order), and images per source."""
-    tables = {k: np.concatenate([cue_table(family[s][k], edge) for s in SOURCES]) for k in ALL_KINDS}
-    return held_out_hits(tables, SEAM_KINDS, GOOD_KINDS), len(family["sample"]["true"])
+def _tables(family: dict, edge: int) -> dict[str, np.ndarray]:
+    """Per kind, the cue rows of both sources' images (in order): computed once, read by every rate below."""
+    return {k: np.concatenate([cue_table(family[s][k], edge) for s in SOURCES]) for k in ALL_KINDS}
 
 
 def _print_rates(hits: dict[str, np.ndarray], n: int) -> None:
@@ -72,13 +71,12 @@ def _print_rates(hits: dict[str, np.ndarray], n: int) -> None:
           f"worst seam kind {worst} {hits[worst].mean():.3f}")
 
 
-def _shipped(family: dict, edge: int) -> dict[str, np.ndarray]:
-    """Per kind, which images the shipped default gate gets wrong (a seam accepted, a good one rejected)."""
-    gate = SeamGate()
-    mask = edge_mask(family["sample"]["true"][0].shape, edge)
+def _shipped(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per kind, which images the shipped default gate (its scales and threshold) gets wrong (a seam
+    accepted, a good one rejected)."""
     out = {}
     for kind in [*SEAM_KINDS, *GOOD_KINDS]:
-        accepted = np.array([gate.accepts(gate.score(i, mask)) for s in SOURCES for i in family[s][kind]])
+        accepted = scores(tables[kind], CUE_SCALES) <= DEFAULT_THRESHOLD
         out[kind] = accepted if kind in SEAM_KINDS else ~accepted
     return out
 
@@ -202,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         edge = round(w * 2 / 3)
         family = _family(args.scenes, h, w, edge)
         print(f"\n{h}x{w}, edge at x={edge}, {args.scenes} scenes per source x {len(ALL_KINDS)} kinds")
-        hits, n = _held_out(family, edge)
-        _print_rates(hits, n)
-        print(f"  the shipped gate (threshold {SeamGate().threshold}, fitted on scenes 100-199) on these scenes:")
-        shipped = _shipped(family, edge)
+        tables, n = _tables(family, edge), len(family["sample"]["true"])
+        _print_rates(held_out_hits(tables, SEAM_KINDS, GOOD_KINDS), n)
+        print(f"  the shipped gate (threshold {DEFAULT_THRESHOLD}, fitted on scenes 100-199) on these scenes:")
+        shipped = _shipped(tables)
         _print_rates(shipped, n)
         _plausibility(family, edge)
         if args.compare:

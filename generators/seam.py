@@ -14,6 +14,7 @@ maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor
 :data:`~.seam_cues.CUE_FLOORS`), and the score is the largest quotient; :data:`DEFAULT_THRESHOLD`
 rejects 3 % of those good continuations. Fitted on scenes 100-199 of both renderers
 (``tests/seam_scenes.py``), which the benchmark and the tests do not use; no seam kind entered this fit.
+``benchmarks/seam_fit.py`` rebuilds both constants from those scenes.
 Rates per kind of fill on other scenes: ``benchmarks/seam_gate.py`` and benchmarks/RESULTS.md;
 calibrate on your own data with ``streetsynth seam-calibrate``.
 """

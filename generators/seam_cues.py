@@ -77,6 +77,16 @@ def window_width(w: int) -> int:
     return max(4, w // 128)
 
 
+def _row_sigma(h: int) -> float:
+    """Smoothing (rows) of the row profiles at image height ``h``: grain and compression blocks averaged away."""
+    return max(1.5, h / 128)
+
+
+def _search_rows(h: int) -> int:
+    """How far (rows) up or down a fill is searched for the known side's structure at image height ``h``."""
+    return max(4, min(24, h // 8))
+
+
 def profiles(img: np.ndarray, e: int, gap: int, k: int) -> np.ndarray | None:
     """(4, H, 3) float32 row profiles of windows A, B, C, D (module docstring); None if they do not fit."""
     s = k + gap
@@ -86,7 +96,7 @@ def profiles(img: np.ndarray, e: int, gap: int, k: int) -> np.ndarray | None:
     starts = (x0, e - k, e + gap, e + gap + s)
     rgb = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
     prof = np.stack([rgb[:, a:a + k].mean(axis=1, dtype=np.float32) for a in starts])
-    sigma = max(1.5, img.shape[0] / 128)
+    sigma = _row_sigma(img.shape[0])
     flat = prof.transpose(1, 0, 2).reshape(img.shape[0], 12)
     smooth = cv2.GaussianBlur(flat, (1, 0), sigmaX=0.1, sigmaY=sigma)
     return smooth.reshape(img.shape[0], 4, 3).transpose(1, 0, 2)
@@ -145,7 +155,7 @@ def _local_levels(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, flo
     strip = np.asarray(img[:, lo:hi])
     strip = strip if strip.ndim == 3 else np.repeat(strip[..., None], 3, axis=2)
     at = np.array([e - lo] + [e + o - lo for o in near])
-    sigma = max(1.5, img.shape[0] / 128)
+    sigma = _row_sigma(img.shape[0])
     out = []
     logs = cv2.LUT(strip, _LOG_LEVELS) if strip.dtype == np.uint8 else 100.0 * np.log(strip.astype(np.float32) + 16.0)
     for x in (strip.astype(np.float32), logs):
@@ -291,7 +301,7 @@ def crossing_blocks(img: np.ndarray, e: int, gap: int = 8) -> tuple[np.ndarray, 
     the slope's uncertainty; the ``crossing`` cue and the benchmark's pictures read it."""
     k = window_width(img.shape[1])
     h = img.shape[0]
-    lag, p = max(4, min(24, h // 8)), max(24, h // 8)
+    lag, p = _search_rows(h), max(24, h // 8)
     starts = np.arange(lag, h - lag - p + 1, p // 2)
     if not len(starts):
         return starts, p, np.zeros((0, 3), np.float32), np.zeros((0, 3), bool)
@@ -330,7 +340,7 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
         return None
     r, ref = _residual(p)
     lp = 100.0 * np.log(p + 16.0)
-    lag = max(4, min(24, img.shape[0] // 8))
+    lag = _search_rows(img.shape[0])
     spread = np.abs(r - np.median(r, axis=0)).mean()
     ref_spread = np.abs(ref - np.median(ref, axis=0)).mean()
     blur, streak, rough, vertical = _gradients(img, e, gap, k)
