@@ -7,7 +7,8 @@ height (also against the steps the same image takes at nearby columns), a step i
 colour cast), a vertical offset, rows that do not continue, structure that stops at the edge, a
 fill without a vertical edge or without a sharp edge left; and the structures that cross the edge
 (in gray and two colour-opponent channels) must land where their own slope on each side puts
-them, which a vertically shifted fill breaks.
+them, and must not match clearly better away from that line than near it (a structure that repeats,
+rows of windows, matches as well near it): a vertically shifted fill breaks both.
 Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on good
 continuations -- true, JPEG-recompressed, smoothed, grainy and half-resolution ones from the sample
 maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor,
@@ -28,9 +29,9 @@ import numpy as np
 from .seam_cues import CUES, edge_cues
 
 #: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3)
+CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3, 1.06)
 #: Default rejection threshold: a score above it rejects.
-DEFAULT_THRESHOLD = 1.3
+DEFAULT_THRESHOLD = 1.33
 
 
 def _columns(mask: np.ndarray) -> np.ndarray:
