@@ -4,8 +4,9 @@ The score measures continuity across the known edge, not texture (:mod:`.seam_cu
 profiles of column windows either side of the edge (texture, grain and compression averaged away)
 are compared with what the two sides' own steps predict, for a brightness step through the whole
 height (also against the steps the same image takes at nearby columns), a step in chromaticity (a
-colour cast), a vertical offset, rows that do not continue, structure that stops at the edge, a
-fill without a vertical edge or without a sharp edge left; and the structures that cross the edge
+colour cast), a vertical offset (near, or tens of rows for another scene's horizon), rows that do
+not continue, structure that stops at the edge, a fill without a vertical edge or without a sharp
+edge left; and the structures that cross the edge
 (in gray and two colour-opponent channels) must land where their own slope on each side puts
 them, and must not match clearly better away from that line than near it (a structure that repeats,
 rows of windows, matches as well near it): a vertically shifted fill breaks both.
@@ -29,7 +30,7 @@ import numpy as np
 from .seam_cues import CUES, edge_cues
 
 #: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3, 1.06)
+CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 0.32, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3, 1.06)
 #: Default rejection threshold: a score above it rejects.
 DEFAULT_THRESHOLD = 1.33
 

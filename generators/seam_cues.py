@@ -19,6 +19,9 @@ marks, cars) stay. The cues (:data:`CUES`):
   together, so chromaticity barely steps across a true continuation even on a contrasty facade.
 - ``lag``: how much better ``C`` continues ``B`` when moved up or down than in place, beyond the same
   gain between ``A`` and ``B`` and between ``C`` and ``D`` (slanted lines gain alike on both).
+- ``lag_far``: the same gain over a search nearly three times as far (:func:`_far_rows`): another scene's
+  horizon, kerb or road edge can lie 35-45 rows off at 512 rows, beyond ``lag``'s reach; a search that far
+  also finds more chance alignments, so it is a cue of its own, with its own scale.
 - ``content``: the spread over rows of the residual step ``(C - B) - ((B - A) + (D - C)) / 2``
   against the spread of ``(B - A) - (D - C)``: another scene's rows do not continue the known ones.
 - ``blur`` / ``streak`` / ``rough``: gradient energy, gradient direction (across rows against along
@@ -55,12 +58,12 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "content", "blur", "streak", "rough",
-        "vertical", "sharpness", "crossing", "displaced")
+CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "lag_far", "content", "blur", "streak",
+        "rough", "vertical", "sharpness", "crossing", "displaced")
 #: Smallest scale of each cue (its unit: levels, log levels x 100, ratios to the nearby steps, log
 #: chromaticity x 100, share, ratio, log ratios, log width ratio, row blocks): below these a cue is no
 #: evidence, whatever the calibration set's good continuations reach.
-CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 1.5, 0.3, 0.5, 0.7, 0.3, 0.5, 1.0, 1.0)
+CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 0.1, 1.5, 0.3, 0.5, 0.7, 0.3, 0.5, 1.0, 1.0)
 #: ``vertical``: windows (of the image's window width) either side of the edge whose vertical edges are compared.
 VERTICAL_BAND = 8
 #: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
@@ -71,11 +74,13 @@ CROSS_MATCH, CROSS_COHERENCE, CROSS_GRADIENT, CROSS_TOL = 0.75, 0.5, 8.0, 1.0
 #: share of the block's own contrast (summed over channels): the same structure, not another object
 #: that happens to begin at the edge at another height.
 CROSS_SAME = 0.3
-#: ``displaced``: row blocks per height (at least 24 rows, half overlapping), how far up or down (rows at a
-#: 512-row image, in proportion at others, at most a fifth of the height) a block's structure is searched,
-#: least correlation of its best match, how near its line (rows, scaled by the slope's uncertainty) counts as
-#: on it, and the correlation by which the best match must beat every match near its line to count fully.
-DISPLACED_BLOCKS, DISPLACED_REACH, DISPLACED_MATCH, DISPLACED_TOL, DISPLACED_MARGIN = 6, 64, 0.9, 1.5, 0.2
+#: ``displaced`` and ``lag_far``: how far up or down (rows at a 512-row image, in proportion at others, at most a
+#: fifth of the height) the far searches reach (:func:`_far_rows`).
+FAR_REACH = 64
+#: ``displaced``: row blocks per height (at least 24 rows, half overlapping), least correlation of a block's best
+#: match, how near its line (rows, scaled by the slope's uncertainty) counts as on it, and the correlation by
+#: which the best match must beat every match near its line to count fully.
+DISPLACED_BLOCKS, DISPLACED_MATCH, DISPLACED_TOL, DISPLACED_MARGIN = 6, 0.9, 1.5, 0.2
 #: ``sharpness``: least contrast (gray levels) of a row block whose edge width counts.
 SHARP_CONTRAST = 16.0
 #: ``local_level``: nearby positions on each side of the edge, and the floor (levels or log levels x
@@ -96,6 +101,11 @@ def _row_sigma(h: int) -> float:
 def _search_rows(h: int) -> int:
     """How far (rows) up or down a fill is searched for the known side's structure at image height ``h``."""
     return max(4, min(24, h // 8))
+
+
+def _far_rows(h: int) -> int:
+    """How far (rows) the far searches (``displaced``, ``lag_far``) reach at image height ``h`` (:data:`FAR_REACH`)."""
+    return max(4, min(FAR_REACH * h // 512, h // 5))
 
 
 def profiles(img: np.ndarray, e: int, gap: int, k: int) -> np.ndarray | None:
@@ -325,7 +335,7 @@ class _Strip(NamedTuple):
 
 
 def _strip(img: np.ndarray, e: int, gap: int, k: int) -> _Strip:
-    """The :class:`_Strip` of the edge at column ``e`` (windows of ``k`` columns, the invented ones after the ``gap``)."""
+    """The :class:`_Strip` of the edge at column ``e`` (windows of ``k`` columns, the invented ones after ``gap``)."""
     strip = np.ascontiguousarray(img[:, e - 2 * k:e + gap + 2 * k]).astype(np.float32)
     strip = strip if strip.ndim == 3 else np.repeat(strip[..., None], 3, axis=2)
     sm = cv2.GaussianBlur(cv2.transform(strip, OPPONENT), (0, 0), 1.0)
@@ -374,12 +384,12 @@ def _crossing(st: _Strip, h: int, k: int, gap: int) -> float:
 
 def _displaced(st: _Strip, h: int, k: int, gap: int) -> float:
     """Taller row blocks (:data:`DISPLACED_BLOCKS`) whose crossing structure matches far better off its line
-    than anywhere near it, searched :data:`DISPLACED_REACH` rows up and down: each counts 0..1 by how much
+    than anywhere near it, searched :func:`_far_rows` up and down: each counts 0..1 by how much
     better, the best of its channels. Near its line means within :data:`DISPLACED_TOL` rows (scaled as in
     ``crossing``) of where either side's slope puts it, so a slope that a window's or a box's vertical
     edge spoils still gives a line; and a structure that repeats (a facade's rows of windows) matches as
     well near its line as a period away, so it is no evidence."""
-    lag, p = max(4, min(DISPLACED_REACH * h // 512, h // 5)), max(24, h // DISPLACED_BLOCKS)
+    lag, p = _far_rows(h), max(24, h // DISPLACED_BLOCKS)
     starts = np.arange(lag, h - lag - p + 1, p // 2)
     if not len(starts):
         return 0.0
@@ -416,6 +426,7 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     local, local_log = _local_levels(img, e, gap, k)
     return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "local_level": local,
             "local_log_level": local_log, "chroma": _level(_chromaticity(lp[2]) - _chromaticity(lp[1])),
-            "lag": _lag_gain(p, lag), "content": float(spread / (ref_spread + 2.0)), "blur": blur,
-            "streak": streak, "rough": rough, "vertical": vertical, "sharpness": _sharpness(img, e, gap, k),
-            "crossing": _crossing(st, h, k, gap), "displaced": _displaced(st, h, k, gap)}
+            "lag": _lag_gain(p, lag), "lag_far": _lag_gain(p, _far_rows(h)),
+            "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak, "rough": rough,
+            "vertical": vertical, "sharpness": _sharpness(img, e, gap, k), "crossing": _crossing(st, h, k, gap),
+            "displaced": _displaced(st, h, k, gap)}

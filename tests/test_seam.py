@@ -143,6 +143,24 @@ def test_a_displaced_structure_is_told_from_a_repeating_one():
     assert ((crossing <= limit["crossing"]) & (displaced > limit["displaced"])).sum() >= 5
 
 
+def test_another_horizon_beyond_the_near_search_lines_up_further_away():
+    """The lag_far cue: another scene's right part puts the kerb, the road edge and the horizon tens of rows
+    off at 512x1024, beyond ``lag``'s 24-row search; moved that far it lines up better than in place. True,
+    recompressed, smoothed, grainy and half-resolution continuations line up best in place."""
+    pairs = sample_pairs(range(60, 72), 512, 1024)
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res", "other-scene")}
+    fam = composites([p[0] for p in pairs], 683, kinds, others=[p[1] for p in pairs])
+    cues = {k: [edge_cues(i, 683) for i in v] for k, v in fam.items()}
+    limit = {c: DEFAULT_THRESHOLD * CUE_SCALES[CUES.index(c)] for c in ("lag", "lag_far")}
+    far = {k: np.array([c["lag_far"] for c in v]) for k, v in cues.items()}
+    near = np.array([c["lag"] for c in cues["other-scene"]])
+    # measured: good kinds -0.85..0.25; another scene 0.24-0.95, above the shipped limit (0.43) on 7 of 12,
+    # 2 of them under lag's
+    assert max(far[k].max() for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res")) <= 0.3
+    assert (far["other-scene"] > limit["lag_far"]).sum() >= 7
+    assert ((far["other-scene"] > limit["lag_far"]) & (near <= limit["lag"])).sum() >= 2
+
+
 def test_the_default_gate_at_a_generator_size():
     """The shipped scales and threshold (fitted at 256x512 and 512x1024 on scenes 100-199) on new ones:
     steps of 32 levels, flat and noise fills, strong blurs and most 8-px shifts, colour casts and
