@@ -6,10 +6,10 @@ are compared with what the two sides' own steps predict, for a brightness step t
 height (also against the steps the same image takes at nearby columns), a step in chromaticity (a
 colour cast), a vertical offset (near, or tens of rows for another scene's horizon), rows that do
 not continue, structure that stops at the edge, a fill without a vertical edge or without a sharp
-edge left; and the structures that cross the edge
-(in gray and two colour-opponent channels) must land where their own slope on each side puts
-them, and must not match clearly better away from that line than near it (a structure that repeats,
-rows of windows, matches as well near it): a vertically shifted fill breaks both.
+edge left; and the structures that cross the edge (in gray and two colour-opponent channels) must
+land where their own slope on each side puts them, and must not match clearly better away from that
+line than near it (a structure that repeats, rows of windows, matches as well near it): a vertically
+shifted fill breaks both.
 Each cue is divided by its scale (:data:`CUE_SCALES`: the 99th percentile of that cue on good
 continuations -- true, JPEG-recompressed, smoothed, grainy and half-resolution ones from the sample
 maker and the independent ray-caster, 256x512 and 512x1024 -- or the cue's floor,

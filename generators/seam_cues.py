@@ -321,6 +321,16 @@ def _sharpness(img: np.ndarray, e: int, gap: int, k: int) -> float:
     return float(np.log(widths[1] / widths[0]))
 
 
+def _strong(b: np.ndarray, starts: np.ndarray, p: int) -> np.ndarray:
+    """(blocks, channels): whether the known side's gradient profile ``b`` reaches :data:`CROSS_GRADIENT` in a block."""
+    return np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
+
+
+def _slope_spread(slope: np.ndarray, dist: int) -> np.ndarray:
+    """How much a slope's uncertainty widens where it puts a structure ``dist`` columns on (1 for a level line)."""
+    return 1.0 + 0.25 * np.abs(slope) * dist
+
+
 class _Strip(NamedTuple):
     """What ``crossing`` and ``displaced`` read of the columns around the edge (colour-opponent, smoothed):
     per row, the vertical gradient and the colour of the last known window and of the first invented one,
@@ -358,11 +368,10 @@ def _crossing_blocks(st: _Strip, h: int, k: int, gap: int) -> tuple[np.ndarray, 
     moved = np.clip(starts[:, None] + np.rint(offset).astype(int), 0, h - p)  # the invented side's rows that matched
     s_known, ok_known = _block_slopes(st.tensor_known, starts, p)
     s_inv, ok_inv = _block_slopes(st.tensor_invented, moved, p)
-    strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
-    ok = strong & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
+    ok = _strong(b, starts, p) & (match >= CROSS_MATCH) & ok_known & ok_inv & (np.abs(s_known - s_inv) <= 0.15)
     ok &= _same_structure(st.colour_known, st.colour_invented, starts, p, offset, lag)
     slope, dist = 0.5 * (s_known + s_inv), k + gap
-    off = np.abs(offset - slope * dist) / (1.0 + 0.25 * np.abs(slope) * dist)
+    off = np.abs(offset - slope * dist) / _slope_spread(slope, dist)
     return starts, p, off, ok
 
 
@@ -399,13 +408,12 @@ def _displaced(st: _Strip, h: int, k: int, gap: int) -> float:
     s_known, _ = _block_slopes(st.tensor_known, starts, p)
     s_inv, _ = _block_slopes(st.tensor_invented, np.clip(starts[:, None] + offset, 0, h - p), p)
     dist = k + gap
-    tol = DISPLACED_TOL * (1.0 + 0.25 * np.maximum(np.abs(s_known), np.abs(s_inv)) * dist)
+    tol = DISPLACED_TOL * _slope_spread(np.maximum(np.abs(s_known), np.abs(s_inv)), dist)
     shifts = np.arange(-lag, lag + 1)
     near = (shifts >= (np.minimum(s_known, s_inv) * dist - tol)[..., None]) \
         & (shifts <= (np.maximum(s_known, s_inv) * dist + tol)[..., None])
     better = match - np.where(near, ncc, -1.0).max(axis=-1)
-    strong = np.abs(b[starts[:, None] + np.arange(p)]).max(axis=1) >= CROSS_GRADIENT
-    counted = strong & (match >= DISPLACED_MATCH) & _same_structure(
+    counted = _strong(b, starts, p) & (match >= DISPLACED_MATCH) & _same_structure(
         st.colour_known, st.colour_invented, starts, p, offset, lag)
     return float(np.where(counted, np.clip(better / DISPLACED_MARGIN, 0.0, 1.0), 0.0).max(axis=1).sum())
 

@@ -172,12 +172,12 @@ def test_the_default_gate_at_a_generator_size():
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
     assert not any(passed["step-32"] + passed["flat"] + passed["noise"] + passed["blur"])
-    # measured: shifts 4.6, 5.4, 2.5 on the sample maker's scenes, 1.5, 1.02 and 0.67 on the ray-caster's (the
+    # measured: shifts 5.7, 5.7, 2.5 on the sample maker's scenes, 1.9, 1.02 and 1.9 on the ray-caster's (the
     # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.8-10.3,
-    # inpainting 2.2-3.5, against the threshold 1.3; the highest good continuation (a ray-cast facade's window
+    # inpainting 2.2-3.5, against the threshold 1.33; the highest good continuation (a ray-cast facade's window
     # column at the edge) 1.13 true, 1.20 recompressed; on 30 + 30 other scenes the default gate rejects
     # about 1-2 % of good continuations (benchmarks/RESULTS.md)
-    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["shift-8"]) <= 2
+    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["shift-8"]) <= 1
     assert sum(passed["colour-cast"] + passed["inpaint-telea"] + passed["inpaint-ns"]) == 0
     assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
 
