@@ -30,9 +30,9 @@ import numpy as np
 from .seam_cues import CUES, edge_cues
 
 #: Per-cue scales (fitted on good continuations only, see the module docstring), in :data:`CUES` order.
-CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 0.32, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3, 1.06)
+CUE_SCALES = (6.07, 4.38, 1.24, 1.2, 1.23, 0.293, 0.32, 2.96, 0.762, 1.28, 0.7, 1.87, 1.08, 1.3, 1.06, 3.0)
 #: Default rejection threshold: a score above it rejects.
-DEFAULT_THRESHOLD = 1.33
+DEFAULT_THRESHOLD = 1.36
 
 
 def _columns(mask: np.ndarray) -> np.ndarray:

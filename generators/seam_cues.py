@@ -10,6 +10,10 @@ marks, cars) stay. The cues (:data:`CUES`):
 - ``level`` / ``log_level``: the step ``C - B`` shared by most rows (:func:`_shorth`) of every third
   of the height, per channel, in levels and in log levels: a brightness step or a colour cast
   moves every third; content at the edge (a pole, a car, a facade's window column) only some.
+- ``gray_level``: the same step in gray (the channels' mean), the median over each third's rows, the
+  weakest third, and none unless all three step the same way (:func:`_gray_level`): the median of
+  the pooled channels keeps more of the rows' evidence than the shorth of one channel, so an 8-level
+  step stands out of a blotchy facade's own texture.
 - ``local_level`` / ``local_log_level``: the same step over wider windows, divided by what it
   reaches at nearby columns of the same image where no edge is (:func:`_local_levels`): a facade of
   coarse, contrasty texture steps by several levels between any two columns, a smooth one by
@@ -59,11 +63,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 CUES = ("level", "log_level", "local_level", "local_log_level", "chroma", "lag", "lag_far", "content", "blur", "streak",
-        "rough", "vertical", "sharpness", "crossing", "displaced")
+        "rough", "vertical", "sharpness", "crossing", "displaced", "gray_level")
 #: Smallest scale of each cue (its unit: levels, log levels x 100, ratios to the nearby steps, log
 #: chromaticity x 100, share, ratio, log ratios, log width ratio, row blocks): below these a cue is no
 #: evidence, whatever the calibration set's good continuations reach.
-CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 0.1, 1.5, 0.3, 0.5, 0.7, 0.3, 0.5, 1.0, 1.0)
+CUE_FLOORS = (3.0, 3.0, 0.75, 0.75, 1.0, 0.1, 0.1, 1.5, 0.3, 0.5, 0.7, 0.3, 0.5, 1.0, 1.0, 3.0)
 #: ``vertical``: windows (of the image's window width) either side of the edge whose vertical edges are compared.
 VERTICAL_BAND = 8
 #: ``crossing``: least normalised cross-correlation of a block's match, least coherence of its
@@ -142,9 +146,16 @@ def _shorth(x: np.ndarray) -> np.ndarray:
 
 def _level(r: np.ndarray) -> float:
     """Per channel, the step that most rows of every third share (:func:`_shorth` of the residual in
-    each third, agreeing in sign), the weakest third; the largest channel. Content at the edge steps
-    some rows or some thirds, a seam steps all of them."""
+    each third), the weakest third; the largest channel. Content at the edge steps some rows or some
+    thirds, a seam steps all of them."""
     return float(_thirds_levels(r)[0])
+
+
+def _gray_level(d: np.ndarray) -> float:
+    """The weakest third's median over rows of the gray step ``d`` (rows, 3 channels), 0 unless every
+    third steps the same way."""
+    m = np.array([np.median(t) for t in np.array_split(d.mean(axis=1), 3)])
+    return float(np.abs(m).min()) if (np.sign(m) == np.sign(m[0])).all() else 0.0
 
 
 def _chromaticity(log_rgb: np.ndarray) -> np.ndarray:
@@ -437,4 +448,5 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
             "lag": _lag_gain(p, lag), "lag_far": _lag_gain(p, _far_rows(h)),
             "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak, "rough": rough,
             "vertical": vertical, "sharpness": _sharpness(img, e, gap, k), "crossing": _crossing(st, h, k, gap),
-            "displaced": _displaced(st, h, k, gap)}
+            "displaced": _displaced(st, h, k, gap),
+            "gray_level": _gray_level(p[2] - p[1])}

@@ -56,17 +56,18 @@ def test_a_step_away_from_the_mask_edge_is_not_scored(family):
 
 def test_held_out_rates_per_kind(family):
     # Each kind's rate under a gate fitted without it (good kinds only enter a fit). Measured when written
-    # (96x192, 8 + 8 scenes): false accept 0.116, false reject 0.125 overall; passed: shift-2 0.50, shift-4 0.44,
-    # shift-8 0.31, shift-16 0.19, other scene, step-16, colour cast 0.06, step-8, step-32, blur, flat, both
-    # inpaintings, noise 0; rejected: JPEG q75, grain 0.19, true, smoothed 0.13, half-res 0 (one image is 0.06).
+    # (96x192, 8 + 8 scenes): false accept 0.116, false reject 0.125 overall; passed: shift-2 0.63, shift-4 0.44,
+    # shift-8 0.25, shift-16 0.19, other scene, colour cast 0.06, step-8, step-16, step-32, blur, flat, both
+    # inpaintings, noise 0; rejected: JPEG q75 0.25, grain 0.19, smoothed 0.13, true 0.06, half-res 0 (one image
+    # is 0.06).
     # Far from the goal (<= 2 % at <= 3 %); at 256x512 and 512x1024 see benchmarks/RESULTS.md.
     tables = {k: cue_table(v, EDGE) for k, v in family.items()}
     r = leave_one_kind_out(tables, SEAM_KINDS, GOOD_KINDS)
     assert r["false_accept"] <= 0.12 and r["false_reject"] <= 0.13
     assert max(r[k] for k in ("step-8", "step-32", "blur", "flat", "inpaint-telea", "inpaint-ns", "noise")) == 0.0
     assert max(r[k] for k in ("other-scene", "step-16", "colour-cast", "half-res")) <= 0.07
-    assert max(r["true"], r["smooth-1"]) <= 0.13 and max(r["jpeg-75"], r["grain"], r["shift-16"]) <= 0.19
-    assert r["shift-8"] <= 0.32 and r["shift-4"] <= 0.44 and r["shift-2"] <= 0.5
+    assert max(r["true"], r["smooth-1"]) <= 0.13 and max(r["grain"], r["shift-16"]) <= 0.19 and r["jpeg-75"] <= 0.25
+    assert r["shift-8"] <= 0.25 and r["shift-4"] <= 0.44 and r["shift-2"] <= 0.63
 
 
 def test_casts_steps_and_blur_stand_out_from_the_image_itself():
@@ -105,6 +106,20 @@ def test_inpainting_leaves_the_fill_no_vertical_edge():
     # measured: good continuations -0.73..1.43, inpainting 3.59..6.49; the shipped scale is 1.87, threshold 1.33
     assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res")) < scale
     assert min(cue[k].min() for k in ("inpaint-telea", "inpaint-ns")) > DEFAULT_THRESHOLD * scale
+
+
+def test_an_8_level_step_stands_out_of_a_blotchy_facade_in_gray():
+    """The gray_level cue: a brightness step of 8 levels on the ray-caster's textured facades moves the median
+    gray step of every third of the height past the shipped limit, while the facade's own texture keeps the
+    true, recompressed, smoothed, grainy and half-resolution continuations well under it."""
+    pairs = raycast_pairs(range(80, 92), 256, 512)
+    kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res", "step-8")}
+    fam = composites([p[0] for p in pairs], 341, kinds, others=[p[1] for p in pairs])
+    cue = {k: np.array([edge_cues(i, 341)["gray_level"] for i in v]) for k, v in fam.items()}
+    limit = DEFAULT_THRESHOLD * CUE_SCALES[CUES.index("gray_level")]
+    # measured: good kinds at most 2.26 (0 on 8 of 12 scenes); steps 4.5-10.3 on 8 of 12, against a limit of about 4
+    assert max(cue[k].max() for k in ("true", "jpeg-75", "smooth-1", "grain", "half-res")) <= 2.5
+    assert (cue["step-8"] > limit).sum() >= 8
 
 
 def test_a_vertical_shift_moves_the_structures_that_cross_the_edge():
@@ -163,8 +178,8 @@ def test_another_horizon_beyond_the_near_search_lines_up_further_away():
 
 def test_the_default_gate_at_a_generator_size():
     """The shipped scales and threshold (fitted at 256x512 and 512x1024 on scenes 100-199) on new ones:
-    steps of 32 levels, flat and noise fills, strong blurs and most 8-px shifts, colour casts and
-    inpainted fills are rejected, true, recompressed and smoothed continuations pass."""
+    steps of 32 levels, flat and noise fills, strong blurs, 8-px shifts, colour casts and inpainted fills are
+    rejected; true, recompressed and smoothed continuations pass, but for one facade that steps by itself."""
     pairs = sample_pairs(range(20, 23), 256, 512) + raycast_pairs(range(20, 23), 256, 512)
     kinds = {k: ALL_KINDS[k] for k in ("true", "jpeg-75", "smooth-1", "step-32", "flat", "noise", "blur", "shift-8",
                                        "colour-cast", "inpaint-telea", "inpaint-ns")}
@@ -172,14 +187,14 @@ def test_the_default_gate_at_a_generator_size():
     gate, mask = SeamGate(), edge_mask((256, 512), 341)
     passed = {k: [gate.accepts(gate.score(i, mask)) for i in v] for k, v in family.items()}
     assert not any(passed["step-32"] + passed["flat"] + passed["noise"] + passed["blur"])
-    # measured: shifts 5.7, 5.7, 2.5 on the sample maker's scenes, 1.9, 1.02 and 1.9 on the ray-caster's (the
-    # weak spot: facades whose texture hides where the crossing structures land), colour casts 1.8-10.3,
-    # inpainting 2.2-3.5, against the threshold 1.33; the highest good continuation (a ray-cast facade's window
-    # column at the edge) 1.13 true, 1.20 recompressed; on 30 + 30 other scenes the default gate rejects
-    # about 1-2 % of good continuations (benchmarks/RESULTS.md)
-    assert sum(passed["shift-8"][:3]) == 0 and sum(passed["shift-8"]) <= 1
+    # measured: shifts 5.7, 5.7, 2.5 on the sample maker's scenes, 1.9, 2.7 and 1.9 on the ray-caster's, colour
+    # casts 1.8-10.3, inpainting 2.2-3.5, against the threshold 1.36; good continuations at most 0.82, but for one
+    # ray-cast facade that steps 5-7 levels across the edge in every third of the height by itself (1.67 true,
+    # 1.83 recompressed, 2.21 smoothed: gray_level, rejected); on 30 + 30 other scenes the default gate rejects
+    # 2-4 % of good continuations (benchmarks/RESULTS.md)
+    assert sum(passed["shift-8"]) == 0
     assert sum(passed["colour-cast"] + passed["inpaint-telea"] + passed["inpaint-ns"]) == 0
-    assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 16
+    assert sum(passed["true"] + passed["jpeg-75"] + passed["smooth-1"]) >= 15
 
 
 def test_plausibility_tells_copies_from_new_content(family):
