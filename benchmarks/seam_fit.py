@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from seam_scenes import raycast_pairs, sample_pairs  # noqa: E402
+from seam_scenes import SOURCES  # noqa: E402
 
 from streetsynth.generators.seam import CUE_SCALES, DEFAULT_THRESHOLD  # noqa: E402
 from streetsynth.generators.seam_calibration import cue_table, fit, scores  # noqa: E402
@@ -42,25 +42,12 @@ SIZES = ((256, 512), (512, 1024))
 BATCHES = (range(100, 130), range(130, 200))
 #: The benchmark's scenes (``benchmarks/seam_gate.py --scenes 30``), joined to the fit scenes for cross-validation.
 REPORT = range(0, 30)
-SOURCES = {"sample": sample_pairs, "raycast": raycast_pairs}
 
 
-def good_rows() -> np.ndarray:
-    """Cue rows of every good continuation of the fit scenes, both renderers and sizes."""
-    rows = []
-    jobs = [(size, make, seeds) for size in SIZES for make in (sample_pairs, raycast_pairs) for seeds in BATCHES]
-    for (h, w), make, seeds in tqdm(jobs, desc="fit scenes", unit="batch"):
-        edge = round(2 * w / 3)
-        pairs = make(seeds, h, w)
-        family = composites([p[0] for p in pairs], edge, ALL_KINDS, others=[p[1] for p in pairs])
-        rows += [cue_table(family[k], edge) for k in GOOD_KINDS]
-    return np.concatenate(rows)
-
-
-def kind_rows(batches) -> dict[tuple[int, str, str], np.ndarray]:
-    """Cue rows of every kind, per (width, renderer, kind), scenes in the order of ``batches``."""
+def kind_rows(batches, kinds) -> dict[tuple[int, str, str], np.ndarray]:
+    """Cue rows of each of ``kinds``, per (width, renderer, kind), scenes in the order of ``batches``; the
+    composites are made with every kind, so that the random kinds draw what the shipped fit drew."""
     rows: dict[tuple[int, str, str], list[np.ndarray]] = {}
-    kinds = {**SEAM_KINDS, **GOOD_KINDS}
     jobs = [(size, name, seeds) for size in SIZES for name in SOURCES for seeds in batches]
     for (h, w), name, seeds in tqdm(jobs, desc="scenes", unit="batch"):
         edge = round(2 * w / 3)
@@ -99,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     if args.cross_validate:
-        cross_validate(kind_rows((REPORT, *BATCHES)))
+        cross_validate(kind_rows((REPORT, *BATCHES), [*SEAM_KINDS, *GOOD_KINDS]))
         return 0
-    good = good_rows()
+    good = np.concatenate(list(kind_rows(BATCHES, GOOD_KINDS).values()))
     scales = tuple(float(f"{s:.3g}") for s in fit(good)[0])
     # the threshold of the scales as written (3 digits), which is what the gate divides by
     threshold = round(float(np.quantile(scores(good, scales), 0.97)), 2)

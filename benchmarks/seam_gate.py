@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seam_methods import SCORES, THRESHOLDS  # noqa: E402
-from seam_scenes import raycast_pairs, sample_pairs  # noqa: E402
+from seam_scenes import SOURCES, sample_pairs  # noqa: E402
 
 from streetsynth.config import parse_size  # noqa: E402
 from streetsynth.generators.seam import CUE_SCALES, DEFAULT_THRESHOLD, SeamGate  # noqa: E402
@@ -42,9 +42,6 @@ from streetsynth.generators.seam_cues import crossing_blocks  # noqa: E402
 from streetsynth.generators.seam_family import (ALL_KINDS, GOOD_KINDS, IMPLAUSIBLE_KINDS, SEAM_KINDS,  # noqa: E402
                                                 composites, edge_mask)
 from streetsynth.generators.seam_plausibility import plausibility_score  # noqa: E402
-
-SOURCES = {"sample": sample_pairs, "raycast": raycast_pairs}
-
 
 def _family(n: int, h: int, w: int, edge: int) -> dict[str, dict[str, list[np.ndarray]]]:
     """Per source, every kind's composites of ``n`` scenes."""

@@ -47,3 +47,7 @@ def raycast_pairs(seeds, h: int, w: int) -> list[tuple[np.ndarray, np.ndarray]]:
                  for _ in range(2)]
         out.append((views[0], views[1]))
     return out
+
+
+#: The two renderers by name, as the benchmarks and their tables key them.
+SOURCES = {"sample": sample_pairs, "raycast": raycast_pairs}
