@@ -175,13 +175,19 @@ def _local_levels(img: np.ndarray, e: int, gap: int, k: int) -> tuple[float, flo
     return out[0], out[1]
 
 
-def _lag_gain(p: np.ndarray, lag: int) -> float:
+def _binned_gray(p: np.ndarray) -> tuple[np.ndarray, int]:
+    """(4, rows / f) gray profiles of ``p`` with rows binned by f, to at most ~256 rows (the profiles are
+    smoothed over f rows anyway), and f: what ``lag`` and ``lag_far`` both search."""
+    f = max(1, p.shape[1] // 256)
+    return p.mean(axis=2)[:, :p.shape[1] // f * f].reshape(4, -1, f).mean(axis=2), f
+
+
+def _lag_gain(g: np.ndarray, f: int, lag: int) -> float:
     """How much better the rows right of the edge (C) continue those left of it (B) when moved by
     1..``lag`` rows than in place, beyond the same gain between A and B and between C and D: a fill
     moved up or down lines up only at its offset. The mismatch at an offset is the median over rows
-    of the absolute difference (less its median, so a brightness step does not count)."""
-    f = max(1, p.shape[1] // 256)  # rows binned to at most ~256 (the profiles are smoothed over f rows anyway)
-    g = p.mean(axis=2)[:, :p.shape[1] // f * f].reshape(4, -1, f).mean(axis=2)
+    of the absolute difference (less its median, so a brightness step does not count). ``g``, ``f``:
+    :func:`_binned_gray` of the profiles."""
     lag = max(2, lag // f)
     n = g.shape[1]
     if n <= 2 * lag + 8:
@@ -273,10 +279,11 @@ def edge_cues(img: np.ndarray, e: int, gap: int = 8) -> dict[str, float] | None:
     blur, streak, rough, vertical = _gradients(img, e, gap, k)
     st, h = edge_strip(img, e, gap, k), img.shape[0]
     local, local_log = _local_levels(img, e, gap, k)
-    return {"level": _level(p[2] - p[1]), "log_level": _level(lp[2] - lp[1]), "local_level": local,
+    step, (gray, f) = p[2] - p[1], _binned_gray(p)
+    return {"level": _level(step), "log_level": _level(lp[2] - lp[1]), "local_level": local,
             "local_log_level": local_log, "chroma": _level(_chromaticity(lp[2]) - _chromaticity(lp[1])),
-            "lag": _lag_gain(p, lag), "lag_far": _lag_gain(p, far_rows(h)),
+            "lag": _lag_gain(gray, f, lag), "lag_far": _lag_gain(gray, f, far_rows(h)),
             "content": float(spread / (ref_spread + 2.0)), "blur": blur, "streak": streak, "rough": rough,
             "vertical": vertical, "sharpness": _sharpness(img, e, gap, k), "crossing": crossing_cue(st, h, k, gap),
             "displaced": displaced_cue(st, h, k, gap),
-            "gray_level": _gray_level(p[2] - p[1])}
+            "gray_level": _gray_level(step)}
