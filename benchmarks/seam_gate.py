@@ -9,8 +9,9 @@ gate as it is (scales and threshold fitted on scenes 100-199, which ``--scenes``
 reaches) on the same images: new scenes as well as unseen kinds. ``--compare``
 scores the same images with the methods the gate replaced (``seam_methods.py``) at their own
 thresholds. The plausibility score is printed for the mirrored / repeated fills beside the good
-ones. Timings run on one core (OMP_NUM_THREADS=1, OpenCV threads 1). ``--out`` saves a picture of
-the seam kinds the shipped gate passes most often.
+ones. Timings run on one core (OMP_NUM_THREADS=1, OpenCV threads 1). ``--out`` saves pictures of
+the seam kinds the shipped gate passes most often, of why 2-px shifts are reported apart, and of the
+8-level steps and 4-px shifts it passes on the ray-caster's scenes beside their true continuations.
 
     .venv/bin/python benchmarks/seam_gate.py --scenes 30 --sizes 256x512,512x1024 --compare profile,column-sum --out seam-bench
 """
@@ -107,11 +108,43 @@ def _picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path) -
     for kind in sorted(SEAM_KINDS, key=lambda k: -hits[k].mean())[:3]:
         imgs = [i for s in SOURCES for i in family[s][kind]]
         picks = [imgs[j] for j in np.flatnonzero(hits[kind])[:4]]
-        w = imgs[0].shape[1] // 6
-        crops = [i[:, edge - w:edge + w] for i in picks] or [np.zeros_like(imgs[0][:, :2 * w])]
+        crops = [_crop(i, edge) for i in picks] or [np.zeros_like(_crop(imgs[0], edge))]
         row = np.concatenate(crops + [np.zeros_like(crops[0])] * (4 - len(crops)), axis=1)
         cv2.putText(row, f"{kind}: accepted", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
         rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    print(f"  picture: {path}")
+
+
+def _crop(img: np.ndarray, edge: int) -> np.ndarray:
+    """The whole height of ``img``, a sixth of its width either side of the edge."""
+    w = img.shape[1] // 6
+    return img[:, edge - w:edge + w]
+
+
+def _beside_truth_picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path,
+                          source: str = "raycast", kinds: tuple[str, ...] = ("step-8", "shift-4")) -> None:
+    """Seams of ``kinds`` that the shipped gate passes on ``source``'s scenes, each beside the same scene's
+    true continuation (the edge ticked in red, the score in the corner): what the gate misses is a step or a
+    shift that the scene's own texture matches at the edge."""
+    n, at = len(family[source]["true"]), list(SOURCES).index(source)
+    gate, mask = SeamGate(), edge_mask(family[source]["true"][0].shape, edge)
+    blank = np.zeros_like(_crop(family[source]["true"][0], edge))
+    sep = np.zeros((blank.shape[0], 4, 3), np.uint8)
+    rows = []
+    for kind in kinds:
+        tiles = []
+        for j in np.flatnonzero(hits[kind][at * n:(at + 1) * n])[:3]:
+            for name in ("true", kind):
+                img = family[source][name][j]
+                tile = _crop(img, edge).copy()
+                tile[:6, tile.shape[1] // 2] = (255, 0, 0)
+                cv2.putText(tile, f"{name} {gate.score(img, mask):.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                            (255, 255, 0), 1)
+                tiles += [tile, sep]
+        tiles += [blank, sep, blank, sep] * (3 - len(tiles) // 4)
+        rows.append(np.concatenate(tiles[:-1], axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     print(f"  picture: {path}")
@@ -208,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             _picture(family, shipped, edge, Path(args.out) / f"accepted_{h}x{w}.png")
             _apart_picture(family, edge, Path(args.out) / f"shift2_apart_{h}x{w}.png")
+            _beside_truth_picture(family, shipped, edge, Path(args.out) / f"missed_raycast_{h}x{w}.png")
     _timing(args.time_size)
     return 0
 
