@@ -112,6 +112,11 @@ def _picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path) -
         row = np.concatenate(crops + [np.zeros_like(crops[0])] * (4 - len(crops)), axis=1)
         cv2.putText(row, f"{kind}: accepted", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
         rows.append(row)
+    _save(rows, path)
+
+
+def _save(rows: list[np.ndarray], path: Path) -> None:
+    """Write the RGB ``rows`` stacked top to bottom as one PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     print(f"  picture: {path}")
@@ -123,13 +128,12 @@ def _crop(img: np.ndarray, edge: int) -> np.ndarray:
     return img[:, edge - w:edge + w]
 
 
-def _beside_truth_picture(family: dict, hits: dict[str, np.ndarray], edge: int, path: Path,
-                          source: str = "raycast", kinds: tuple[str, ...] = ("step-8", "shift-4")) -> None:
+def _beside_truth_picture(family: dict, tables: dict[str, np.ndarray], hits: dict[str, np.ndarray], edge: int,
+                          path: Path, source: str = "raycast", kinds: tuple[str, ...] = ("step-8", "shift-4")) -> None:
     """Seams of ``kinds`` that the shipped gate passes on ``source``'s scenes, each beside the same scene's
-    true continuation (the edge ticked in red, the score in the corner): what the gate misses is a step or a
-    shift that the scene's own texture matches at the edge."""
+    true continuation (the edge ticked in red, the shipped score from ``tables`` in the corner): what the gate
+    misses is a step or a shift that the scene's own texture matches at the edge."""
     n, at = len(family[source]["true"]), list(SOURCES).index(source)
-    gate, mask = SeamGate(), edge_mask(family[source]["true"][0].shape, edge)
     blank = np.zeros_like(_crop(family[source]["true"][0], edge))
     sep = np.zeros((blank.shape[0], 4, 3), np.uint8)
     rows = []
@@ -137,17 +141,15 @@ def _beside_truth_picture(family: dict, hits: dict[str, np.ndarray], edge: int, 
         tiles = []
         for j in np.flatnonzero(hits[kind][at * n:(at + 1) * n])[:3]:
             for name in ("true", kind):
-                img = family[source][name][j]
-                tile = _crop(img, edge).copy()
+                tile = _crop(family[source][name][j], edge).copy()
                 tile[:6, tile.shape[1] // 2] = (255, 0, 0)
-                cv2.putText(tile, f"{name} {gate.score(img, mask):.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                score = scores(tables[name][at * n + j][None], CUE_SCALES)[0]
+                cv2.putText(tile, f"{name} {score:.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                             (255, 255, 0), 1)
                 tiles += [tile, sep]
         tiles += [blank, sep, blank, sep] * (3 - len(tiles) // 4)
         rows.append(np.concatenate(tiles[:-1], axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
-    print(f"  picture: {path}")
+    _save(rows, path)
 
 
 def _enlarged(img: np.ndarray, y: int, edge: int, label: str) -> np.ndarray:
@@ -189,9 +191,7 @@ def _apart_picture(family: dict, edge: int, path: Path) -> None:
                  _enlarged(family[s]["shift-2"][j], y, edge, "same scene, shift-2")]
         row = np.concatenate([tiles[0], sep, tiles[1]], axis=1)
         rows.append(np.concatenate([row, np.zeros((192, rows[0].shape[1] - row.shape[1], 3), np.uint8)], axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
-    print(f"  picture: {path}")
+    _save(rows, path)
 
 
 def _timing(size: str) -> None:
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             _picture(family, shipped, edge, Path(args.out) / f"accepted_{h}x{w}.png")
             _apart_picture(family, edge, Path(args.out) / f"shift2_apart_{h}x{w}.png")
-            _beside_truth_picture(family, shipped, edge, Path(args.out) / f"missed_raycast_{h}x{w}.png")
+            _beside_truth_picture(family, tables, shipped, edge, Path(args.out) / f"missed_raycast_{h}x{w}.png")
     _timing(args.time_size)
     return 0
 
